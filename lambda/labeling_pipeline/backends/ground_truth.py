@@ -1,0 +1,160 @@
+"""Every Amazon SageMaker Ground Truth call of the pipeline lives here.
+
+Ground Truth has been closed to new AWS customers since 2026-07-30 (existing customers keep it):
+https://docs.aws.amazon.com/sagemaker/latest/dg/sms.html . A refusal is turned into
+`BackendUnavailableError` with a message that says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from labeling_pipeline.backends import (
+    BackendUnavailableError,
+    JobSpec,
+    PermanentBackendError,
+    TransientBackendError,
+)
+
+# Built-in bounding-box Lambdas, one account per region. Source: botocore's SageMaker model, the
+# documentation of HumanTaskConfig.PreHumanTaskLambdaArn (PRE-BoundingBox) and
+# AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn (ACS-BoundingBox), the same text as
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_HumanTaskConfig.html .
+# tests/lambda/test_ground_truth_backend.py checks this table against the installed botocore model.
+BUILT_IN_LAMBDA_ACCOUNTS = {
+    "us-east-1": "432418664414",
+    "us-east-2": "266458841044",
+    "us-west-2": "081040173940",
+    "ca-central-1": "918755190332",
+    "eu-west-1": "568282634449",
+    "eu-west-2": "487402164563",
+    "eu-central-1": "203001061592",
+    "ap-northeast-1": "477331159723",
+    "ap-northeast-2": "845288260483",
+    "ap-south-1": "565803892007",
+    "ap-southeast-1": "377565633583",
+    "ap-southeast-2": "454466003867",
+}
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalError",
+        # Too many jobs running at once: a later try can pass.
+        "ResourceLimitExceeded",
+    }
+)
+# Words AWS uses when an account may not use a service (checked against the message, lower-cased).
+REFUSAL_HINTS = ("not available to new customers", "no longer available", "not authorized to use", "subscription")
+
+
+class UnsupportedRegionError(BackendUnavailableError):
+    pass
+
+
+def built_in_lambda_arns(region: str) -> tuple[str, str]:
+    """(PRE-BoundingBox, ACS-BoundingBox) for a region, or a clear error; never a made-up ARN."""
+    account = BUILT_IN_LAMBDA_ACCOUNTS.get(region)
+    if account is None:
+        supported = ", ".join(sorted(BUILT_IN_LAMBDA_ACCOUNTS))
+        raise UnsupportedRegionError(
+            f"Ground Truth's built-in bounding-box task is not offered in {region}; "
+            f"deploy the stack in one of: {supported}"
+        )
+    return (
+        f"arn:aws:lambda:{region}:{account}:function:PRE-BoundingBox",
+        f"arn:aws:lambda:{region}:{account}:function:ACS-BoundingBox",
+    )
+
+
+def build_create_labeling_job_request(
+    spec: JobSpec, *, region: str, workteam_arn: str, role_arn: str
+) -> dict[str, Any]:
+    pre_arn, acs_arn = built_in_lambda_arns(region)
+    settings = spec.settings
+    return {
+        "LabelingJobName": spec.name,
+        "LabelAttributeName": settings.label_attribute_name,
+        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": spec.manifest_uri}}},
+        "OutputConfig": {"S3OutputPath": spec.output_uri},
+        "RoleArn": role_arn,
+        "LabelCategoryConfigS3Uri": spec.label_config_uri,
+        "HumanTaskConfig": {
+            "WorkteamArn": workteam_arn,
+            "UiConfig": {"UiTemplateS3Uri": spec.template_uri},
+            "PreHumanTaskLambdaArn": pre_arn,
+            "TaskKeywords": list(settings.task_keywords),
+            "TaskTitle": settings.task_title,
+            "TaskDescription": settings.task_description,
+            "NumberOfHumanWorkersPerDataObject": settings.workers_per_image,
+            "TaskTimeLimitInSeconds": settings.task_time_limit_seconds,
+            "TaskAvailabilityLifetimeInSeconds": settings.task_availability_seconds,
+            "MaxConcurrentTaskCount": settings.max_concurrent_task_count,
+            "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": acs_arn},
+        },
+        "Tags": [{"Key": "created-by", "Value": "gt-bbox-labeling"}],
+    }
+
+
+def _is_refusal(code: str, message: str) -> bool:
+    lowered = message.lower()
+    return code in ("AccessDeniedException", "AccessDenied", "SubscriptionRequiredException") or any(
+        hint in lowered for hint in REFUSAL_HINTS
+    )
+
+
+class GroundTruthBackend:
+    def __init__(self, sagemaker_client: Any, *, region: str, workteam_arn: str, role_arn: str) -> None:
+        built_in_lambda_arns(region)  # fail at start-up, not per job, in an unsupported region
+        self._client = sagemaker_client
+        self._region = region
+        self._workteam_arn = workteam_arn
+        self._role_arn = role_arn
+
+    def create_job(self, spec: JobSpec) -> None:
+        request = build_create_labeling_job_request(
+            spec, region=self._region, workteam_arn=self._workteam_arn, role_arn=self._role_arn
+        )
+        try:
+            self._client.create_labeling_job(**request)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            message = error.response.get("Error", {}).get("Message", "")
+            if code == "ResourceInUse":
+                self._confirm_same_job(spec)
+                return
+            if code in RETRYABLE_CODES:
+                raise TransientBackendError(f"CreateLabelingJob {spec.name}: {code}: {message}") from error
+            if _is_refusal(code, message):
+                raise BackendUnavailableError(
+                    f"Amazon SageMaker Ground Truth refused to create labeling job {spec.name} ({code}: "
+                    f"{message}). Ground Truth is closed to new AWS customers since 2026-07-30; only accounts "
+                    "that already used it can create jobs. Check that this account is one of them and that "
+                    "the launcher role may call sagemaker:CreateLabelingJob."
+                ) from error
+            raise PermanentBackendError(f"CreateLabelingJob {spec.name} rejected: {code}: {message}") from error
+        except BotoCoreError as error:
+            raise TransientBackendError(f"CreateLabelingJob {spec.name}: {error}") from error
+
+    def _confirm_same_job(self, spec: JobSpec) -> None:
+        """A job of this name exists: ours from an earlier try if it reads our manifest."""
+        try:
+            described = self._client.describe_labeling_job(LabelingJobName=spec.name)
+        except (ClientError, BotoCoreError) as error:
+            raise TransientBackendError(f"DescribeLabelingJob {spec.name}: {error}") from error
+        existing = described["InputConfig"]["DataSource"].get("S3DataSource", {}).get("ManifestS3Uri")
+        if existing != spec.manifest_uri:
+            raise PermanentBackendError(
+                f"a labeling job named {spec.name} already exists with another manifest ({existing}); "
+                "job names can never be reused: change labeling.jobNamePrefix"
+            )

@@ -1,0 +1,182 @@
+"""Launcher Lambda: SQS batch of S3 notifications -> labeling jobs, with partial batch failures.
+
+Each message ends one of three ways:
+- done: every image in it belongs to a created job, or was skipped (logged and counted);
+- retried: a transient failure (throttling, 5xx) touched one of its images; it is reported in
+  `batchItemFailures` and SQS delivers it again (after `maxReceiveCount` tries it lands in the DLQ);
+- dead-lettered now: it is not an S3 event, or the failure cannot pass with time (bad request,
+  Ground Truth refusing the account); it is sent to the DLQ with the reason and removed from the queue.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from labeling_pipeline.backends import BackendUnavailableError, LabelingBackend
+from labeling_pipeline.backends.ground_truth import GroundTruthBackend
+from labeling_pipeline.images import ImageRef, skip_reason
+from labeling_pipeline.launcher import ImageOutcome, Launcher
+from labeling_pipeline.ledger import Ledger
+from labeling_pipeline.s3_events import NotAnS3Event, parse_message
+from labeling_pipeline.task_config import TaskSettings
+
+logger = Logger(service="labeling-launcher")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "GroundTruthLabeling"))
+
+MAX_REASON_LENGTH = 1000
+
+
+class MessageFailed(Exception):
+    """Raised for a message that must come back (reported in batchItemFailures)."""
+
+
+@dataclass
+class Environment:
+    bucket: str
+    dead_letter_queue_url: str
+    s3: Any
+    sqs: Any
+    launcher: Launcher | None
+    backend_error: str | None = None
+    sent_to_dlq: list[str] = field(default_factory=list)
+
+
+def build_environment() -> Environment:
+    """Clients and settings from the Lambda environment, once per container."""
+    region = os.environ["AWS_REGION"]
+    bucket = os.environ["BUCKET_NAME"]
+    s3 = boto3.client("s3", region_name=region)
+    sqs = boto3.client("sqs", region_name=region)
+    settings = TaskSettings.from_json(os.environ["TASK_SETTINGS"])
+    backend: LabelingBackend
+    try:
+        backend = GroundTruthBackend(
+            boto3.client("sagemaker", region_name=region),
+            region=region,
+            workteam_arn=os.environ["WORKTEAM_ARN"],
+            role_arn=os.environ["GROUND_TRUTH_ROLE_ARN"],
+        )
+    except BackendUnavailableError as error:
+        logger.error("labeling backend unavailable", extra={"reason": str(error)})
+        return Environment(bucket, os.environ["DEAD_LETTER_QUEUE_URL"], s3, sqs, None, str(error))
+    ledger = Ledger(boto3.client("dynamodb", region_name=region), os.environ["LEDGER_TABLE_NAME"])
+    launcher = Launcher(s3_client=s3, ledger=ledger, backend=backend, bucket=bucket, settings=settings)
+    return Environment(bucket, os.environ["DEAD_LETTER_QUEUE_URL"], s3, sqs, launcher)
+
+
+_environment: Environment | None = None
+
+
+def _env() -> Environment:
+    global _environment
+    if _environment is None:
+        _environment = build_environment()
+    return _environment
+
+
+def _send_to_dlq(env: Environment, record: dict[str, Any], reason: str) -> bool:
+    try:
+        env.sqs.send_message(
+            QueueUrl=env.dead_letter_queue_url,
+            MessageBody=record["body"],
+            MessageAttributes={
+                "FailureReason": {"DataType": "String", "StringValue": reason[:MAX_REASON_LENGTH]},
+                "SourceMessageId": {"DataType": "String", "StringValue": record["messageId"]},
+            },
+        )
+    except Exception:  # noqa: BLE001 - the message stays in the queue and is retried instead
+        logger.exception("could not send message to the dead-letter queue", extra={"message_id": record["messageId"]})
+        return False
+    env.sent_to_dlq.append(record["messageId"])
+    metrics.add_metric(name="MessagesDeadLettered", unit=MetricUnit.Count, value=1)
+    logger.error("message sent to the dead-letter queue", extra={"message_id": record["messageId"], "reason": reason})
+    return True
+
+
+def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | None]:
+    """Return, per message id, None when the message is done, or why it must be retried."""
+    records: list[dict[str, Any]] = event.get("Records", [])
+    images_by_message: dict[str, list[ImageRef]] = {}
+    verdict: dict[str, str | None] = {}
+    for record in records:
+        message_id = record["messageId"]
+        try:
+            parsed = parse_message(message_id, record.get("body", ""))
+        except NotAnS3Event as error:
+            reason = f"not an S3 event notification: {error}"
+            verdict[message_id] = None if _send_to_dlq(env, record, reason) else reason
+            continue
+        if parsed.is_test_event:
+            logger.info("ignoring s3:TestEvent", extra={"message_id": message_id})
+            verdict[message_id] = None
+            continue
+        images: list[ImageRef] = []
+        for uploaded in parsed.objects:
+            reason_skipped = skip_reason(uploaded, env.bucket)
+            if reason_skipped is None:
+                images.append(uploaded.image_ref())
+                continue
+            metrics.add_metric(name=f"Skipped{reason_skipped.value}", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "skipped object",
+                extra={"bucket": uploaded.bucket, "key": uploaded.key, "size": uploaded.size,
+                       "reason": reason_skipped.value, "message_id": message_id},
+            )
+        images_by_message[message_id] = images
+
+    all_images = sorted({image for images in images_by_message.values() for image in images})
+    outcomes: dict[ImageRef, ImageOutcome]
+    if not all_images:
+        outcomes = {}
+    elif env.launcher is None:
+        outcomes = dict.fromkeys(all_images, ImageOutcome(None, env.backend_error, retryable=False))
+    else:
+        outcomes = env.launcher.launch(all_images)
+    metrics.add_metric(name="ImagesAccepted", unit=MetricUnit.Count, value=len(all_images))
+
+    by_record = {record["messageId"]: record for record in records}
+    for message_id, images in images_by_message.items():
+        failures = [outcomes[image] for image in images if not outcomes[image].ok]
+        retryable = [failure for failure in failures if failure.retryable]
+        if retryable:
+            verdict[message_id] = retryable[0].error or "retryable failure"
+            logger.warning("message will be retried", extra={"message_id": message_id, "reason": verdict[message_id]})
+        elif failures:
+            reason = failures[0].error or "permanent failure"
+            verdict[message_id] = None if _send_to_dlq(env, by_record[message_id], reason) else reason
+        else:
+            verdict[message_id] = None
+    for image, outcome in outcomes.items():
+        if outcome.ok:
+            logger.debug("image assigned", extra={"image": image.source_ref, "job_name": outcome.job_name})
+    return verdict
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    env = _env()
+    verdict = decide_messages(env, event)
+    if env.launcher is not None:
+        for job in env.launcher.jobs_created:
+            logger.info("labeling job created", extra={"job_name": job})
+        metrics.add_metric(name="LabelingJobsCreated", unit=MetricUnit.Count, value=len(env.launcher.jobs_created))
+        env.launcher.jobs_created.clear()
+
+    def record_handler(record: SQSRecord) -> None:
+        reason = verdict.get(record.message_id)
+        if reason is not None:
+            raise MessageFailed(reason)
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

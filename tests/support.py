@@ -1,0 +1,79 @@
+"""Shared test support for the launcher: moto for S3, SQS and DynamoDB; the botocore-model fake for Ground Truth."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from labeling_pipeline.backends.ground_truth import GroundTruthBackend
+from labeling_pipeline.launcher import Launcher
+from labeling_pipeline.ledger import Ledger
+from labeling_pipeline.task_config import TaskSettings
+from tests.fakes.ground_truth import ACCOUNT, FakeGroundTruth
+
+REGION = "us-east-1"
+BUCKET = "labeling-bucket-example"
+TABLE = "labeling-ledger"
+WORKTEAM_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/labelers"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/GroundTruthExecution"
+FIXED_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def make_settings(**overrides: Any) -> TaskSettings:
+    raw = {
+        "labels": ["Dog", "Cat"],
+        "taskTitle": "Draw a box around each animal",
+        "taskDescription": "Draw tight boxes around dogs and cats.",
+        "taskKeywords": ["Images", "Bounding Box"],
+        "shortInstructions": "One box per animal.",
+        "fullInstructions": "Draw one tight box per <animal> & pick its label.",
+        "workersPerImage": 1,
+        "taskTimeLimitSeconds": 600,
+        "taskAvailabilitySeconds": 864000,
+        "maxConcurrentTaskCount": 1000,
+        "labelAttributeName": "labels",
+        "jobNamePrefix": "bbox",
+        "maxImagesPerJob": 1000,
+    }
+    raw.update(overrides)
+    return TaskSettings.from_json(json.dumps(raw))
+
+
+@dataclass
+class World:
+    s3: Any
+    sqs: Any
+    dynamodb: Any
+    sagemaker: Any
+    ground_truth: FakeGroundTruth
+    ledger: Ledger
+
+    def launcher(self, settings: TaskSettings | None = None, backend: Any = None) -> Launcher:
+        return Launcher(
+            s3_client=self.s3,
+            ledger=self.ledger,
+            backend=backend or GroundTruthBackend(
+                self.sagemaker, region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN
+            ),
+            bucket=BUCKET,
+            settings=settings or make_settings(),
+            clock=lambda: FIXED_NOW,
+        )
+
+    def upload(self, key: str, body: bytes = b"\xff\xd8\xff\xe0 fake jpeg") -> dict[str, Any]:
+        return dict(self.s3.put_object(Bucket=BUCKET, Key=key, Body=body))
+
+    def manifest_sources(self) -> list[str]:
+        """Every source-ref in every created job's manifest (duplicates kept, so they can be counted)."""
+        sources = []
+        for name in self.ground_truth.created_names:
+            job = self.ground_truth.jobs[name.lower()]
+            uri = job["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]
+            key = uri.split(f"s3://{BUCKET}/", 1)[1]
+            body = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+            sources += [json.loads(line)["source-ref"] for line in body.splitlines()]
+        return sources
