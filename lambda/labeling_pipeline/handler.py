@@ -11,6 +11,7 @@ Each message ends one of three ways:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,17 +51,17 @@ class Environment:
     sent_to_dlq: list[str] = field(default_factory=list)
 
 
-def build_environment() -> Environment:
+def build_environment(make_client: Callable[..., Any] = boto3.client) -> Environment:
     """Clients and settings from the Lambda environment, once per container."""
     region = os.environ["AWS_REGION"]
     bucket = os.environ["BUCKET_NAME"]
-    s3 = boto3.client("s3", region_name=region)
-    sqs = boto3.client("sqs", region_name=region)
+    s3 = make_client("s3", region_name=region)
+    sqs = make_client("sqs", region_name=region)
     settings = TaskSettings.from_json(os.environ["TASK_SETTINGS"])
     backend: LabelingBackend
     try:
         backend = GroundTruthBackend(
-            boto3.client("sagemaker", region_name=region),
+            make_client("sagemaker", region_name=region),
             region=region,
             workteam_arn=os.environ["WORKTEAM_ARN"],
             role_arn=os.environ["GROUND_TRUTH_ROLE_ARN"],
@@ -68,7 +69,7 @@ def build_environment() -> Environment:
     except BackendUnavailableError as error:
         logger.error("labeling backend unavailable", extra={"reason": str(error)})
         return Environment(bucket, os.environ["DEAD_LETTER_QUEUE_URL"], s3, sqs, None, str(error))
-    ledger = Ledger(boto3.client("dynamodb", region_name=region), os.environ["LEDGER_TABLE_NAME"])
+    ledger = Ledger(make_client("dynamodb", region_name=region), os.environ["LEDGER_TABLE_NAME"])
     launcher = Launcher(s3_client=s3, ledger=ledger, backend=backend, bucket=bucket, settings=settings)
     return Environment(bucket, os.environ["DEAD_LETTER_QUEUE_URL"], s3, sqs, launcher)
 
@@ -168,8 +169,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     env = _env()
     verdict = decide_messages(env, event)
     if env.launcher is not None:
-        for job in env.launcher.jobs_created:
-            logger.info("labeling job created", extra={"job_name": job})
+        for job, image_count in env.launcher.jobs_created:
+            logger.info("labeling job created", extra={"job_name": job, "image_count": image_count})
         metrics.add_metric(name="LabelingJobsCreated", unit=MetricUnit.Count, value=len(env.launcher.jobs_created))
         env.launcher.jobs_created.clear()
 

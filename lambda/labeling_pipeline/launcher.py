@@ -104,7 +104,7 @@ class Launcher:
         self._bucket = bucket
         self._settings = settings
         self._clock = clock
-        self.jobs_created: list[str] = []
+        self.jobs_created: list[tuple[str, int]] = []
 
     def launch(self, images: list[ImageRef]) -> dict[ImageRef, ImageOutcome]:
         outcomes: dict[ImageRef, ImageOutcome] = {}
@@ -157,7 +157,7 @@ class Launcher:
         )
         self._backend.create_job(spec)
         self._ledger.mark_job_created(name, len(members), spec.manifest_uri)
-        self.jobs_created.append(name)
+        self.jobs_created.append((name, len(members)))
         return len(members)
 
     def _uri(self, key: str) -> str:
