@@ -75,7 +75,7 @@ class LabelingConfig:
     job_name_prefix: str = "bbox"
     removal_policy: str = "retain"
     cognito_domain_prefix: str | None = None
-    powertools_layer_version: int = 27
+    powertools_layer_version: int = 36
     alarm_emails: tuple[str, ...] = field(default=())
 
     @property

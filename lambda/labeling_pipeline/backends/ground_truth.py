@@ -7,6 +7,8 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/sms.html . A refusal is turned i
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,25 +20,14 @@ from labeling_pipeline.backends import (
     TransientBackendError,
 )
 
-# Built-in bounding-box Lambdas, one account per region. Source: botocore's SageMaker model, the
-# documentation of HumanTaskConfig.PreHumanTaskLambdaArn (PRE-BoundingBox) and
+# Built-in bounding-box Lambdas, one AWS account per region, kept in ground_truth_regions.json (read
+# by the CDK app too, to refuse an unsupported region at synth). Source: botocore's SageMaker model,
+# the documentation of HumanTaskConfig.PreHumanTaskLambdaArn (PRE-BoundingBox) and
 # AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn (ACS-BoundingBox), the same text as
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_HumanTaskConfig.html .
-# tests/lambda/test_ground_truth_backend.py checks this table against the installed botocore model.
-BUILT_IN_LAMBDA_ACCOUNTS = {
-    "us-east-1": "432418664414",
-    "us-east-2": "266458841044",
-    "us-west-2": "081040173940",
-    "ca-central-1": "918755190332",
-    "eu-west-1": "568282634449",
-    "eu-west-2": "487402164563",
-    "eu-central-1": "203001061592",
-    "ap-northeast-1": "477331159723",
-    "ap-northeast-2": "845288260483",
-    "ap-south-1": "565803892007",
-    "ap-southeast-1": "377565633583",
-    "ap-southeast-2": "454466003867",
-}
+# tests/lambda_code/test_ground_truth_backend.py checks the file against the installed botocore model.
+REGIONS_FILE = Path(__file__).with_name("ground_truth_regions.json")
+BUILT_IN_LAMBDA_ACCOUNTS: dict[str, str] = json.loads(REGIONS_FILE.read_text())["builtInLambdaAccounts"]
 
 RETRYABLE_CODES = frozenset(
     {

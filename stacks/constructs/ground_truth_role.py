@@ -1,0 +1,74 @@
+"""The role Ground Truth assumes to run a job: read images/ and jobs/, write output/."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.constructs.nag import acknowledge_wildcard_resources
+from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
+
+
+class GroundTruthRole(Construct):
+    """An inline least-privilege policy instead of AmazonSageMakerGroundTruthExecution, which only
+    reaches buckets named *sagemaker*/*groundtruth* and grants far more than a job needs.
+
+    The execution role requirements are in
+    https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-permission-execution-role.html :
+    read the input manifest, label config, template and images; write the output path; write job logs
+    to the /aws/sagemaker/LabelingJobs log group.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, bucket: s3.IBucket) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.role = iam.Role(
+            self,
+            "Role",
+            description="Assumed by SageMaker Ground Truth for this stack's labeling jobs",
+            assumed_by=iam.ServicePrincipal(
+                "sagemaker.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+        )
+        log_group_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/LabelingJobs:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        policy = iam.Policy(
+            self,
+            "Access",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadImagesAndTaskDefinitions",
+                    actions=["s3:GetObject"],
+                    resources=[bucket.arn_for_objects(f"{INPUT_PREFIX}*"), bucket.arn_for_objects(f"{JOBS_PREFIX}*")],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteLabels",
+                    actions=["s3:PutObject"],
+                    resources=[bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")],
+                ),
+                iam.PolicyStatement(
+                    sid="LocateBucket",
+                    actions=["s3:GetBucketLocation", "s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="JobLogs",
+                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                             "logs:DescribeLogStreams"],
+                    resources=[log_group_arn],
+                ),
+            ],
+        )
+        policy.attach_to_role(self.role)
+        acknowledge_wildcard_resources(
+            policy,
+            "Object wildcards are limited to the images/, jobs/ and output/ prefixes of this stack's bucket; "
+            "Ground Truth names its log streams per job, under the one /aws/sagemaker/LabelingJobs group.",
+        )

@@ -1,0 +1,187 @@
+"""Event path: S3 ObjectCreated under images/ -> SQS (with DLQ) -> launcher Lambda -> labeling jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import LabelingConfig, task_settings_for_lambda
+from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX
+from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge, acknowledge_wildcard_resources
+
+LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambda"
+LAUNCHER_TIMEOUT = cdk.Duration.minutes(5)
+MAX_RECEIVE_COUNT = 5
+# Powertools for AWS Lambda ships as an AWS-managed layer, published by account 017000801446:
+# https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer
+POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64:{version}"
+
+
+class LaunchPipeline(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: LabelingConfig,
+        bucket: s3.IBucket,
+        ground_truth_role: iam.IRole,
+        workteam_arn: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+
+        self.ledger = dynamodb.Table(
+            self,
+            "Ledger",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=cdk.RemovalPolicy.RETAIN
+            if config.removal_policy == "retain"
+            else cdk.RemovalPolicy.DESTROY,
+        )
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3", "This queue is the dead-letter queue.")
+        self.queue = sqs.Queue(
+            self,
+            "UploadEvents",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # Lambda's guidance: at least six times the function timeout, so a slow batch is not redelivered.
+            visibility_timeout=cdk.Duration.seconds(6 * LAUNCHER_TIMEOUT.to_seconds()),
+            retention_period=cdk.Duration.days(14),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT),
+        )
+        # Every object under images/ is sent, not only *.jpg: S3 suffix filters are case-sensitive, so a
+        # filter would drop "IMG_1.Jpg" without a trace. The launcher logs and counts what it skips.
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.SqsDestination(self.queue),
+            s3.NotificationKeyFilter(prefix=INPUT_PREFIX),
+        )
+        notifications_handler = stack.node.try_find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
+        if notifications_handler is not None:
+            acknowledge(
+                notifications_handler,
+                LAMBDA_BASIC_EXECUTION,
+                "CDK's bucket-notification handler runs once per deploy to write the notification "
+                "configuration; its role and logging policy come from aws-cdk-lib.",
+            )
+
+        self.log_group = logs.LogGroup(
+            self, "LauncherLogs", retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            "LauncherRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Launcher Lambda: turns uploads into Ground Truth labeling jobs",
+        )
+        labeling_jobs_arn = stack.format_arn(service="sagemaker", resource="labeling-job", resource_name="*")
+        policy = iam.Policy(
+            self,
+            "LauncherAccess",
+            statements=[
+                iam.PolicyStatement(
+                    sid="Logs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[self.log_group.log_group_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="CreateLabelingJobs",
+                    actions=["sagemaker:CreateLabelingJob", "sagemaker:DescribeLabelingJob", "sagemaker:AddTags"],
+                    resources=[labeling_jobs_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="PassGroundTruthRole",
+                    actions=["iam:PassRole"],
+                    resources=[ground_truth_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    sid="TaskDefinitions",
+                    actions=["s3:GetObject", "s3:PutObject"],
+                    resources=[bucket.arn_for_objects(f"{JOBS_PREFIX}*")],
+                ),
+                iam.PolicyStatement(
+                    sid="Ledger",
+                    actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"],
+                    resources=[self.ledger.table_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="DeadLetter",
+                    actions=["sqs:SendMessage"],
+                    resources=[self.dead_letter_queue.queue_arn],
+                ),
+            ],
+        )
+        policy.attach_to_role(role)
+        acknowledge_wildcard_resources(
+            policy,
+            "Job names are made at run time, so CreateLabelingJob is scoped to labeling-job/* in this account "
+            "and region; S3 access is limited to the jobs/ prefix; log streams are named by Lambda.",
+        )
+
+        powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "Powertools",
+            POWERTOOLS_LAYER.format(region=stack.region, version=config.powertools_layer_version),
+        )
+        self.function = lambda_.Function(
+            self,
+            "Launcher",
+            description="Turns uploaded images into Ground Truth bounding-box labeling jobs",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.X86_64,
+            handler="labeling_pipeline.handler.lambda_handler",
+            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=["**/__pycache__", "**/*.pyc"]),
+            layers=[powertools],
+            role=role,
+            log_group=self.log_group,
+            memory_size=512,
+            timeout=LAUNCHER_TIMEOUT,
+            # One launcher at a time per queue shard is plenty, and it bounds CreateLabelingJob calls.
+            reserved_concurrent_executions=None,
+            environment={
+                "BUCKET_NAME": bucket.bucket_name,
+                "LEDGER_TABLE_NAME": self.ledger.table_name,
+                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
+                "WORKTEAM_ARN": workteam_arn,
+                "GROUND_TRUTH_ROLE_ARN": ground_truth_role.role_arn,
+                "TASK_SETTINGS": json.dumps(task_settings_for_lambda(config), separators=(",", ":")),
+                "POWERTOOLS_SERVICE_NAME": "labeling-launcher",
+                "POWERTOOLS_METRICS_NAMESPACE": "GroundTruthLabeling",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        self.function.node.add_dependency(policy)
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=config.batch_size,
+                max_batching_window=cdk.Duration.seconds(config.batching_window_seconds),
+                report_batch_item_failures=True,
+            )
+        )

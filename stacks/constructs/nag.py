@@ -1,0 +1,48 @@
+"""Acknowledging cdk-nag findings, each with the reason a reviewer reads in the validation report.
+
+cdk-nag 3 reports wildcard findings per resource, e.g.
+``AwsSolutions-IAM5[Resource::<BucketLogicalId.Arn>/jobs/*]``; an acknowledgement must name that exact
+finding, so `acknowledge_wildcard_resources` renders each wildcard resource the way cdk-nag does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from constructs import IConstruct
+
+LAMBDA_BASIC_EXECUTION = (
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
+)
+
+
+def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        return f"<{logical_id}.{attribute}>"
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_render(part) for part in parts)
+    raise ValueError(f"cannot render {value!r} as cdk-nag does")
+
+
+def acknowledge_wildcard_resources(policy: iam.Policy, reason: str) -> None:
+    """Acknowledge AwsSolutions-IAM5 for each wildcard resource of the policy, and only those."""
+    stack = cdk.Stack.of(policy)
+    document = stack.resolve(policy.document.to_json())
+    for statement in document.get("Statement", []):
+        resources = statement.get("Resource", [])
+        for resource in resources if isinstance(resources, list) else [resources]:
+            rendered = _render(resource)
+            if "*" in rendered:
+                acknowledge(policy, f"AwsSolutions-IAM5[Resource::{rendered}]", reason)

@@ -1,0 +1,125 @@
+"""The Ground Truth private workforce and workteam on the worker pool.
+
+One private workforce exists per account and region
+(https://docs.aws.amazon.com/sagemaker/latest/dg/sms-workforce-management.html): deploying this stack
+in a region whose account already has one fails at the workforce resource.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge
+from stacks.constructs.worker_pool import WorkerPool
+
+
+class PrivateWorkforce(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, pool: WorkerPool, name: str) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.workforce = sagemaker.CfnWorkforce(
+            self,
+            "Workforce",
+            workforce_name=name,
+            cognito_config=sagemaker.CfnWorkforce.CognitoConfigProperty(
+                client_id=pool.client.user_pool_client_id,
+                user_pool=pool.user_pool.user_pool_id,
+            ),
+        )
+        self.workforce.node.add_dependency(pool.domain)
+        self.portal_url = cdk.Fn.join("", ["https://", self.workforce.attr_sub_domain])
+
+        self.notifications = sns.Topic(self, "WorkerNotifications", display_name="New labeling tasks")
+        self.notifications.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyInsecureTransport",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["sns:Publish"],
+                resources=[self.notifications.topic_arn],
+                conditions={"Bool": {"aws:SecureTransport": "false"}},
+            )
+        )
+        acknowledge(
+            self.notifications,
+            "AwsSolutions-SNS2",
+            "Ground Truth publishes task notifications to this topic itself; with the AWS-managed SNS key a "
+            "service cannot publish, and the messages say only that tasks are waiting (no image data).",
+        )
+
+        self.workteam = sagemaker.CfnWorkteam(
+            self,
+            "Workteam",
+            workteam_name=f"{name}-team",
+            workforce_name=self.workforce.workforce_name,
+            description="Private workers who draw bounding boxes",
+            member_definitions=[
+                sagemaker.CfnWorkteam.MemberDefinitionProperty(
+                    cognito_member_definition=sagemaker.CfnWorkteam.CognitoMemberDefinitionProperty(
+                        cognito_user_pool=pool.user_pool.user_pool_id,
+                        cognito_client_id=pool.client.user_pool_client_id,
+                        cognito_user_group=pool.group.group_name,
+                    )
+                )
+            ],
+            notification_configuration=sagemaker.CfnWorkteam.NotificationConfigurationProperty(
+                notification_topic_arn=self.notifications.topic_arn
+            ),
+        )
+        self.workteam.add_dependency(self.workforce)
+        self.workteam.add_dependency(pool.group)
+
+        # The portal's address exists only now: point the app client's callback and sign-out URLs at it.
+        # UpdateUserPoolClient resets every field it is not given, so all of them are repeated here.
+        client_settings = {
+            "UserPoolId": pool.user_pool.user_pool_id,
+            "ClientId": pool.client.user_pool_client_id,
+            "ClientName": "ground-truth-worker-portal",
+            "AllowedOAuthFlowsUserPoolClient": True,
+            "AllowedOAuthFlows": ["code", "implicit"],
+            "AllowedOAuthScopes": ["email", "openid", "profile"],
+            "CallbackURLs": [cdk.Fn.join("", [self.portal_url, "/oauth2/idpresponse"])],
+            "LogoutURLs": [cdk.Fn.join("", [self.portal_url, "/logout"])],
+            "SupportedIdentityProviders": ["COGNITO"],
+            "ExplicitAuthFlows": ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+            "PreventUserExistenceErrors": "ENABLED",
+        }
+        update_call = cr.AwsSdkCall(
+            service="CognitoIdentityServiceProvider",
+            action="updateUserPoolClient",
+            parameters=client_settings,
+            physical_resource_id=cr.PhysicalResourceId.of(f"{name}-portal-client-urls"),
+        )
+        self.client_urls = cr.AwsCustomResource(
+            self,
+            "PortalClientUrls",
+            on_create=update_call,
+            on_update=update_call,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["cognito-idp:UpdateUserPoolClient"],
+                        resources=[pool.user_pool.user_pool_arn],
+                    )
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        self.client_urls.node.add_dependency(self.workforce)
+        singleton = stack.node.try_find_child("AWS679f53fac002430cb0da5b7982bd2287")
+        if singleton is not None:
+            acknowledge(
+                singleton,
+                LAMBDA_BASIC_EXECUTION,
+                "CDK's AwsCustomResource provider logs with AWSLambdaBasicExecutionRole; it runs only at deploy.",
+            )
+            acknowledge(
+                singleton,
+                "AwsSolutions-L1",
+                "The runtime of CDK's AwsCustomResource provider is chosen by aws-cdk-lib, not by this app.",
+            )

@@ -1,0 +1,39 @@
+"""The pipeline stack: bucket, Ground Truth role and event path (composes constructs only)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from stacks.config import LabelingConfig
+from stacks.constructs.ground_truth_role import GroundTruthRole
+from stacks.constructs.labeling_bucket import INPUT_PREFIX, LabelingBucket
+from stacks.constructs.launch_pipeline import LaunchPipeline
+
+
+class LabelingPipelineStack(cdk.Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: LabelingConfig, workteam_arn: str,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
+        storage = LabelingBucket(self, "Storage", removal_policy=removal)
+        role = GroundTruthRole(self, "GroundTruth", bucket=storage.bucket)
+        self.pipeline = LaunchPipeline(
+            self, "Launch", config=config, bucket=storage.bucket, ground_truth_role=role.role,
+            workteam_arn=workteam_arn,
+        )
+        self.storage = storage
+        cdk.CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
+        cdk.CfnOutput(
+            self,
+            "UploadCommand",
+            description="Upload a folder of images; each upload starts labeling",
+            value=cdk.Fn.join("", ["aws s3 cp --recursive ./my-images s3://", storage.bucket.bucket_name,
+                                   f"/{INPUT_PREFIX}my-dataset/"]),
+        )
+        cdk.CfnOutput(self, "GroundTruthRoleArn", value=role.role.role_arn)
+        cdk.CfnOutput(self, "UploadQueueUrl", value=self.pipeline.queue.queue_url)
+        cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.pipeline.dead_letter_queue.queue_url)
+        cdk.CfnOutput(self, "LedgerTableName", value=self.pipeline.ledger.table_name)

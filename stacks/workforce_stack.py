@@ -1,0 +1,30 @@
+"""The workforce stack: worker pool, private workforce and workteam (composes constructs only)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from stacks.config import LabelingConfig
+from stacks.constructs.private_workforce import PrivateWorkforce
+from stacks.constructs.worker_pool import WorkerPool
+
+
+class WorkforceStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: LabelingConfig, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
+        # Cognito domain prefixes are global per region: default to one made unique by the stack's id.
+        domain_prefix = config.cognito_domain_prefix or cdk.Fn.join(
+            "-", [config.project_name, cdk.Fn.select(2, cdk.Fn.split("/", self.stack_id))]
+        )
+        pool = WorkerPool(
+            self, "Workers", worker_emails=config.worker_emails, domain_prefix=domain_prefix,
+            removal_policy=removal,
+        )
+        self.workforce = PrivateWorkforce(self, "PrivateWorkforce", pool=pool, name=config.project_name)
+        self.workteam_arn = self.workforce.workteam.attr_workteam_arn
+        cdk.CfnOutput(self, "WorkerPortalUrl", value=self.workforce.portal_url)
+        cdk.CfnOutput(self, "UserPoolId", value=pool.user_pool.user_pool_id)
+        cdk.CfnOutput(self, "WorkerGroupName", value=pool.group.group_name or "")
+        cdk.CfnOutput(self, "WorkteamArn", value=self.workteam_arn)
