@@ -30,7 +30,7 @@ class GroundTruthRole(Construct):
             description="Assumed by SageMaker Ground Truth for this stack's labeling jobs",
             assumed_by=iam.ServicePrincipal(
                 "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
             ),
         )
         log_group_arn = stack.format_arn(

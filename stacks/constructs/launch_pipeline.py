@@ -62,7 +62,6 @@ class LaunchPipeline(Construct):
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
-        acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3", "This queue is the dead-letter queue.")
         self.queue = sqs.Queue(
             self,
             "UploadEvents",

@@ -64,13 +64,12 @@ class WorkerPool(Construct):
             "requiring MFA would block a first sign-in for workers without an authenticator app. Accounts "
             "exist only by invitation, with a 12-character, 4-class password policy.",
         )
-        for rule in ("AwsSolutions-COG3", "AwsSolutions-COG8"):
-            acknowledge(
-                self.user_pool,
-                rule,
-                "Threat protection (advanced security) needs the Cognito Plus plan, billed per monthly active "
-                "user; the pool has no self sign-up and holds only workers the team invites.",
-            )
+        acknowledge(
+            self.user_pool,
+            "AwsSolutions-COG8",
+            "Threat protection needs the Cognito Plus plan, billed per monthly active user; the pool has "
+            "no self sign-up and holds only workers the team invites.",
+        )
         self.domain = self.user_pool.add_domain(
             "Domain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix)
         )

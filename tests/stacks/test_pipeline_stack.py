@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from tests.stacks.conftest import Synthesized
+
+
+def _statements(synthesized: Synthesized, policy_prefix: str) -> list[dict[str, Any]]:
+    policies = synthesized.pipeline.find_resources("AWS::IAM::Policy")
+    [policy] = [p for logical_id, p in policies.items() if logical_id.startswith(policy_prefix)]
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def test_bucket_is_private_encrypted_tls_only_versioned_with_ground_truth_cors(synthesized: Synthesized) -> None:
+    synthesized.pipeline.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True, "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+            "CorsConfiguration": {
+                "CorsRules": [
+                    {"AllowedMethods": ["GET"], "AllowedOrigins": ["*"],
+                     "ExposedHeaders": ["Access-Control-Allow-Origin"]}
+                ]
+            },
+            "LoggingConfiguration": Match.object_like({"LogFilePrefix": "labeling-bucket/"}),
+        },
+    )
+    policies = synthesized.pipeline.find_resources("AWS::S3::BucketPolicy")
+    text = json.dumps(policies)
+    assert '"aws:SecureTransport": "false"' in text
+    for bucket in synthesized.pipeline.find_resources("AWS::S3::Bucket").values():
+        assert bucket["DeletionPolicy"] == "Retain"
+
+
+def test_uploads_under_images_go_to_a_queue_with_a_dead_letter_queue(synthesized: Synthesized) -> None:
+    synthesized.pipeline.has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {
+            "NotificationConfiguration": {
+                "QueueConfigurations": [
+                    {
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "images/"}]}},
+                        "QueueArn": Match.any_value(),
+                    }
+                ]
+            }
+        },
+    )
+    synthesized.pipeline.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 5},
+            "SqsManagedSseEnabled": True,
+            "VisibilityTimeout": 1800,
+        },
+    )
+    synthesized.pipeline.resource_count_is("AWS::SQS::Queue", 2)
+
+
+def test_launcher_reads_the_queue_with_configured_batching_and_partial_failures(synthesized: Synthesized) -> None:
+    synthesized.pipeline.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"BatchSize": 1000, "MaximumBatchingWindowInSeconds": 60,
+         "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+    )
+    functions = synthesized.pipeline.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "labeling_pipeline.handler.lambda_handler"}}
+    )
+    [launcher] = functions.values()
+    properties = launcher["Properties"]
+    assert properties["Runtime"] == "python3.14"
+    assert properties["Timeout"] == 300
+    [layer] = properties["Layers"]
+    assert json.dumps(layer).count("017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64:36") == 1
+    env = properties["Environment"]["Variables"]
+    assert set(env) >= {"BUCKET_NAME", "LEDGER_TABLE_NAME", "DEAD_LETTER_QUEUE_URL", "WORKTEAM_ARN",
+                        "GROUND_TRUTH_ROLE_ARN", "TASK_SETTINGS"}
+    settings = json.loads(env["TASK_SETTINGS"])
+    assert settings["labels"] == ["Dog", "Cat"] and settings["labelAttributeName"] == "labels"
+    assert "Fn::ImportValue" in json.dumps(env["WORKTEAM_ARN"])  # from the workforce stack
+
+
+def test_ground_truth_role_reads_inputs_and_writes_output_only(synthesized: Synthesized) -> None:
+    roles = synthesized.pipeline.find_resources("AWS::IAM::Role")
+    [role] = [r for logical_id, r in roles.items() if logical_id.startswith("GroundTruthRole")]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = {s["Sid"]: s for s in _statements(synthesized, "GroundTruthAccess")}
+    assert set(statements) == {"ReadImagesAndTaskDefinitions", "WriteLabels", "LocateBucket", "JobLogs"}
+    assert statements["ReadImagesAndTaskDefinitions"]["Action"] == "s3:GetObject"
+    read = json.dumps(statements["ReadImagesAndTaskDefinitions"]["Resource"])
+    assert '"/images/*"' in read and '"/jobs/*"' in read and "output" not in read
+    assert statements["WriteLabels"]["Action"] == "s3:PutObject"
+    assert '"/output/*"' in json.dumps(statements["WriteLabels"]["Resource"])
+    assert ":log-group:/aws/sagemaker/LabelingJobs:*" in json.dumps(statements["JobLogs"]["Resource"])
+
+
+def test_launcher_permissions_are_scoped(synthesized: Synthesized) -> None:
+    statements = {s["Sid"]: s for s in _statements(synthesized, "LaunchLauncherAccess")}
+    assert set(statements) == {"Logs", "CreateLabelingJobs", "PassGroundTruthRole", "TaskDefinitions", "Ledger",
+                               "DeadLetter"}
+    create = statements["CreateLabelingJobs"]
+    assert create["Action"] == ["sagemaker:CreateLabelingJob", "sagemaker:DescribeLabelingJob", "sagemaker:AddTags"]
+    assert json.dumps(create["Resource"]).endswith(':sagemaker:us-east-1:123456789012:labeling-job/*"]]}')
+    pass_role = statements["PassGroundTruthRole"]
+    assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("GroundTruthRole")
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert statements["TaskDefinitions"]["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert '"/jobs/*"' in json.dumps(statements["TaskDefinitions"]["Resource"])
+    assert statements["Ledger"]["Action"] == ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"]
+    # No statement anywhere in the pipeline grants an action on "*".
+    for policy in synthesized.pipeline.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Resource"] != "*"
+
+
+def test_ledger_table_has_point_in_time_recovery(synthesized: Synthesized) -> None:
+    synthesized.pipeline.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {"BillingMode": "PAY_PER_REQUEST",
+         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]},
+    )
+
+
+def test_pipeline_outputs(synthesized: Synthesized) -> None:
+    outputs = synthesized.pipeline.find_outputs("*")
+    assert {"BucketName", "UploadCommand", "GroundTruthRoleArn", "DeadLetterQueueUrl"} <= set(outputs)
+    assert "aws s3 cp --recursive ./my-images s3://" in json.dumps(outputs["UploadCommand"]["Value"])
