@@ -10,22 +10,20 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import ConfigError, parse_config
-from stacks.region_check import check_region
 from stacks.labeling_stack import LabelingPipelineStack
+from stacks.region_check import check_region
 from stacks.workforce_stack import WorkforceStack
 
 
 def build_app(app: cdk.App) -> cdk.App:
     config = parse_config(app.node.get_all_context())
-    env = cdk.Environment(
-        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
-    )
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     check_region(env.region)
     workforce = WorkforceStack(app, f"{config.project_name}-workforce", config=config, env=env)
     pipeline = LabelingPipelineStack(
         app, f"{config.project_name}-pipeline", config=config, workteam_arn=workforce.workteam_arn, env=env
     )
-    pipeline.add_dependency(workforce)
+    pipeline.add_stack_dependency(workforce)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

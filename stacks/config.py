@@ -138,7 +138,7 @@ def merge_context(context: Mapping[str, Any]) -> dict[str, Any]:
     prefix = CONTEXT_KEY + "."
     for key, value in context.items():
         if key.startswith(prefix):
-            raw[key[len(prefix):]] = _decode(value)
+            raw[key[len(prefix) :]] = _decode(value)
     return raw
 
 
@@ -183,8 +183,7 @@ def _validate_labels(labels: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}: at least one label is required")
     if len(labels) > MAX_BOUNDING_BOX_LABELS:
         raise ConfigError(
-            f"{key}: Ground Truth allows at most {MAX_BOUNDING_BOX_LABELS} labels for bounding boxes, "
-            f"got {len(labels)}"
+            f"{key}: Ground Truth allows at most {MAX_BOUNDING_BOX_LABELS} labels for bounding boxes, got {len(labels)}"
         )
     seen: set[str] = set()
     for label in labels:
@@ -253,9 +252,7 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
             )
 
     batch_size = _integer(raw, "batch_size", default.batch_size, 1, MAX_SQS_BATCH_SIZE)
-    batching_window = _integer(
-        raw, "batching_window_seconds", default.batching_window_seconds, 0, MAX_BATCHING_WINDOW
-    )
+    batching_window = _integer(raw, "batching_window_seconds", default.batching_window_seconds, 0, MAX_BATCHING_WINDOW)
     if batch_size > 10 and batching_window < 1:
         raise ConfigError(
             f"{_key('batching_window_seconds')}: must be at least 1 when batchSize is above 10 "
@@ -273,12 +270,18 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
         full_instructions=_string(raw, "full_instructions", default.full_instructions, 100_000),
         workers_per_image=_integer(raw, "workers_per_image", default.workers_per_image, 1, MAX_WORKERS_PER_OBJECT),
         task_time_limit_seconds=_integer(
-            raw, "task_time_limit_seconds", default.task_time_limit_seconds,
-            MIN_TASK_TIME_LIMIT, MAX_TASK_TIME_LIMIT_IMAGE,
+            raw,
+            "task_time_limit_seconds",
+            default.task_time_limit_seconds,
+            MIN_TASK_TIME_LIMIT,
+            MAX_TASK_TIME_LIMIT_IMAGE,
         ),
         task_availability_seconds=_integer(
-            raw, "task_availability_seconds", default.task_availability_seconds,
-            MIN_TASK_AVAILABILITY, MAX_TASK_AVAILABILITY_PRIVATE,
+            raw,
+            "task_availability_seconds",
+            default.task_availability_seconds,
+            MIN_TASK_AVAILABILITY,
+            MAX_TASK_AVAILABILITY_PRIVATE,
         ),
         max_concurrent_task_count=_integer(
             raw, "max_concurrent_task_count", default.max_concurrent_task_count, 1, MAX_CONCURRENT_TASKS
@@ -290,9 +293,7 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
         job_name_prefix=_name(raw, "job_name_prefix", default.job_name_prefix, MAX_JOB_NAME_PREFIX),
         removal_policy=removal_policy,
         cognito_domain_prefix=domain_prefix,
-        powertools_layer_version=_integer(
-            raw, "powertools_layer_version", default.powertools_layer_version, 1, 10_000
-        ),
+        powertools_layer_version=_integer(raw, "powertools_layer_version", default.powertools_layer_version, 1, 10_000),
         alarm_emails=alarm_emails,
     )
 

@@ -13,7 +13,12 @@ from stacks.constructs.launch_pipeline import LaunchPipeline
 
 class LabelingPipelineStack(cdk.Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: LabelingConfig, workteam_arn: str,
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: LabelingConfig,
+        workteam_arn: str,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -21,7 +26,11 @@ class LabelingPipelineStack(cdk.Stack):
         storage = LabelingBucket(self, "Storage", removal_policy=removal)
         role = GroundTruthRole(self, "GroundTruth", bucket=storage.bucket)
         self.pipeline = LaunchPipeline(
-            self, "Launch", config=config, bucket=storage.bucket, ground_truth_role=role.role,
+            self,
+            "Launch",
+            config=config,
+            bucket=storage.bucket,
+            ground_truth_role=role.role,
             workteam_arn=workteam_arn,
         )
         self.storage = storage
@@ -30,8 +39,14 @@ class LabelingPipelineStack(cdk.Stack):
             self,
             "UploadCommand",
             description="Upload a folder of images; each upload starts labeling",
-            value=cdk.Fn.join("", ["aws s3 cp --recursive ./my-images s3://", storage.bucket.bucket_name,
-                                   f"/{INPUT_PREFIX}my-dataset/"]),
+            value=cdk.Fn.join(
+                "",
+                [
+                    "aws s3 cp --recursive ./my-images s3://",
+                    storage.bucket.bucket_name,
+                    f"/{INPUT_PREFIX}my-dataset/",
+                ],
+            ),
         )
         cdk.CfnOutput(self, "GroundTruthRoleArn", value=role.role.role_arn)
         cdk.CfnOutput(self, "UploadQueueUrl", value=self.pipeline.queue.queue_url)

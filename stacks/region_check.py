@@ -8,8 +8,8 @@ from pathlib import Path
 from stacks.config import ConfigError
 
 # The same file the launcher reads at run time.
-REGIONS_FILE = Path(__file__).resolve().parents[1] / "lambda" / "labeling_pipeline" / "backends" / (
-    "ground_truth_regions.json"
+REGIONS_FILE = (
+    Path(__file__).resolve().parents[1] / "lambda" / "labeling_pipeline" / "backends" / ("ground_truth_regions.json")
 )
 
 

@@ -19,7 +19,10 @@ class WorkforceStack(cdk.Stack):
             "-", [config.project_name, cdk.Fn.select(2, cdk.Fn.split("/", self.stack_id))]
         )
         pool = WorkerPool(
-            self, "Workers", worker_emails=config.worker_emails, domain_prefix=domain_prefix,
+            self,
+            "Workers",
+            worker_emails=config.worker_emails,
+            domain_prefix=domain_prefix,
             removal_policy=removal,
         )
         self.workforce = PrivateWorkforce(self, "PrivateWorkforce", pool=pool, name=config.project_name)

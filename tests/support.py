@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-
 from labeling_pipeline.backends.ground_truth import GroundTruthBackend
 from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
@@ -56,9 +54,8 @@ class World:
         return Launcher(
             s3_client=self.s3,
             ledger=self.ledger,
-            backend=backend or GroundTruthBackend(
-                self.sagemaker, region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN
-            ),
+            backend=backend
+            or GroundTruthBackend(self.sagemaker, region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN),
             bucket=BUCKET,
             settings=settings or make_settings(),
             clock=lambda: FIXED_NOW,

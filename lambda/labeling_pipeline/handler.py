@@ -19,6 +19,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -94,7 +95,7 @@ def _send_to_dlq(env: Environment, record: dict[str, Any], reason: str) -> bool:
                 "SourceMessageId": {"DataType": "String", "StringValue": record["messageId"]},
             },
         )
-    except Exception:  # noqa: BLE001 - the message stays in the queue and is retried instead
+    except Exception:
         logger.exception("could not send message to the dead-letter queue", extra={"message_id": record["messageId"]})
         return False
     env.sent_to_dlq.append(record["messageId"])
@@ -130,8 +131,13 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
             metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
             logger.warning(
                 "skipped object",
-                extra={"bucket": uploaded.bucket, "key": uploaded.key, "size": uploaded.size,
-                       "reason": reason_skipped.value, "message_id": message_id},
+                extra={
+                    "bucket": uploaded.bucket,
+                    "key": uploaded.key,
+                    "size": uploaded.size,
+                    "reason": reason_skipped.value,
+                    "message_id": message_id,
+                },
             )
         images_by_message[message_id] = images
 
@@ -165,7 +171,7 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     env = _env()
     verdict = decide_messages(env, event)
     if env.launcher is not None:

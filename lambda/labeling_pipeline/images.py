@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 INPUT_PREFIX = "images/"
 JOBS_PREFIX = "jobs/"
@@ -20,7 +20,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
 
 
-class SkipReason(str, Enum):
+class SkipReason(StrEnum):
     NOT_OBJECT_CREATED = "NotObjectCreated"
     OUTSIDE_INPUT_PREFIX = "OutsideInputPrefix"
     FOLDER_MARKER = "FolderMarker"

@@ -71,7 +71,13 @@ def job_files(name: str) -> JobFiles:
 
 
 PERMANENT_AWS_ERRORS = frozenset(
-    {"AccessDenied", "AccessDeniedException", "NoSuchBucket", "ResourceNotFoundException", "ValidationException"}
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "NoSuchBucket",
+        "ResourceNotFoundException",
+        "ValidationException",
+    }
 )
 
 
@@ -113,7 +119,7 @@ class Launcher:
             try:
                 self._put_json(job_files(name).candidates, [[i.bucket, i.key, i.version] for i in chunk])
                 owners = {image: self._ledger.claim(image, name) for image in chunk}
-            except Exception as error:  # noqa: BLE001 - any failure leaves the chunk for a retry
+            except Exception as error:
                 message, retryable = _classify(error)
                 outcomes.update(dict.fromkeys(chunk, ImageOutcome(None, message, retryable)))
                 continue
@@ -122,7 +128,7 @@ class Launcher:
                 try:
                     self.finish(owner, known_owners=owners if owner == name else None)
                     outcomes.update(dict.fromkeys(owned, ImageOutcome(owner)))
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:
                     message, retryable = _classify(error)
                     outcomes.update(dict.fromkeys(owned, ImageOutcome(owner, message, retryable)))
         return outcomes

@@ -80,9 +80,7 @@ class Ledger:
         return found
 
     def job_created(self, job_name: str) -> bool:
-        response = self._client.get_item(
-            TableName=self._table, Key=_job_key(job_name), ConsistentRead=True
-        )
+        response = self._client.get_item(TableName=self._table, Key=_job_key(job_name), ConsistentRead=True)
         item = response.get("Item")
         return bool(item and item.get("status", {}).get("S") == "CREATED")
 

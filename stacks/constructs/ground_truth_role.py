@@ -7,8 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.nag import acknowledge_wildcard_resources
 from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
+from stacks.constructs.nag import acknowledge_wildcard_resources
 
 
 class GroundTruthRole(Construct):
@@ -46,7 +46,10 @@ class GroundTruthRole(Construct):
                 iam.PolicyStatement(
                     sid="ReadImagesAndTaskDefinitions",
                     actions=["s3:GetObject"],
-                    resources=[bucket.arn_for_objects(f"{INPUT_PREFIX}*"), bucket.arn_for_objects(f"{JOBS_PREFIX}*")],
+                    resources=[
+                        bucket.arn_for_objects(f"{INPUT_PREFIX}*"),
+                        bucket.arn_for_objects(f"{JOBS_PREFIX}*"),
+                    ],
                 ),
                 iam.PolicyStatement(
                     sid="WriteLabels",
@@ -60,8 +63,12 @@ class GroundTruthRole(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="JobLogs",
-                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                             "logs:DescribeLogStreams"],
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
                     resources=[log_group_arn],
                 ),
             ],

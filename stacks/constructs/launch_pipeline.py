@@ -50,9 +50,7 @@ class LaunchPipeline(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            removal_policy=cdk.RemovalPolicy.RETAIN
-            if config.removal_policy == "retain"
-            else cdk.RemovalPolicy.DESTROY,
+            removal_policy=cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY,
         )
 
         self.dead_letter_queue = sqs.Queue(
@@ -89,7 +87,9 @@ class LaunchPipeline(Construct):
             )
 
         self.log_group = logs.LogGroup(
-            self, "LauncherLogs", retention=logs.RetentionDays.THREE_MONTHS,
+            self,
+            "LauncherLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         role = iam.Role(
@@ -110,7 +110,11 @@ class LaunchPipeline(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="CreateLabelingJobs",
-                    actions=["sagemaker:CreateLabelingJob", "sagemaker:DescribeLabelingJob", "sagemaker:AddTags"],
+                    actions=[
+                        "sagemaker:CreateLabelingJob",
+                        "sagemaker:DescribeLabelingJob",
+                        "sagemaker:AddTags",
+                    ],
                     resources=[labeling_jobs_arn],
                 ),
                 iam.PolicyStatement(

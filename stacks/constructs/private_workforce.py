@@ -15,7 +15,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge
-from stacks.constructs.worker_pool import WorkerPool
+from stacks.constructs.worker_pool import WORKER_GROUP, WorkerPool
 
 
 class PrivateWorkforce(Construct):
@@ -63,7 +63,7 @@ class PrivateWorkforce(Construct):
                     cognito_member_definition=sagemaker.CfnWorkteam.CognitoMemberDefinitionProperty(
                         cognito_user_pool=pool.user_pool.user_pool_id,
                         cognito_client_id=pool.client.user_pool_client_id,
-                        cognito_user_group=pool.group.group_name,
+                        cognito_user_group=WORKER_GROUP,
                     )
                 )
             ],
@@ -71,8 +71,8 @@ class PrivateWorkforce(Construct):
                 notification_topic_arn=self.notifications.topic_arn
             ),
         )
-        self.workteam.add_dependency(self.workforce)
-        self.workteam.add_dependency(pool.group)
+        self.workteam.add_resource_dependency(self.workforce)
+        self.workteam.add_resource_dependency(pool.group)
 
         # The portal's address exists only now: point the app client's callback and sign-out URLs at it.
         # UpdateUserPoolClient resets every field it is not given, so all of them are repeated here.

@@ -117,5 +117,5 @@ class WorkerPool(Construct):
                 group_name=WORKER_GROUP,
                 username=email,
             )
-            membership.add_dependency(user)
-            membership.add_dependency(self.group)
+            membership.add_resource_dependency(user)
+            membership.add_resource_dependency(self.group)

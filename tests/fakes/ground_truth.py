@@ -44,14 +44,14 @@ class ModelValidator:
     def _check(self, shape: Shape, value: Any, path: str, errors: list[str]) -> None:
         meta = shape.metadata
         if shape.type_name == "structure":
-            for name, member in shape.members.items():  # type: ignore[attr-defined]
+            for name, member in shape.members.items():
                 if name in value:
                     self._check(member, value[name], f"{path}.{name}", errors)
         elif shape.type_name == "list":
             if "max" in meta and len(value) > meta["max"]:
                 errors.append(f"{path}: at most {meta['max']} items, got {len(value)}")
             for index, item in enumerate(value):
-                self._check(shape.member, item, f"{path}[{index}]", errors)  # type: ignore[attr-defined]
+                self._check(shape.member, item, f"{path}[{index}]", errors)
         elif shape.type_name == "string":
             if "max" in meta and len(value) > meta["max"]:
                 errors.append(f"{path}: at most {meta['max']} characters, got {len(value)}")
@@ -97,15 +97,19 @@ class FakeGroundTruth:
         handler = getattr(self, f"_op_{operation}", None)
         if handler is None:
             raise NotImplementedError(f"FakeGroundTruth does not implement {operation}")
-        return handler(request)  # type: ignore[no-any-return]
+        return handler(request)
 
     def _error(self, code: str, message: str, status: int = 400) -> tuple[AWSResponse, dict[str, Any]]:
         response = AWSResponse("https://api.sagemaker.fake", status, {}, None)
-        return response, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return response, {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
 
     def _ok(self, body: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
         return AWSResponse("https://api.sagemaker.fake", 200, {}, None), {
-            **body, "ResponseMetadata": {"HTTPStatusCode": 200}
+            **body,
+            "ResponseMetadata": {"HTTPStatusCode": 200},
         }
 
     # --- operations -------------------------------------------------------------------------
@@ -130,8 +134,13 @@ class FakeGroundTruth:
             "CreationTime": datetime.now(UTC),
             "LastModifiedTime": datetime.now(UTC),
             "JobReferenceCode": "fake",
-            "LabelCounters": {"TotalLabeled": 0, "HumanLabeled": 0, "MachineLabeled": 0,
-                              "FailedNonRetryableError": 0, "Unlabeled": self._manifest_size(request)},
+            "LabelCounters": {
+                "TotalLabeled": 0,
+                "HumanLabeled": 0,
+                "MachineLabeled": 0,
+                "FailedNonRetryableError": 0,
+                "Unlabeled": self._manifest_size(request),
+            },
         }
         return self._ok({"LabelingJobArn": arn})
 
@@ -178,7 +187,7 @@ class FakeGroundTruth:
         errors = []
         try:
             lines = self._read(request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             return [f"cannot read the input manifest: {error}"]
         if not lines or len(lines) > 100_000:
             errors.append(f"the manifest must hold 1 to 100,000 objects, got {len(lines)}")
@@ -197,12 +206,12 @@ class FakeGroundTruth:
                 errors.append("label category config has the wrong document-version")
             if not 1 <= len(labels) <= 50 or len(set(labels)) != len(labels):
                 errors.append("bounding boxes need 1 to 50 unique labels")
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             errors.append(f"cannot read the label category config: {error}")
         try:
             template = self._read(request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]).decode()
             if "crowd-bounding-box" not in template:
                 errors.append("the worker template has no crowd-bounding-box element")
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             errors.append(f"cannot read the worker template: {error}")
         return errors

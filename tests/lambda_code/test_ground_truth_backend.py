@@ -74,8 +74,10 @@ def test_request_passes_the_model_checks_in_every_region(region: str) -> None:
 def test_fake_rejects_what_botocore_lets_through() -> None:
     """botocore accepts these; the service (and so the fake) does not."""
     request = build_create_labeling_job_request(
-        spec(name="a name with spaces that is far too long " * 3), region="us-east-1",
-        workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN,
+        spec(name="a name with spaces that is far too long " * 3),
+        region="us-east-1",
+        workteam_arn=WORKTEAM_ARN,
+        role_arn=ROLE_ARN,
     )
     request["HumanTaskConfig"]["TaskTimeLimitInSeconds"] = 99_999_999
     request["OutputConfig"]["S3OutputPath"] = "not-a-uri"
@@ -107,7 +109,7 @@ def test_refusal_names_the_closure(world: World) -> None:
 def test_validation_errors_from_the_service_are_permanent(world: World) -> None:
     backend = GroundTruthBackend(world.sagemaker, region="us-east-1", workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN)
     # The manifest and label files were never written: the service cannot read its inputs.
-    with pytest.raises(PermanentBackendError, match="ValidationException.*input manifest"):
+    with pytest.raises(PermanentBackendError, match=r"ValidationException.*input manifest"):
         backend.create_job(spec())
 
 
@@ -115,11 +117,18 @@ def _write_inputs(world: World, job: JobSpec) -> None:
     from labeling_pipeline.task_config import label_category_config, worker_template
 
     prefix = f"s3://{BUCKET}/"
-    world.s3.put_object(Bucket=BUCKET, Key=job.manifest_uri.removeprefix(prefix),
-                        Body=b'{"source-ref": "s3://labeling-bucket-example/images/a.jpg"}\n')
+    world.s3.put_object(
+        Bucket=BUCKET,
+        Key=job.manifest_uri.removeprefix(prefix),
+        Body=b'{"source-ref": "s3://labeling-bucket-example/images/a.jpg"}\n',
+    )
     import json
 
-    world.s3.put_object(Bucket=BUCKET, Key=job.label_config_uri.removeprefix(prefix),
-                        Body=json.dumps(label_category_config(job.settings.labels)).encode())
-    world.s3.put_object(Bucket=BUCKET, Key=job.template_uri.removeprefix(prefix),
-                        Body=worker_template(job.settings).encode())
+    world.s3.put_object(
+        Bucket=BUCKET,
+        Key=job.label_config_uri.removeprefix(prefix),
+        Body=json.dumps(label_category_config(job.settings.labels)).encode(),
+    )
+    world.s3.put_object(
+        Bucket=BUCKET, Key=job.template_uri.removeprefix(prefix), Body=worker_template(job.settings).encode()
+    )

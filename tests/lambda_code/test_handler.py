@@ -36,7 +36,8 @@ class Pipeline:
         records: list[dict[str, Any]] = []
         while len(records) < max_messages:
             response = self.world.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, max_messages - len(records)),
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, max_messages - len(records)),
                 VisibilityTimeout=30,
             )
             messages = response.get("Messages", [])
@@ -99,14 +100,26 @@ def pipeline(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq_url)
     monkeypatch.setenv("WORKTEAM_ARN", WORKTEAM_ARN)
     monkeypatch.setenv("GROUND_TRUTH_ROLE_ARN", ROLE_ARN)
-    monkeypatch.setenv("TASK_SETTINGS", json.dumps({
-        "labels": list(settings.labels), "taskTitle": settings.task_title,
-        "taskDescription": settings.task_description, "taskKeywords": list(settings.task_keywords),
-        "shortInstructions": settings.short_instructions, "fullInstructions": settings.full_instructions,
-        "workersPerImage": 1, "taskTimeLimitSeconds": 600, "taskAvailabilitySeconds": 864000,
-        "maxConcurrentTaskCount": 1000, "labelAttributeName": "labels", "jobNamePrefix": "bbox",
-        "maxImagesPerJob": 4,
-    }))
+    monkeypatch.setenv(
+        "TASK_SETTINGS",
+        json.dumps(
+            {
+                "labels": list(settings.labels),
+                "taskTitle": settings.task_title,
+                "taskDescription": settings.task_description,
+                "taskKeywords": list(settings.task_keywords),
+                "shortInstructions": settings.short_instructions,
+                "fullInstructions": settings.full_instructions,
+                "workersPerImage": 1,
+                "taskTimeLimitSeconds": 600,
+                "taskAvailabilitySeconds": 864000,
+                "maxConcurrentTaskCount": 1000,
+                "labelAttributeName": "labels",
+                "jobNamePrefix": "bbox",
+                "maxImagesPerJob": 4,
+            }
+        ),
+    )
 
     def make_client(service: str, **kwargs: Any) -> Any:
         client = boto3.client(service, **kwargs)
@@ -147,7 +160,11 @@ def test_uploads_become_jobs_with_decoded_keys(
     labeled = Counter(world.manifest_sources())
     assert labeled == Counter(f"s3://{BUCKET}/{key}" for key in keys[:4])
     assert len(world.ground_truth.created_names) == 1
-    skipped = {(record.key, record.reason) for record in caplog.records if record.getMessage() == "skipped object"}
+    skipped = {
+        (record.__dict__["key"], record.__dict__["reason"])
+        for record in caplog.records
+        if record.getMessage() == "skipped object"
+    }
     assert skipped == {
         ("images/walk/notes.txt", "NotAnImage"),
         ("images/walk/empty.png", "EmptyObject"),
@@ -157,8 +174,11 @@ def test_uploads_become_jobs_with_decoded_keys(
     totals = Counter[str]()
     for blob in metrics:
         for definition in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            totals[definition["Name"]] += int(sum(blob[definition["Name"]]) if isinstance(
-                blob[definition["Name"]], list) else blob[definition["Name"]])
+            totals[definition["Name"]] += int(
+                sum(blob[definition["Name"]])
+                if isinstance(blob[definition["Name"]], list)
+                else blob[definition["Name"]]
+            )
     assert totals["ObjectsSkipped"] == 3 and totals["SkippedNotAnImage"] == 1
     assert totals["LabelingJobsCreated"] == 1
 
@@ -217,11 +237,25 @@ def test_poison_and_rejected_messages_go_to_the_dlq_with_a_reason(pipeline: Pipe
 
 
 def test_test_event_is_ignored(pipeline: Pipeline) -> None:
-    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-25T12:00:00Z",
-                  "Bucket": BUCKET, "RequestId": "1", "HostId": "2"}
-    record = {"messageId": "t-1", "receiptHandle": "r", "body": json.dumps(test_event), "attributes": {},
-              "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-              "eventSourceARN": pipeline.queue_arn, "awsRegion": REGION}
+    test_event = {
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Time": "2026-11-25T12:00:00Z",
+        "Bucket": BUCKET,
+        "RequestId": "1",
+        "HostId": "2",
+    }
+    record = {
+        "messageId": "t-1",
+        "receiptHandle": "r",
+        "body": json.dumps(test_event),
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": pipeline.queue_arn,
+        "awsRegion": REGION,
+    }
     response = handler.lambda_handler({"Records": [record]}, FakeContext())
     assert response == {"batchItemFailures": []}
     assert pipeline.world.ground_truth.calls == []

@@ -124,7 +124,7 @@ def test_concurrent_invocations_with_overlapping_batches(world: World) -> None:
         try:
             outcomes = world.launcher().launch(batch)
             assert all(outcome.ok for outcome in outcomes.values())
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=(batch,)) for batch in batches]
@@ -149,8 +149,9 @@ def test_permanent_rejection_is_not_retryable(world: World) -> None:
 def test_ledger_failure_leaves_the_chunk_for_retry(world: World) -> None:
     class BrokenLedger:
         def claim(self, image: ImageRef, job_name: str) -> str:
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
-                              "PutItem")
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "PutItem"
+            )
 
     launcher = world.launcher()
     launcher._ledger = BrokenLedger()  # type: ignore[assignment]

@@ -14,22 +14,29 @@ def _statements(synthesized: Synthesized, policy_prefix: str) -> list[dict[str, 
     return list(policy["Properties"]["PolicyDocument"]["Statement"])
 
 
-def test_bucket_is_private_encrypted_tls_only_versioned_with_ground_truth_cors(synthesized: Synthesized) -> None:
+def test_bucket_is_private_encrypted_tls_only_versioned_with_ground_truth_cors(
+    synthesized: Synthesized,
+) -> None:
     synthesized.pipeline.has_resource_properties(
         "AWS::S3::Bucket",
         {
             "VersioningConfiguration": {"Status": "Enabled"},
             "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True, "BlockPublicPolicy": True,
-                "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
             },
             "BucketEncryption": {
                 "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
             "CorsConfiguration": {
                 "CorsRules": [
-                    {"AllowedMethods": ["GET"], "AllowedOrigins": ["*"],
-                     "ExposedHeaders": ["Access-Control-Allow-Origin"]}
+                    {
+                        "AllowedMethods": ["GET"],
+                        "AllowedOrigins": ["*"],
+                        "ExposedHeaders": ["Access-Control-Allow-Origin"],
+                    }
                 ]
             },
             "LoggingConfiguration": Match.object_like({"LogFilePrefix": "labeling-bucket/"}),
@@ -68,11 +75,16 @@ def test_uploads_under_images_go_to_a_queue_with_a_dead_letter_queue(synthesized
     synthesized.pipeline.resource_count_is("AWS::SQS::Queue", 2)
 
 
-def test_launcher_reads_the_queue_with_configured_batching_and_partial_failures(synthesized: Synthesized) -> None:
+def test_launcher_reads_the_queue_with_configured_batching_and_partial_failures(
+    synthesized: Synthesized,
+) -> None:
     synthesized.pipeline.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
-        {"BatchSize": 1000, "MaximumBatchingWindowInSeconds": 60,
-         "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+        {
+            "BatchSize": 1000,
+            "MaximumBatchingWindowInSeconds": 60,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
     )
     functions = synthesized.pipeline.find_resources(
         "AWS::Lambda::Function", {"Properties": {"Handler": "labeling_pipeline.handler.lambda_handler"}}
@@ -84,8 +96,14 @@ def test_launcher_reads_the_queue_with_configured_batching_and_partial_failures(
     [layer] = properties["Layers"]
     assert json.dumps(layer).count("017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64:36") == 1
     env = properties["Environment"]["Variables"]
-    assert set(env) >= {"BUCKET_NAME", "LEDGER_TABLE_NAME", "DEAD_LETTER_QUEUE_URL", "WORKTEAM_ARN",
-                        "GROUND_TRUTH_ROLE_ARN", "TASK_SETTINGS"}
+    assert set(env) >= {
+        "BUCKET_NAME",
+        "LEDGER_TABLE_NAME",
+        "DEAD_LETTER_QUEUE_URL",
+        "WORKTEAM_ARN",
+        "GROUND_TRUTH_ROLE_ARN",
+        "TASK_SETTINGS",
+    }
     settings = json.loads(env["TASK_SETTINGS"])
     assert settings["labels"] == ["Dog", "Cat"] and settings["labelAttributeName"] == "labels"
     assert "Fn::ImportValue" in json.dumps(env["WORKTEAM_ARN"])  # from the workforce stack
@@ -110,10 +128,20 @@ def test_ground_truth_role_reads_inputs_and_writes_output_only(synthesized: Synt
 
 def test_launcher_permissions_are_scoped(synthesized: Synthesized) -> None:
     statements = {s["Sid"]: s for s in _statements(synthesized, "LaunchLauncherAccess")}
-    assert set(statements) == {"Logs", "CreateLabelingJobs", "PassGroundTruthRole", "TaskDefinitions", "Ledger",
-                               "DeadLetter"}
+    assert set(statements) == {
+        "Logs",
+        "CreateLabelingJobs",
+        "PassGroundTruthRole",
+        "TaskDefinitions",
+        "Ledger",
+        "DeadLetter",
+    }
     create = statements["CreateLabelingJobs"]
-    assert create["Action"] == ["sagemaker:CreateLabelingJob", "sagemaker:DescribeLabelingJob", "sagemaker:AddTags"]
+    assert create["Action"] == [
+        "sagemaker:CreateLabelingJob",
+        "sagemaker:DescribeLabelingJob",
+        "sagemaker:AddTags",
+    ]
     assert json.dumps(create["Resource"]).endswith(':sagemaker:us-east-1:123456789012:labeling-job/*"]]}')
     pass_role = statements["PassGroundTruthRole"]
     assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("GroundTruthRole")
@@ -130,9 +158,11 @@ def test_launcher_permissions_are_scoped(synthesized: Synthesized) -> None:
 def test_ledger_table_has_point_in_time_recovery(synthesized: Synthesized) -> None:
     synthesized.pipeline.has_resource_properties(
         "AWS::DynamoDB::Table",
-        {"BillingMode": "PAY_PER_REQUEST",
-         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]},
+        {
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        },
     )
 
 

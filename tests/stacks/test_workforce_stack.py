@@ -61,15 +61,16 @@ def test_one_user_per_worker_email_in_the_worker_group(synthesized: Synthesized)
 def test_workforce_and_workteam_on_the_pool(synthesized: Synthesized) -> None:
     synthesized.workforce.has_resource_properties(
         "AWS::SageMaker::Workforce",
-        {"WorkforceName": "gt-labeling", "CognitoConfig": {"ClientId": Match.any_value(), "UserPool": Match.any_value()}},
+        {
+            "WorkforceName": "gt-labeling",
+            "CognitoConfig": {"ClientId": Match.any_value(), "UserPool": Match.any_value()},
+        },
     )
     synthesized.workforce.has_resource_properties(
         "AWS::SageMaker::Workteam",
         {
             "WorkforceName": "gt-labeling",
-            "MemberDefinitions": [
-                {"CognitoMemberDefinition": Match.object_like({"CognitoUserGroup": "labelers"})}
-            ],
+            "MemberDefinitions": [{"CognitoMemberDefinition": Match.object_like({"CognitoUserGroup": "labelers"})}],
             "NotificationConfiguration": {"NotificationTopicArn": Match.any_value()},
         },
     )

@@ -46,7 +46,12 @@ RETRYABLE_CODES = frozenset(
     }
 )
 # Words AWS uses when an account may not use a service (checked against the message, lower-cased).
-REFUSAL_HINTS = ("not available to new customers", "no longer available", "not authorized to use", "subscription")
+REFUSAL_HINTS = (
+    "not available to new customers",
+    "no longer available",
+    "not authorized to use",
+    "subscription",
+)
 
 
 class UnsupportedRegionError(BackendUnavailableError):

@@ -1,0 +1,46 @@
+# make setup | make test | make synth | make deploy | make destroy
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := npx --no-install cdk --no-notices
+# jsii prints an end-of-life banner on Node 20 (the Node these machines have); the CDK docs name
+# this variable to silence it. Telemetry lookups are off: they are slow and pointless offline.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+.PHONY: setup test lint synth deploy destroy clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest
+
+synth: setup
+	$(CDK) synth --quiet
+	@echo "Templates are in cdk.out/ ($$(ls cdk.out/*.template.json | tr '\n' ' '))"
+
+deploy: synth
+	@$(PY) scripts/deploy_preflight.py
+	$(CDK) bootstrap
+	$(CDK) deploy --all --require-approval never --outputs-file cdk.out/outputs.json
+
+destroy: setup
+	@$(PY) scripts/deploy_preflight.py
+	$(CDK) destroy --all --force
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

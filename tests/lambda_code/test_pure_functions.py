@@ -1,0 +1,151 @@
+"""Pure functions: event parsing, the image filter, manifest, task files, job names."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import botocore.session
+import pytest
+
+from labeling_pipeline.images import MAX_IMAGE_BYTES, ImageRef, SkipReason, UploadedObject, skip_reason
+from labeling_pipeline.s3_events import NotAnS3Event, parse_message
+from labeling_pipeline.task_config import (
+    chunks,
+    job_name,
+    label_category_config,
+    manifest_text,
+    worker_template,
+)
+from tests.support import make_settings
+
+BUCKET = "labeling-bucket-example"
+
+# A real S3 event notification (structure from the S3 user guide, "Event message structure"),
+# as S3 sends it: the key URL-encoded, spaces as '+'.
+REAL_EVENT = {
+    "Records": [
+        {
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "us-east-1",
+            "eventTime": "2026-11-25T12:00:00.000Z",
+            "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+            "requestParameters": {"sourceIPAddress": "203.0.113.5"},
+            "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8"},
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "images-to-queue",
+                "bucket": {
+                    "name": BUCKET,
+                    "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                    "arn": f"arn:aws:s3:::{BUCKET}",
+                },
+                "object": {
+                    "key": "images/walk/dog+1+%C3%A9t%C3%A9%2B%28copy%29.JPG",
+                    "size": 1024,
+                    "eTag": "d41d8cd98f00b204e9800998ecf8427e",
+                    "versionId": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+                    "sequencer": "0055AED6DCD90281E5",
+                },
+            },
+        }
+    ]
+}
+
+
+def uploaded(key: str, size: int = 10, event: str = "ObjectCreated:Put", bucket: str = BUCKET) -> UploadedObject:
+    return UploadedObject(bucket, key, size, event, None, "etag1")
+
+
+def test_real_s3_event_is_parsed_and_key_decoded() -> None:
+    parsed = parse_message("m1", json.dumps(REAL_EVENT))
+    [obj] = parsed.objects
+    assert obj.key == "images/walk/dog 1 été+(copy).JPG"
+    assert obj.version_id == "096fKKXTRTtl3on89fVO.nfljtsv6qko"
+    assert obj.image_ref().image_id == f"{BUCKET}/images/walk/dog 1 été+(copy).JPG#096fKKXTRTtl3on89fVO.nfljtsv6qko"
+    assert skip_reason(obj, BUCKET) is None
+
+
+def test_test_event_is_recognised() -> None:
+    body = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET})
+    assert parse_message("m", body).is_test_event
+
+
+@pytest.mark.parametrize(
+    "body", ["", "not json", "[]", "{}", '{"Records": []}', '{"Records": [{"s3": {}}]}', '{"Records": "x"}']
+)
+def test_bodies_that_are_not_s3_events_raise_a_clear_error(body: str) -> None:
+    with pytest.raises(NotAnS3Event):
+        parse_message("m", body)
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        (uploaded("images/a.jpg"), None),
+        (uploaded("images/a.JPEG"), None),
+        (uploaded("images/deep/er/a.Png"), None),
+        (uploaded("images/a.gif"), SkipReason.NOT_AN_IMAGE),
+        (uploaded("images/jpg"), SkipReason.NOT_AN_IMAGE),
+        (uploaded("images/a.jpg", size=0), SkipReason.EMPTY_OBJECT),
+        (uploaded("images/a.jpg", size=MAX_IMAGE_BYTES + 1), SkipReason.TOO_LARGE),
+        (uploaded("images/a.jpg", size=MAX_IMAGE_BYTES), None),
+        (uploaded("images/folder/"), SkipReason.FOLDER_MARKER),
+        (uploaded("output/a.jpg"), SkipReason.OUTSIDE_INPUT_PREFIX),
+        (uploaded("imagesX/a.jpg"), SkipReason.OUTSIDE_INPUT_PREFIX),
+        (uploaded("images/a.jpg", event="ObjectRemoved:Delete"), SkipReason.NOT_OBJECT_CREATED),
+        (uploaded("images/a.jpg", bucket="someone-else"), SkipReason.WRONG_BUCKET),
+    ],
+)
+def test_skip_reasons(obj: UploadedObject, reason: SkipReason | None) -> None:
+    assert skip_reason(obj, BUCKET) == reason
+
+
+def test_manifest_is_json_lines_of_source_refs_in_a_stable_order() -> None:
+    images = [ImageRef(BUCKET, "images/b é.jpg", "2"), ImageRef(BUCKET, "images/a.jpg", "1")]
+    text = manifest_text(images)
+    assert text == (
+        '{"source-ref": "s3://labeling-bucket-example/images/a.jpg"}\n'
+        '{"source-ref": "s3://labeling-bucket-example/images/b é.jpg"}\n'
+    )
+    assert manifest_text(list(reversed(images))) == text
+
+
+def test_label_category_config() -> None:
+    assert label_category_config(["Dog", "Cat"]) == {
+        "document-version": "2018-11-28",
+        "labels": [{"label": "Dog"}, {"label": "Cat"}],
+    }
+
+
+def test_worker_template_is_the_documented_bounding_box_form() -> None:
+    html = worker_template(make_settings(shortInstructions='Say "hi" <b>'))
+    assert '<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>' in html
+    assert 'name="boundingBox"' in html
+    assert 'src="{{ task.input.taskObject | grant_read_access }}"' in html
+    assert 'labels="{{ task.input.labels | to_json | escape }}"' in html
+    assert "<full-instructions" in html and "<short-instructions>" in html
+    assert "Say &quot;hi&quot; &lt;b&gt;" in html
+
+
+def test_job_names_are_valid_readable_and_fixed_by_members() -> None:
+    pattern = (
+        botocore.session.get_session().get_service_model("sagemaker").shape_for("LabelingJobName").metadata["pattern"]
+    )
+    members = [ImageRef(BUCKET, f"images/{i}.jpg", "v") for i in range(3)]
+    when = datetime(2026, 11, 25, tzinfo=UTC)
+    name = job_name("x" * 41, when, members)
+    assert len(name) == 63 and re.fullmatch(pattern, name)
+    assert name.startswith("x" * 41 + "-20261125-")
+    assert job_name("bbox", when, list(reversed(members))) == job_name("bbox", when, members)
+    assert job_name("bbox", when, members[:2]) != job_name("bbox", when, members)
+
+
+def test_chunks_split_and_deduplicate() -> None:
+    images = [ImageRef(BUCKET, f"images/{i:02d}.jpg", "v") for i in range(25)]
+    parts = chunks(images + images[:5], 10)
+    assert [len(part) for part in parts] == [10, 10, 5]
+    assert sorted(image for part in parts for image in part) == sorted(images)
