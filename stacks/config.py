@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 CONTEXT_KEY = "labeling"
@@ -76,15 +76,6 @@ class LabelingConfig:
     removal_policy: str = "retain"
     cognito_domain_prefix: str | None = None
     powertools_layer_version: int = 36
-    alarm_emails: tuple[str, ...] = field(default=())
-
-    @property
-    def sqs_visibility_timeout_seconds(self) -> int:
-        return 6 * self.launcher_timeout_seconds
-
-    @property
-    def launcher_timeout_seconds(self) -> int:
-        return 300
 
 
 _JSON_NAMES = {
@@ -108,7 +99,6 @@ _JSON_NAMES = {
     "removal_policy": "removalPolicy",
     "cognito_domain_prefix": "cognitoDomainPrefix",
     "powertools_layer_version": "powertoolsLayerVersion",
-    "alarm_emails": "alarmEmails",
 }
 _FIELD_BY_JSON = {json_name: name for name, json_name in _JSON_NAMES.items()}
 
@@ -217,8 +207,6 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
     _validate_labels(labels)
     worker_emails = _string_list(raw, "worker_emails", default.worker_emails)
     _validate_emails("worker_emails", worker_emails)
-    alarm_emails = _string_list(raw, "alarm_emails", default.alarm_emails)
-    _validate_emails("alarm_emails", alarm_emails)
 
     keywords = _string_list(raw, "task_keywords", default.task_keywords)
     if not 1 <= len(keywords) <= 5:
@@ -294,7 +282,6 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
         removal_policy=removal_policy,
         cognito_domain_prefix=domain_prefix,
         powertools_layer_version=_integer(raw, "powertools_layer_version", default.powertools_layer_version, 1, 10_000),
-        alarm_emails=alarm_emails,
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -49,7 +49,6 @@ class Environment:
     sqs: Any
     launcher: Launcher | None
     backend_error: str | None = None
-    sent_to_dlq: list[str] = field(default_factory=list)
 
 
 def build_environment(make_client: Callable[..., Any] = boto3.client) -> Environment:
@@ -98,7 +97,6 @@ def _send_to_dlq(env: Environment, record: dict[str, Any], reason: str) -> bool:
     except Exception:
         logger.exception("could not send message to the dead-letter queue", extra={"message_id": record["messageId"]})
         return False
-    env.sent_to_dlq.append(record["messageId"])
     metrics.add_metric(name="MessagesDeadLettered", unit=MetricUnit.Count, value=1)
     logger.error("message sent to the dead-letter queue", extra={"message_id": record["messageId"], "reason": reason})
     return True

@@ -74,11 +74,17 @@ def label_category_config(labels: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def _inert_text(text: str) -> str:
+    """Configuration text as HTML that neither the browser nor Ground Truth's Liquid engine interprets:
+    braces become entities, so "{{" or "{%" in an instruction cannot start a Liquid tag."""
+    return html.escape(text).replace("{", "&#123;").replace("}", "&#125;")
+
+
 def worker_template(settings: TaskSettings) -> str:
-    """The crowd-bounding-box UI; instructions are configuration text, so they are HTML-escaped."""
-    short = html.escape(settings.short_instructions)
-    full = html.escape(settings.full_instructions)
-    header = html.escape(settings.task_title)
+    """The crowd-bounding-box UI; instructions, title and labels come from Ground Truth's task input."""
+    short = _inert_text(settings.short_instructions)
+    full = _inert_text(settings.full_instructions)
+    header = _inert_text(settings.task_title)
     return f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
 
 <crowd-form>

@@ -17,8 +17,8 @@ class GroundTruthRole(Construct):
 
     The execution role requirements are in
     https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-permission-execution-role.html :
-    read the input manifest, label config, template and images; write the output path; write job logs
-    to the /aws/sagemaker/LabelingJobs log group.
+    S3 AbortMultipartUpload, GetObject and PutObject on the input and output locations, and CloudWatch
+    Logs for the job's log streams in the /aws/sagemaker/LabelingJobs group.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, bucket: s3.IBucket) -> None:
@@ -52,14 +52,20 @@ class GroundTruthRole(Construct):
                     ],
                 ),
                 iam.PolicyStatement(
+                    # AWS lists AbortMultipartUpload, GetObject and PutObject as the S3 actions a job
+                    # needs; under output/ Ground Truth also reads back what it wrote (worker responses,
+                    # intermediate manifests) while the job runs.
                     sid="WriteLabels",
-                    actions=["s3:PutObject"],
+                    actions=["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
                     resources=[bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")],
                 ),
                 iam.PolicyStatement(
                     sid="LocateBucket",
                     actions=["s3:GetBucketLocation", "s3:ListBucket"],
                     resources=[bucket.bucket_arn],
+                    conditions={
+                        "StringLike": {"s3:prefix": [f"{INPUT_PREFIX}*", f"{JOBS_PREFIX}*", f"{OUTPUT_PREFIX}*"]}
+                    },
                 ),
                 iam.PolicyStatement(
                     sid="JobLogs",

@@ -165,8 +165,6 @@ class LaunchPipeline(Construct):
             log_group=self.log_group,
             memory_size=512,
             timeout=LAUNCHER_TIMEOUT,
-            # One launcher at a time per queue shard is plenty, and it bounds CreateLabelingJob calls.
-            reserved_concurrent_executions=None,
             environment={
                 "BUCKET_NAME": bucket.bucket_name,
                 "LEDGER_TABLE_NAME": self.ledger.table_name,

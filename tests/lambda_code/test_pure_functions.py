@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 
 import botocore.session
+import liquid
 import pytest
 
 from labeling_pipeline.images import MAX_IMAGE_BYTES, ImageRef, SkipReason, UploadedObject, skip_reason
@@ -149,3 +151,34 @@ def test_chunks_split_and_deduplicate() -> None:
     parts = chunks(images + images[:5], 10)
     assert [len(part) for part in parts] == [10, 10, 5]
     assert sorted(image for part in parts for image in part) == sorted(images)
+
+
+class _BoundingBoxAttributes(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attributes: dict[str, str | None] = {}
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "crowd-bounding-box":
+            self.attributes = dict(attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_worker_template_renders_in_liquid_as_ground_truth_would() -> None:
+    """Render with python-liquid and the two filters Ground Truth adds; config text stays inert."""
+    environment = liquid.Environment()
+    environment.filters["grant_read_access"] = lambda uri: "https://signed.example.com/" + uri.removeprefix("s3://")
+    environment.filters["to_json"] = json.dumps
+    settings = make_settings(fullInstructions="Never type {{ task.input.taskObject }} or {% raw %} here")
+    rendered = environment.from_string(worker_template(settings)).render(
+        task={"input": {"taskObject": "s3://bucket/images/a b.jpg", "labels": ["Dog", "Cat"]}}
+    )
+    parser = _BoundingBoxAttributes()
+    parser.feed(rendered)
+    assert parser.attributes["name"] == "boundingBox"
+    assert parser.attributes["src"] == "https://signed.example.com/bucket/images/a b.jpg"
+    assert json.loads(parser.attributes["labels"] or "") == ["Dog", "Cat"]
+    assert "Never type {{ task.input.taskObject }} or {% raw %} here" in "".join(parser.text)

@@ -121,7 +121,8 @@ def test_ground_truth_role_reads_inputs_and_writes_output_only(synthesized: Synt
     assert statements["ReadImagesAndTaskDefinitions"]["Action"] == "s3:GetObject"
     read = json.dumps(statements["ReadImagesAndTaskDefinitions"]["Resource"])
     assert '"/images/*"' in read and '"/jobs/*"' in read and "output" not in read
-    assert statements["WriteLabels"]["Action"] == "s3:PutObject"
+    assert statements["WriteLabels"]["Action"] == ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
+    assert statements["LocateBucket"]["Condition"] == {"StringLike": {"s3:prefix": ["images/*", "jobs/*", "output/*"]}}
     assert '"/output/*"' in json.dumps(statements["WriteLabels"]["Resource"])
     assert ":log-group:/aws/sagemaker/LabelingJobs:*" in json.dumps(statements["JobLogs"]["Resource"])
 
