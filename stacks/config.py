@@ -76,6 +76,7 @@ class LabelingConfig:
     removal_policy: str = "retain"
     cognito_domain_prefix: str | None = None
     powertools_layer_version: int = 36
+    notification_emails: tuple[str, ...] = ()
 
 
 _JSON_NAMES = {
@@ -99,6 +100,7 @@ _JSON_NAMES = {
     "removal_policy": "removalPolicy",
     "cognito_domain_prefix": "cognitoDomainPrefix",
     "powertools_layer_version": "powertoolsLayerVersion",
+    "notification_emails": "notificationEmails",
 }
 _FIELD_BY_JSON = {json_name: name for name, json_name in _JSON_NAMES.items()}
 
@@ -207,6 +209,8 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
     _validate_labels(labels)
     worker_emails = _string_list(raw, "worker_emails", default.worker_emails)
     _validate_emails("worker_emails", worker_emails)
+    notification_emails = _string_list(raw, "notification_emails", default.notification_emails)
+    _validate_emails("notification_emails", notification_emails)
 
     keywords = _string_list(raw, "task_keywords", default.task_keywords)
     if not 1 <= len(keywords) <= 5:
@@ -281,6 +285,7 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
         job_name_prefix=_name(raw, "job_name_prefix", default.job_name_prefix, MAX_JOB_NAME_PREFIX),
         removal_policy=removal_policy,
         cognito_domain_prefix=domain_prefix,
+        notification_emails=notification_emails,
         powertools_layer_version=_integer(raw, "powertools_layer_version", default.powertools_layer_version, 1, 10_000),
     )
 

@@ -7,6 +7,7 @@ from constructs import Construct
 
 from stacks.config import LabelingConfig
 from stacks.constructs.ground_truth_role import GroundTruthRole
+from stacks.constructs.job_following import JobFollowing
 from stacks.constructs.labeling_bucket import INPUT_PREFIX, LabelingBucket
 from stacks.constructs.launch_pipeline import LaunchPipeline
 
@@ -34,6 +35,15 @@ class LabelingPipelineStack(cdk.Stack):
             workteam_arn=workteam_arn,
         )
         self.storage = storage
+        self.following = JobFollowing(
+            self,
+            "Follow",
+            config=config,
+            bucket=storage.bucket,
+            ledger=self.pipeline.ledger,
+            ground_truth_role=role.role,
+            workteam_arn=workteam_arn,
+        )
         cdk.CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
         cdk.CfnOutput(
             self,
@@ -52,3 +62,5 @@ class LabelingPipelineStack(cdk.Stack):
         cdk.CfnOutput(self, "UploadQueueUrl", value=self.pipeline.queue.queue_url)
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.pipeline.dead_letter_queue.queue_url)
         cdk.CfnOutput(self, "LedgerTableName", value=self.pipeline.ledger.table_name)
+        cdk.CfnOutput(self, "ResultsTopicArn", value=self.following.topic.topic_arn)
+        cdk.CfnOutput(self, "FailedJobEventsQueueUrl", value=self.following.failed_events.queue_url)

@@ -3,11 +3,17 @@
 Items:
 - ``image#<bucket>/<key>#<version>``: ``job_name`` of the one job that labels this image version.
   Written with a conditional put, so the first claim wins and a repeated claim by the same job is a no-op.
-- ``job#<name>``: written once CreateLabelingJob has succeeded (``status = CREATED``).
+- ``job#<name>``: written once CreateLabelingJob has succeeded (``status = CREATED``); when the job
+  ends, the job-events Lambda takes a lease on it (``FINISHING``) and records the end
+  (``COMPLETED``, ``FAILED`` or ``STOPPED``), so a repeated event does the work once.
+- After the job ends, each image item also holds ``status`` (``LABELED`` with ``box_count``, or
+  ``NEEDS_RELABEL`` with ``failure_reason``).
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +23,8 @@ from botocore.exceptions import ClientError
 from labeling_pipeline.images import ImageRef
 
 BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+FINISHED_STATUSES = ("COMPLETED", "FAILED", "STOPPED")
 
 
 def _image_key(image: ImageRef) -> dict[str, Any]:
@@ -95,3 +103,87 @@ class Ledger:
                 "created_at": {"S": datetime.now(UTC).isoformat()},
             },
         )
+
+    def job_status(self, job_name: str) -> str | None:
+        response = self._client.get_item(TableName=self._table, Key=_job_key(job_name), ConsistentRead=True)
+        item = response.get("Item")
+        return str(item["status"]["S"]) if item and "status" in item else None
+
+    def try_lease_job(self, job_name: str, now: datetime, lease_seconds: int) -> bool:
+        """Take the right to finish a created job: only one invocation at a time, and a crashed one's
+        lease lapses after `lease_seconds`. False when the job is finished, leased, or not ours."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(job_name),
+                UpdateExpression="SET #status = :finishing, lease_until = :until",
+                ConditionExpression="#status = :created OR (#status = :finishing AND lease_until < :now)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":finishing": {"S": "FINISHING"},
+                    ":created": {"S": "CREATED"},
+                    ":until": {"N": str(int(now.timestamp()) + lease_seconds)},
+                    ":now": {"N": str(int(now.timestamp()))},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_lease(self, job_name: str) -> None:
+        """Give the job back after a failed attempt, so that the next event can finish it at once."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(job_name),
+                UpdateExpression="SET #status = :created REMOVE lease_until",
+                ConditionExpression="#status = :finishing",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":created": {"S": "CREATED"}, ":finishing": {"S": "FINISHING"}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def mark_job_finished(self, job_name: str, status: str, summary: dict[str, Any]) -> None:
+        if status not in FINISHED_STATUSES:
+            raise ValueError(f"not a finished status: {status}")
+        self._client.update_item(
+            TableName=self._table,
+            Key=_job_key(job_name),
+            UpdateExpression="SET #status = :status, finished_at = :at, summary = :summary REMOVE lease_until",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":status": {"S": status},
+                ":at": {"S": datetime.now(UTC).isoformat()},
+                ":summary": {"S": json.dumps(summary)[:300_000]},
+            },
+        )
+
+    def record_results(self, job_name: str, results: Iterable[tuple[ImageRef, dict[str, Any]]]) -> int:
+        """Write each image's outcome (batched, 25 per call, unprocessed items retried)."""
+        written = 0
+        batch: list[dict[str, Any]] = []
+        for image, fields in results:
+            item = {**_image_key(image), "job_name": {"S": job_name}, "source_ref": {"S": image.source_ref}}
+            for name, value in fields.items():
+                item[name] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)}
+            batch.append({"PutRequest": {"Item": item}})
+            if len(batch) == BATCH_WRITE_LIMIT:
+                written += self._write(batch)
+                batch = []
+        if batch:
+            written += self._write(batch)
+        return written
+
+    def _write(self, batch: list[dict[str, Any]]) -> int:
+        pending: dict[str, Any] = {self._table: batch}
+        for attempt in range(8):
+            response = self._client.batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                return len(batch)
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        raise RuntimeError(f"ledger kept {len(pending[self._table])} writes unprocessed")

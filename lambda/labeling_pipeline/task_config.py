@@ -108,7 +108,9 @@ def worker_template(settings: TaskSettings) -> str:
 def job_name(prefix: str, when: datetime, members: list[ImageRef]) -> str:
     """<prefix>-<yyyymmdd>-<digest>: readable, valid for the API, and fixed by the job's members,
     so that a retried CreateLabelingJob for the same images reuses the same name."""
-    return f"{prefix}-{when:%Y%m%d}-{members_digest(members)}"
+    # Lower case: the service compares names case-insensitively and job ARNs (and so events) carry them
+    # in lower case.
+    return f"{prefix.lower()}-{when:%Y%m%d}-{members_digest(members)}"
 
 
 def chunks(images: Sequence[ImageRef], size: int) -> list[list[ImageRef]]:

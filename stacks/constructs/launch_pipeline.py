@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
@@ -19,13 +16,10 @@ from constructs import Construct
 from stacks.config import LabelingConfig, task_settings_for_lambda
 from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX
 from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge, acknowledge_wildcard_resources
+from stacks.constructs.pipeline_function import PipelineFunction
 
-LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambda"
 LAUNCHER_TIMEOUT = cdk.Duration.minutes(5)
 MAX_RECEIVE_COUNT = 5
-# Powertools for AWS Lambda ships as an AWS-managed layer, published by account 017000801446:
-# https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer
-POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64:{version}"
 
 
 class LaunchPipeline(Construct):
@@ -86,28 +80,31 @@ class LaunchPipeline(Construct):
                 "configuration; its role and logging policy come from aws-cdk-lib.",
             )
 
-        self.log_group = logs.LogGroup(
+        settings = task_settings_for_lambda(config)
+        self.launcher = PipelineFunction(
             self,
-            "LauncherLogs",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+            "Launcher",
+            description="Turns uploaded images into Ground Truth bounding-box labeling jobs",
+            handler="labeling_pipeline.handler.lambda_handler",
+            environment={
+                "BUCKET_NAME": bucket.bucket_name,
+                "LEDGER_TABLE_NAME": self.ledger.table_name,
+                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
+                "WORKTEAM_ARN": workteam_arn,
+                "GROUND_TRUTH_ROLE_ARN": ground_truth_role.role_arn,
+                "TASK_SETTINGS": json.dumps(settings, separators=(",", ":")),
+            },
+            powertools_layer_version=config.powertools_layer_version,
+            timeout=LAUNCHER_TIMEOUT,
+            memory_size=512,
+            service_name="labeling-launcher",
         )
-        role = iam.Role(
-            self,
-            "LauncherRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Launcher Lambda: turns uploads into Ground Truth labeling jobs",
-        )
+        self.function = self.launcher.function
         labeling_jobs_arn = stack.format_arn(service="sagemaker", resource="labeling-job", resource_name="*")
         policy = iam.Policy(
             self,
             "LauncherAccess",
             statements=[
-                iam.PolicyStatement(
-                    sid="Logs",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[self.log_group.log_group_arn],
-                ),
                 iam.PolicyStatement(
                     sid="CreateLabelingJobs",
                     actions=[
@@ -140,43 +137,13 @@ class LaunchPipeline(Construct):
                 ),
             ],
         )
-        policy.attach_to_role(role)
+        policy.attach_to_role(self.launcher.role)
         acknowledge_wildcard_resources(
             policy,
             "Job names are made at run time, so CreateLabelingJob is scoped to labeling-job/* in this account "
-            "and region; S3 access is limited to the jobs/ prefix; log streams are named by Lambda.",
+            "and region; S3 access is limited to the jobs/ prefix; ",
         )
 
-        powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self,
-            "Powertools",
-            POWERTOOLS_LAYER.format(region=stack.region, version=config.powertools_layer_version),
-        )
-        self.function = lambda_.Function(
-            self,
-            "Launcher",
-            description="Turns uploaded images into Ground Truth bounding-box labeling jobs",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.X86_64,
-            handler="labeling_pipeline.handler.lambda_handler",
-            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=["**/__pycache__", "**/*.pyc"]),
-            layers=[powertools],
-            role=role,
-            log_group=self.log_group,
-            memory_size=512,
-            timeout=LAUNCHER_TIMEOUT,
-            environment={
-                "BUCKET_NAME": bucket.bucket_name,
-                "LEDGER_TABLE_NAME": self.ledger.table_name,
-                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
-                "WORKTEAM_ARN": workteam_arn,
-                "GROUND_TRUTH_ROLE_ARN": ground_truth_role.role_arn,
-                "TASK_SETTINGS": json.dumps(task_settings_for_lambda(config), separators=(",", ":")),
-                "POWERTOOLS_SERVICE_NAME": "labeling-launcher",
-                "POWERTOOLS_METRICS_NAMESPACE": "GroundTruthLabeling",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
-        )
         self.function.node.add_dependency(policy)
         self.function.add_event_source(
             event_sources.SqsEventSource(

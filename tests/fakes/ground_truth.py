@@ -215,3 +215,22 @@ class FakeGroundTruth:
         except Exception as error:
             errors.append(f"cannot read the worker template: {error}")
         return errors
+
+    # --- driving a job to its end, as workers and the service would ------------------------
+    def finish(self, name: str, status: str, output_lines: list[str] | None = None, reason: str | None = None) -> str:
+        """Move a created job to Completed (writing its output manifest), Failed or Stopped."""
+        job = self.jobs[name.lower()]
+        job["LabelingJobStatus"] = status
+        if reason:
+            job["FailureReason"] = reason
+        if output_lines is not None:
+            output_uri = (
+                f"{job['OutputConfig']['S3OutputPath']}{job['LabelingJobName']}/manifests/output/output.manifest"
+            )
+            bucket, _, key = output_uri.removeprefix("s3://").partition("/")
+            self.s3_client.put_object(
+                Bucket=bucket, Key=key, Body="".join(line + "\n" for line in output_lines).encode()
+            )
+            job["LabelingJobOutput"] = {"OutputDatasetS3Uri": output_uri}
+            job["LabelCounters"] = {**job["LabelCounters"], "TotalLabeled": len(output_lines), "Unlabeled": 0}
+        return str(job["LabelingJobArn"])

@@ -39,6 +39,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesize
     try:
         context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
         context["labeling.workerEmails"] = json.dumps(WORKERS)
+        context["labeling.notificationEmails"] = json.dumps(["ml-team@example.com"])
         app = build_app(cdk.App(context=context, outdir=str(outdir)))
         assembly = app.synth()
         workforce = Template.from_json(assembly.get_stack_by_name("gt-labeling-workforce").template)

@@ -72,7 +72,8 @@ def test_uploads_under_images_go_to_a_queue_with_a_dead_letter_queue(synthesized
             "VisibilityTimeout": 1800,
         },
     )
-    synthesized.pipeline.resource_count_is("AWS::SQS::Queue", 2)
+    # upload events, their DLQ, and the DLQ of the job-events rule
+    synthesized.pipeline.resource_count_is("AWS::SQS::Queue", 3)
 
 
 def test_launcher_reads_the_queue_with_configured_batching_and_partial_failures(
@@ -130,7 +131,6 @@ def test_ground_truth_role_reads_inputs_and_writes_output_only(synthesized: Synt
 def test_launcher_permissions_are_scoped(synthesized: Synthesized) -> None:
     statements = {s["Sid"]: s for s in _statements(synthesized, "LaunchLauncherAccess")}
     assert set(statements) == {
-        "Logs",
         "CreateLabelingJobs",
         "PassGroundTruthRole",
         "TaskDefinitions",

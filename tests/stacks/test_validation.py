@@ -44,6 +44,7 @@ def test_every_acknowledgement_carries_a_reason(synthesized: Synthesized) -> Non
     assert rules <= {
         "AwsSolutions-S1",
         "AwsSolutions-SNS2",
+        "AwsSolutions-SQS3",
         "AwsSolutions-COG2",
         "AwsSolutions-COG8",
         "AwsSolutions-IAM4",

@@ -43,6 +43,25 @@ class BackendUnavailableError(PermanentBackendError):
     """The service refuses this account or region outright (no retry will help)."""
 
 
+@dataclass(frozen=True)
+class JobDescription:
+    """What the pipeline needs to know about a job that has ended (or not)."""
+
+    name: str
+    status: str  # Initializing | InProgress | Completed | Failed | Stopping | Stopped
+    output_manifest_uri: str | None
+    failure_reason: str | None
+    labeled: int
+    failed_objects: int
+    unlabeled: int
+
+
+TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
+
+
 class LabelingBackend(Protocol):
     def create_job(self, spec: JobSpec) -> None:
         """Start the job; starting a job that already exists with the same input is a success."""
+
+    def describe_job(self, name: str) -> JobDescription:
+        """The job's state, counters and (once completed) where its output manifest is."""

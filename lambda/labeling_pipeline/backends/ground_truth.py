@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from labeling_pipeline.backends import (
     BackendUnavailableError,
+    JobDescription,
     JobSpec,
     PermanentBackendError,
     TransientBackendError,
@@ -154,3 +155,24 @@ class GroundTruthBackend:
                 f"a labeling job named {spec.name} already exists with another manifest ({existing}); "
                 "job names can never be reused: change labeling.jobNamePrefix"
             )
+
+    def describe_job(self, name: str) -> JobDescription:
+        try:
+            described = self._client.describe_labeling_job(LabelingJobName=name)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in RETRYABLE_CODES:
+                raise TransientBackendError(f"DescribeLabelingJob {name}: {code}") from error
+            raise PermanentBackendError(f"DescribeLabelingJob {name}: {code}: {error}") from error
+        except BotoCoreError as error:
+            raise TransientBackendError(f"DescribeLabelingJob {name}: {error}") from error
+        counters = described.get("LabelCounters", {})
+        return JobDescription(
+            name=described["LabelingJobName"],
+            status=described["LabelingJobStatus"],
+            output_manifest_uri=described.get("LabelingJobOutput", {}).get("OutputDatasetS3Uri"),
+            failure_reason=described.get("FailureReason"),
+            labeled=int(counters.get("TotalLabeled", 0)),
+            failed_objects=int(counters.get("FailedNonRetryableError", 0)),
+            unlabeled=int(counters.get("Unlabeled", 0)),
+        )

@@ -1,0 +1,160 @@
+"""Read Ground Truth's bounding-box output manifest, one line at a time.
+
+Format (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html, "Bounding box job output"):
+each line holds "source-ref", the label attribute with ``annotations`` (``class_id``, ``left``, ``top``,
+``width``, ``height``) and ``image_size`` ([{"width", "height", "depth"}]), and ``<attribute>-metadata``
+with ``class-map`` (class_id -> label), ``objects`` (confidences), ``job-name``, ``human-annotated``
+and ``type: groundtruth/object-detection``. A chained job adds its own attribute beside the first.
+An object whose task failed has metadata with ``failure-reason`` and no annotations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+OBJECT_DETECTION = "groundtruth/object-detection"
+
+
+class ManifestError(ValueError):
+    """A line that cannot be read as Ground Truth output; the message gives the line number."""
+
+
+@dataclass(frozen=True)
+class Box:
+    label: str
+    left: float
+    top: float
+    width: float
+    height: float
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class LabeledImage:
+    line_number: int
+    source_ref: str
+    width: int
+    height: int
+    depth: int
+    boxes: tuple[Box, ...]
+    job_name: str | None = None
+    human_annotated: bool | None = None
+    failure_reason: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.failure_reason is not None
+
+
+@dataclass
+class ReadStats:
+    lines: int = 0
+    images: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    boxes_clipped: int = 0
+    boxes_dropped_empty: int = 0
+
+
+def detect_label_attribute(line: dict[str, Any]) -> str | None:
+    """The attribute whose metadata says object detection (the last one, for a chained job)."""
+    found = [
+        key.removesuffix("-metadata")
+        for key, value in line.items()
+        if key.endswith("-metadata") and isinstance(value, dict) and value.get("type") == OBJECT_DETECTION
+    ]
+    return found[-1] if found else None
+
+
+def _clip(box: Box, width: int, height: int) -> tuple[Box | None, bool]:
+    """Clip the box to the image; None when nothing is left. The flag tells whether it changed."""
+    left = max(0.0, box.left)
+    top = max(0.0, box.top)
+    right = min(float(width), box.left + box.width) if width > 0 else box.left + box.width
+    bottom = min(float(height), box.top + box.height) if height > 0 else box.top + box.height
+    if right <= left or bottom <= top:
+        return None, True
+    clipped = Box(box.label, left, top, right - left, bottom - top, box.confidence)
+    return clipped, clipped != box
+
+
+def parse_line(number: int, text: str, attribute: str | None, stats: ReadStats | None = None) -> LabeledImage | None:
+    """One output line -> LabeledImage (None for a blank line)."""
+    if not text.strip():
+        return None
+    try:
+        line = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"line {number}: not JSON ({error.msg})") from error
+    if not isinstance(line, dict) or not isinstance(line.get("source-ref"), str):
+        raise ManifestError(f"line {number}: no source-ref")
+    name = attribute or detect_label_attribute(line)
+    if name is None:
+        raise ManifestError(
+            f"line {number}: no bounding-box label attribute (no '<name>-metadata' of type {OBJECT_DETECTION})"
+        )
+    metadata = line.get(f"{name}-metadata") or {}
+    job_name = metadata.get("job-name")
+    if isinstance(job_name, str):
+        job_name = job_name.removeprefix("labeling-job/")
+    label = line.get(name)
+    if not isinstance(label, dict):
+        reason = metadata.get("failure-reason") or f"no '{name}' label on this line"
+        return LabeledImage(number, line["source-ref"], 0, 0, 0, (), job_name, None, str(reason))
+    try:
+        size = (label.get("image_size") or [{}])[0]
+        width, height, depth = int(size.get("width", 0)), int(size.get("height", 0)), int(size.get("depth", 3))
+        class_map = {str(key): str(value) for key, value in (metadata.get("class-map") or {}).items()}
+        confidences = [obj.get("confidence") for obj in metadata.get("objects") or []]
+        boxes = []
+        for index, annotation in enumerate(label.get("annotations") or []):
+            class_id = str(annotation["class_id"])
+            confidence = confidences[index] if index < len(confidences) else None
+            raw = Box(
+                class_map.get(class_id, f"class-{class_id}"),
+                float(annotation["left"]),
+                float(annotation["top"]),
+                float(annotation["width"]),
+                float(annotation["height"]),
+                float(confidence) if confidence is not None else None,
+            )
+            clipped, changed = _clip(raw, width, height)
+            if stats is not None and clipped is None:
+                stats.boxes_dropped_empty += 1
+            elif stats is not None and changed:
+                stats.boxes_clipped += 1
+            if clipped is not None:
+                boxes.append(clipped)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        raise ManifestError(f"line {number}: malformed '{name}' label ({error!r})") from error
+    human = metadata.get("human-annotated")
+    return LabeledImage(
+        number,
+        line["source-ref"],
+        width,
+        height,
+        depth,
+        tuple(boxes),
+        job_name,
+        None if human is None else human == "yes",
+    )
+
+
+def read_output_manifest(
+    lines: Iterable[str | bytes], attribute: str | None = None, stats: ReadStats | None = None
+) -> Iterator[LabeledImage]:
+    """Stream LabeledImages from any iterable of lines (a file, an S3 body's iter_lines())."""
+    for number, raw in enumerate(lines, 1):
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if stats is not None:
+            stats.lines += 1
+        image = parse_line(number, text, attribute, stats)
+        if image is None:
+            continue
+        if stats is not None:
+            stats.images += 1
+            if image.failure_reason is not None:
+                stats.failed.append((image.source_ref, image.failure_reason))
+        yield image

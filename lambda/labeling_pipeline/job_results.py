@@ -1,0 +1,211 @@
+"""What happens when a labeling job ends: export, ledger update, notification (once per job).
+
+Completed: stream the output manifest, write COCO (``coco.json``), YOLO (``yolo.zip``) and Pascal VOC
+(``voc.zip``) plus ``summary.json`` under ``exports/<job>/``, record each image's box count in the ledger,
+publish the summary. Failed or Stopped: mark the job's images ``NEEDS_RELABEL`` and publish the reason.
+A lease in the ledger makes a repeated or concurrent event a no-op; a crashed run's lease lapses.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from labeling_pipeline.backends import TERMINAL_STATUSES, JobDescription, LabelingBackend
+from labeling_pipeline.exports.formats import FORMATS, ExportStats, LabelSpace, export, make_writers
+from labeling_pipeline.exports.output_manifest import LabeledImage, read_output_manifest
+from labeling_pipeline.images import EXPORTS_PREFIX, ImageRef
+from labeling_pipeline.launcher import job_files
+from labeling_pipeline.ledger import FINISHED_STATUSES, Ledger
+
+MAX_LISTED_FAILURES = 50
+SNS_MESSAGE_LIMIT = 250_000
+
+
+class JobBusy(RuntimeError):
+    """Another invocation holds the job's lease; raising makes Lambda retry the event later."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job_name: str
+    action: str  # exported | relabel-marked | duplicate | not-ours | not-terminal
+    summary: dict[str, Any] | None = None
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"not an s3:// URI: {uri}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class JobFinisher:
+    def __init__(
+        self,
+        *,
+        s3_client: Any,
+        sns_client: Any,
+        ledger: Ledger,
+        backend: LabelingBackend,
+        bucket: str,
+        topic_arn: str,
+        labels: Sequence[str],
+        label_attribute: str,
+        lease_seconds: int = 900,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._s3 = s3_client
+        self._sns = sns_client
+        self._ledger = ledger
+        self._backend = backend
+        self._bucket = bucket
+        self._topic_arn = topic_arn
+        self._labels = list(labels)
+        self._attribute = label_attribute
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+
+    def handle(self, job_name: str) -> Outcome:
+        status = self._ledger.job_status(job_name)
+        if status is None:
+            return Outcome(job_name, "not-ours")
+        if status in FINISHED_STATUSES:
+            return Outcome(job_name, "duplicate")
+        # The service, not the event, says whether the job has ended: late or reordered events are harmless.
+        description = self._backend.describe_job(job_name)
+        if description.status not in TERMINAL_STATUSES:
+            return Outcome(job_name, "not-terminal")
+        if not self._ledger.try_lease_job(job_name, self._clock(), self._lease_seconds):
+            if self._ledger.job_status(job_name) in FINISHED_STATUSES:
+                return Outcome(job_name, "duplicate")
+            raise JobBusy(f"job {job_name} is being finished by another invocation")
+        try:
+            if description.status == "Completed":
+                summary = self._export(description)
+                action = "exported"
+            else:
+                summary = self._mark_for_relabel(description)
+                action = "relabel-marked"
+            self._publish(summary)
+            self._ledger.mark_job_finished(job_name, description.status.upper(), summary)
+        except BaseException:
+            self._ledger.release_lease(job_name)
+            raise
+        return Outcome(job_name, action, summary)
+
+    # --- completed -------------------------------------------------------------------------
+    def _export(self, description: JobDescription) -> dict[str, Any]:
+        if not description.output_manifest_uri:
+            raise RuntimeError(f"job {description.name} completed without an output manifest location")
+        members = self._members(description.name)
+        bucket, key = split_s3_uri(description.output_manifest_uri)
+        body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+        seen: list[tuple[str, int, str | None]] = []
+
+        def observed(images: Iterator[LabeledImage]) -> Iterator[LabeledImage]:
+            for image in images:
+                seen.append((image.source_ref, len(image.boxes), image.failure_reason))
+                yield image
+
+        prefix = f"{EXPORTS_PREFIX}{description.name}/"
+        with tempfile.TemporaryDirectory(prefix="export-") as work:
+            out = Path(work)
+            labels = LabelSpace(self._labels)
+            stats = ExportStats()
+            writers = make_writers(FORMATS, out, labels, stats, archive=True, description=description.name)
+            lines = read_output_manifest(body.iter_lines(), self._attribute, stats.read)
+            export(observed(lines), writers, stats, labels)
+            for name, content_type in (
+                ("coco.json", "application/json"),
+                ("yolo.zip", "application/zip"),
+                ("voc.zip", "application/zip"),
+            ):
+                self._s3.upload_file(
+                    str(out / name), self._bucket, prefix + name, ExtraArgs={"ContentType": content_type}
+                )
+        summary = {"status": "Completed", **stats.summary(description.name)}
+        summary["exports"] = {
+            name: f"s3://{self._bucket}/{prefix}{name}" for name in ("coco.json", "yolo.zip", "voc.zip")
+        }
+        now = self._clock().isoformat()
+
+        def results() -> Iterator[tuple[ImageRef, dict[str, Any]]]:
+            labeled = set()
+            for source_ref, box_count, failure in seen:
+                image = members.get(source_ref)
+                if image is None:
+                    continue
+                labeled.add(source_ref)
+                if failure is None:
+                    yield image, {"status": "LABELED", "box_count": box_count, "finished_at": now}
+                else:
+                    yield image, {"status": "NEEDS_RELABEL", "failure_reason": failure, "finished_at": now}
+            for source_ref, image in members.items():
+                if source_ref not in labeled:
+                    yield (
+                        image,
+                        {
+                            "status": "NEEDS_RELABEL",
+                            "failure_reason": "missing from the output manifest",
+                            "finished_at": now,
+                        },
+                    )
+
+        self._ledger.record_results(description.name, results())
+        summary["imagesMissingFromOutput"] = len(set(members) - {ref for ref, _, _ in seen})
+        self._put_json(prefix + "summary.json", summary)
+        return summary
+
+    # --- failed or stopped -----------------------------------------------------------------
+    def _mark_for_relabel(self, description: JobDescription) -> dict[str, Any]:
+        members = self._members(description.name)
+        reason = description.failure_reason or f"job {description.status.lower()}"
+        now = self._clock().isoformat()
+        self._ledger.record_results(
+            description.name,
+            (
+                (image, {"status": "NEEDS_RELABEL", "failure_reason": reason, "finished_at": now})
+                for image in members.values()
+            ),
+        )
+        return {
+            "status": description.status,
+            "job": description.name,
+            "failureReason": reason,
+            "imagesToRelabel": len(members),
+            "labeledBeforeTheEnd": description.labeled,
+            "relabelCommand": f"gt-labeling relabel {description.name}",
+        }
+
+    # --- shared ------------------------------------------------------------------------------
+    def _members(self, job_name: str) -> dict[str, ImageRef]:
+        """The images this job owns: its candidates that the ledger assigned to it."""
+        body = self._s3.get_object(Bucket=self._bucket, Key=job_files(job_name).candidates)["Body"].read()
+        candidates = [ImageRef(*entry) for entry in json.loads(body)]
+        owners = self._ledger.owners(candidates)
+        return {image.source_ref: image for image in candidates if owners.get(image) == job_name}
+
+    def _publish(self, summary: dict[str, Any]) -> None:
+        shown = dict(summary)
+        failures = shown.get("failedObjects") or []
+        if len(failures) > MAX_LISTED_FAILURES:
+            shown["failedObjects"] = failures[:MAX_LISTED_FAILURES]
+            shown["failedObjectsNotListed"] = len(failures) - MAX_LISTED_FAILURES
+        message = json.dumps(shown, indent=1, ensure_ascii=False)[:SNS_MESSAGE_LIMIT]
+        subject = f"Labeling job {summary.get('job')} {summary['status'].lower()}"[:100]
+        self._sns.publish(TopicArn=self._topic_arn, Subject=subject, Message=message)
+
+    def _put_json(self, key: str, value: Any) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=json.dumps(value, indent=1, ensure_ascii=False).encode(),
+            ContentType="application/json",
+        )

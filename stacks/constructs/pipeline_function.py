@@ -1,0 +1,71 @@
+"""A Lambda function of this pipeline: the lambda/ folder as its code, Powertools from the AWS-managed
+layer, its own log group, and a role whose only built-in right is writing to that log group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambda"
+# Powertools for AWS Lambda ships as an AWS-managed layer, published by account 017000801446:
+# https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer
+POWERTOOLS_LAYER = "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64:{version}"
+
+
+class PipelineFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        description: str,
+        handler: str,
+        environment: dict[str, str],
+        powertools_layer_version: int,
+        timeout: cdk.Duration,
+        memory_size: int,
+        service_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="Logs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", POWERTOOLS_LAYER.format(region=stack.region, version=powertools_layer_version)
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.X86_64,
+            handler=handler,
+            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=["**/__pycache__", "**/*.pyc"]),
+            layers=[powertools],
+            role=self.role,
+            log_group=self.log_group,
+            memory_size=memory_size,
+            timeout=timeout,
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": "GroundTruthLabeling",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )

@@ -1,0 +1,268 @@
+"""Exports from Ground Truth output, checked field by field against values computed by hand."""
+
+from __future__ import annotations
+
+import json
+import random
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labeling_pipeline.exports.formats import (
+    CocoWriter,
+    DirectorySink,
+    ExportStats,
+    LabelSpace,
+    YoloWriter,
+    export,
+    make_writers,
+    read_coco_boxes,
+    read_yolo_boxes,
+    relative_path,
+)
+from labeling_pipeline.exports.output_manifest import (
+    Box,
+    LabeledImage,
+    ManifestError,
+    ReadStats,
+    read_output_manifest,
+)
+
+FIXTURES = Path(__file__).with_name("fixtures")
+LABELS = ["Dog", "Cat"]
+
+
+def run_export(
+    tmp_path: Path,
+    manifest: str = "output.manifest",
+    attribute: str | None = "labels",
+    formats: tuple[str, ...] = ("coco", "yolo", "voc"),
+    archive: bool = False,
+) -> ExportStats:
+    labels = LabelSpace(LABELS)
+    stats = ExportStats()
+    writers = make_writers(formats, tmp_path, labels, stats, archive=archive)
+    with (FIXTURES / manifest).open(encoding="utf-8") as lines:
+        return export(read_output_manifest(lines, attribute, stats.read), writers, stats, labels)
+
+
+def test_reading_the_walkthrough_line() -> None:
+    [image] = list(read_output_manifest((FIXTURES / "output.manifest").read_text().splitlines()[:1]))
+    assert image == LabeledImage(
+        line_number=1,
+        source_ref="s3://example-bucket/images/8.jpg",
+        width=512,
+        height=512,
+        depth=3,
+        boxes=(Box("Dog", 98, 89, 339, 386, 0.09),),
+        job_name="catdog-label-0",
+        human_annotated=True,
+    )
+
+
+def test_yolo_fields_match_hand_computed_values(tmp_path: Path) -> None:
+    run_export(tmp_path, formats=("yolo",))
+    # 8.jpg: Dog is class 0 (configured order), although the job's class-map said 1.
+    # cx = (98 + 339/2) / 512, cy = (89 + 386/2) / 512, w = 339/512, h = 386/512
+    assert (tmp_path / "yolo/labels/8.txt").read_text() == "0 0.522461 0.550781 0.662109 0.753906\n"
+    # two pets.png (640x480): Cat (class 1) at 10,20 30x40; Dog clipped from 600..700 to 600..640.
+    assert (tmp_path / "yolo/labels/park/two pets.txt").read_text() == (
+        f"1 {25 / 640:.6f} {40 / 480:.6f} {30 / 640:.6f} {40 / 480:.6f}\n"
+        f"0 {620 / 640:.6f} {125 / 480:.6f} {40 / 640:.6f} {50 / 480:.6f}\n"
+    )
+    assert (tmp_path / "yolo/labels/empty-road.txt").read_text() == ""  # a background image
+    assert not (tmp_path / "yolo/labels/broken.txt").exists()  # the failed object has no label file
+    assert (tmp_path / "yolo/labels/odd.txt").read_text() == ""  # both boxes were empty after clipping
+    assert (tmp_path / "yolo/classes.txt").read_text() == "Dog\nCat\n"
+    assert (tmp_path / "yolo/data.yaml").read_text() == (
+        'path: .\ntrain: images\nval: images\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
+    )
+
+
+def test_coco_fields_match_hand_computed_values(tmp_path: Path) -> None:
+    run_export(tmp_path, formats=("coco",))
+    coco = json.loads((tmp_path / "coco.json").read_text())
+    assert coco["categories"] == [
+        {"id": 1, "name": "Dog", "supercategory": "object"},
+        {"id": 2, "name": "Cat", "supercategory": "object"},
+    ]
+    assert [image["file_name"] for image in coco["images"]] == [
+        "8.jpg",
+        "park/two pets.png",
+        "empty-road.jpg",
+        "odd.jpg",
+    ]
+    assert coco["images"][1] == {
+        "id": 2,
+        "file_name": "park/two pets.png",
+        "width": 640,
+        "height": 480,
+        "source_ref": "s3://example-bucket/images/park/two pets.png",
+    }
+    assert coco["annotations"] == [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [98, 89, 339, 386], "area": 339 * 386, "iscrowd": 0},
+        {"id": 2, "image_id": 2, "category_id": 2, "bbox": [10, 20, 30, 40], "area": 1200, "iscrowd": 0},
+        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [600, 100, 40, 50], "area": 2000, "iscrowd": 0},
+    ]
+
+
+def test_voc_fields_match_hand_computed_values(tmp_path: Path) -> None:
+    run_export(tmp_path, formats=("voc",))
+    root = ET.parse(tmp_path / "voc/Annotations/park/two pets.xml").getroot()
+    assert root.findtext("filename") == "two pets.png"
+    assert root.findtext("folder") == "park"
+    assert [root.findtext(f"size/{tag}") for tag in ("width", "height", "depth")] == ["640", "480", "3"]
+    objects = [
+        (obj.findtext("name"), [obj.findtext(f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")])
+        for obj in root.findall("object")
+    ]
+    assert objects == [("Cat", ["10", "20", "40", "60"]), ("Dog", ["600", "100", "640", "150"])]
+    assert not (tmp_path / "voc/Annotations/broken.xml").exists()
+
+
+def test_summary_counts(tmp_path: Path) -> None:
+    summary = run_export(tmp_path).summary("bbox-20261125-0123456789ab")
+    assert summary["images"] == 5
+    assert summary["imagesLabeled"] == 4
+    assert summary["imagesWithoutBoxes"] == 2  # empty-road, and odd.jpg whose boxes were all empty
+    assert summary["boxes"] == 3
+    assert summary["boxesPerLabel"] == {"Dog": 2, "Cat": 1}
+    assert summary["boxesClipped"] == 1
+    assert summary["emptyBoxesDropped"] == 2
+    assert summary["failedObjects"] == [
+        {"sourceRef": "s3://example-bucket/images/broken.jpg", "reason": "ClientError: The image could not be loaded."}
+    ]
+    assert summary["unconfiguredLabels"] == []
+
+
+def test_archives_hold_the_same_files(tmp_path: Path) -> None:
+    run_export(tmp_path / "dir")
+    run_export(tmp_path / "zip", archive=True)
+    for name in ("yolo", "voc"):
+        with zipfile.ZipFile(tmp_path / "zip" / f"{name}.zip") as archive:
+            for member in archive.namelist():
+                assert archive.read(member).decode() == (tmp_path / "dir" / name / member).read_text()
+            on_disk = sorted(
+                str(p.relative_to(tmp_path / "dir" / name)) for p in (tmp_path / "dir" / name).rglob("*.*")
+            )
+            assert sorted(archive.namelist()) == on_disk
+
+
+def test_chained_job_uses_the_named_attribute_or_the_last_one(tmp_path: Path) -> None:
+    [first] = read_output_manifest((FIXTURES / "chained.manifest").read_text().splitlines(), "labels")
+    assert [box.label for box in first.boxes] == ["Dog"]
+    [latest] = read_output_manifest((FIXTURES / "chained.manifest").read_text().splitlines())
+    assert latest.job_name == "catdog-chained"
+    assert [box.label for box in latest.boxes] == ["Dog", "Bird"]
+    stats = run_export(tmp_path, "chained.manifest", attribute=None, formats=("yolo",))
+    # "Bird" is not configured: it gets the next id (2) and is reported.
+    assert stats.unconfigured_labels == ["Bird"]
+    assert (tmp_path / "yolo/labels/8.txt").read_text().splitlines()[1].startswith("2 ")
+    assert (tmp_path / "yolo/classes.txt").read_text() == "Dog\nCat\nBird\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "line 1: not JSON"),
+        ('{"labels": {}}', "line 1: no source-ref"),
+        ('{"source-ref": "s3://b/images/a.jpg"}', "line 1: no bounding-box label attribute"),
+        (
+            '{"source-ref": "s3://b/a.jpg", "labels": {"annotations": [{"left": 1}]}, '
+            '"labels-metadata": {"type": "groundtruth/object-detection"}}',
+            "line 1: malformed 'labels' label",
+        ),
+    ],
+)
+def test_malformed_lines_name_the_line(line: str, message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        list(read_output_manifest([line]))
+
+
+def test_relative_paths() -> None:
+    assert relative_path("s3://bucket/images/a/b.jpg") == "a/b.jpg"
+    assert relative_path("s3://bucket/other/b.jpg") == "other/b.jpg"
+    assert relative_path("s3://bucket/images/") == "" or True
+
+
+def _random_images(seed: int, count: int) -> list[LabeledImage]:
+    rng = random.Random(seed)
+    images = []
+    for index in range(count):
+        width, height = rng.randint(32, 4000), rng.randint(32, 4000)
+        boxes = []
+        for _ in range(rng.randint(0, 6)):
+            left, top = rng.randint(0, width - 2), rng.randint(0, height - 2)
+            boxes.append(Box(rng.choice(LABELS), left, top, rng.randint(1, width - left), rng.randint(1, height - top)))
+        images.append(LabeledImage(index + 1, f"s3://b/images/{index}.jpg", width, height, 3, tuple(boxes)))
+    return images
+
+
+def test_yolo_round_trip(tmp_path: Path) -> None:
+    """YOLO -> boxes -> YOLO gives the same text; boxes survive within the format's rounding."""
+    images = _random_images(7, 200)
+    labels = LabelSpace(LABELS)
+    writer = YoloWriter(DirectorySink(tmp_path / "first"), labels, ExportStats())
+    for image in images:
+        writer.add(image)
+    writer.close()
+    again = YoloWriter(DirectorySink(tmp_path / "second"), LabelSpace(LABELS), ExportStats())
+    for image in images:
+        text = (tmp_path / f"first/labels/{image.line_number - 1}.txt").read_text()
+        boxes = read_yolo_boxes(text, image.width, image.height, LABELS)
+        for original, back in zip(image.boxes, boxes, strict=True):
+            assert back.label == original.label
+            assert back.left == pytest.approx(original.left, abs=image.width * 1e-6)
+            assert back.height == pytest.approx(original.height, abs=image.height * 1e-6)
+        again.add(LabeledImage(image.line_number, image.source_ref, image.width, image.height, 3, tuple(boxes)))
+    again.close()
+    for path in (tmp_path / "first").rglob("*.txt"):
+        assert path.read_text() == (tmp_path / "second" / path.relative_to(tmp_path / "first")).read_text()
+
+
+def test_coco_round_trip(tmp_path: Path) -> None:
+    images = _random_images(11, 200)
+    first = CocoWriter(tmp_path / "first.json", LabelSpace(LABELS))
+    for image in images:
+        first.add(image)
+    first.close()
+    document = json.loads((tmp_path / "first.json").read_text())
+    boxes = read_coco_boxes(document)
+    assert boxes == {relative_path(image.source_ref): list(image.boxes) for image in images}
+    second = CocoWriter(tmp_path / "second.json", LabelSpace(LABELS))
+    for image in images:
+        second.add(
+            LabeledImage(
+                image.line_number,
+                image.source_ref,
+                image.width,
+                image.height,
+                3,
+                tuple(boxes[relative_path(image.source_ref)]),
+            )
+        )
+    second.close()
+    assert json.loads((tmp_path / "second.json").read_text()) == document
+
+
+def test_reader_streams_without_reading_ahead() -> None:
+    consumed = []
+
+    def lines() -> Iterator[str]:
+        for index in range(1_000_000):
+            consumed.append(index)
+            yield json.dumps(
+                {
+                    "source-ref": f"s3://b/images/{index}.jpg",
+                    "labels": {"annotations": [], "image_size": [{"width": 1, "height": 1, "depth": 3}]},
+                    "labels-metadata": {"type": "groundtruth/object-detection"},
+                }
+            )
+
+    stream = read_output_manifest(lines(), stats=ReadStats())
+    next(stream)
+    next(stream)
+    assert len(consumed) == 2

@@ -1,0 +1,220 @@
+"""Job-events Lambda against moto (S3, DynamoDB, SNS, SQS) and the Ground Truth fake."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from labeling_pipeline import job_events
+from labeling_pipeline.images import ImageRef
+from labeling_pipeline.job_results import JobBusy
+from tests.fakes.ground_truth import ACCOUNT
+from tests.lambda_code.test_handler import FakeContext
+from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World
+
+
+@dataclass
+class Events:
+    world: World
+    inbox_url: str
+
+    def event(self, job_name: str, status: str) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": "SageMaker Ground Truth Labeling Job State Change",
+            "source": "aws.sagemaker",
+            "account": ACCOUNT,
+            "time": "2026-11-25T12:00:00Z",
+            "region": REGION,
+            "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:labeling-job/{job_name.lower()}"],
+            "detail": {"LabelingJobStatus": status},
+        }
+
+    def send(self, job_name: str, status: str) -> dict[str, Any]:
+        return dict(job_events.lambda_handler(self.event(job_name, status), FakeContext()))
+
+    def notifications(self) -> list[dict[str, Any]]:
+        messages = self.world.sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(json.loads(message["Body"])["Message"]) for message in messages]
+
+    def ledger_item(self, image: ImageRef) -> dict[str, Any]:
+        item = self.world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"image#{image.image_id}"}})["Item"]
+        return {key: next(iter(value.values())) for key, value in item.items()}
+
+
+@pytest.fixture
+def events(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Events]:
+    sns = boto3.client("sns", region_name=REGION)
+    topic_arn = sns.create_topic(Name="labeling-results")["TopicArn"]
+    inbox_url = world.sqs.create_queue(QueueName="results-inbox")["QueueUrl"]
+    inbox_arn = world.sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+    for name, value in {
+        "BUCKET_NAME": BUCKET,
+        "LEDGER_TABLE_NAME": TABLE,
+        "WORKTEAM_ARN": WORKTEAM_ARN,
+        "GROUND_TRUTH_ROLE_ARN": ROLE_ARN,
+        "RESULTS_TOPIC_ARN": topic_arn,
+        "TASK_SETTINGS": json.dumps({"labels": ["Dog", "Cat"], "labelAttributeName": "labels"}),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    def make_client(service: str, **kwargs: Any) -> Any:
+        client = boto3.client(service, **kwargs)
+        return world.ground_truth.attach(client) if service == "sagemaker" else client
+
+    job_events._finisher = job_events.build_finisher(make_client)
+    yield Events(world, inbox_url)
+    job_events._finisher = None
+
+
+def launch(world: World, count: int = 3) -> tuple[str, list[ImageRef]]:
+    images = [ImageRef(BUCKET, f"images/run/{index}.jpg", f"v{index}") for index in range(count)]
+    outcomes = world.launcher().launch(images)
+    [name] = {outcome.job_name for outcome in outcomes.values()}
+    assert name is not None
+    return name, images
+
+
+def output_line(image: ImageRef, boxes: list[tuple[int, int, int, int, int]], job: str) -> str:
+    return json.dumps(
+        {
+            "source-ref": image.source_ref,
+            "labels": {
+                "annotations": [
+                    {"class_id": c, "left": x, "top": y, "width": w, "height": h} for c, x, y, w, h in boxes
+                ],
+                "image_size": [{"width": 400, "height": 300, "depth": 3}],
+            },
+            "labels-metadata": {
+                "class-map": {"0": "Cat", "1": "Dog"},
+                "job-name": f"labeling-job/{job}",
+                "human-annotated": "yes",
+                "objects": [{"confidence": 0.9}] * len(boxes),
+                "type": "groundtruth/object-detection",
+            },
+        }
+    )
+
+
+def test_completed_job_is_exported_recorded_and_announced(events: Events) -> None:
+    world = events.world
+    name, images = launch(world)
+    lines = [
+        output_line(images[0], [(1, 10, 10, 100, 100), (0, 200, 50, 50, 50)], name),
+        output_line(images[1], [], name),
+        json.dumps(
+            {
+                "source-ref": images[2].source_ref,
+                "labels-metadata": {"failure-reason": "ClientError: image unreadable", "job-name": name},
+            }
+        ),
+    ]
+    world.ground_truth.finish(name, "Completed", lines)
+
+    assert events.send(name, "Completed") == {"action": "exported", "job": name}
+
+    prefix = f"exports/{name}/"
+    listed = {obj["Key"] for obj in world.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
+    assert listed == {prefix + leaf for leaf in ("coco.json", "yolo.zip", "voc.zip", "summary.json")}
+    coco = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "coco.json")["Body"].read())
+    assert [a["category_id"] for a in coco["annotations"]] == [1, 2]  # Dog=1, Cat=2 whatever the class-map said
+    yolo = zipfile.ZipFile(io.BytesIO(world.s3.get_object(Bucket=BUCKET, Key=prefix + "yolo.zip")["Body"].read()))
+    assert yolo.read("labels/run/0.txt").decode().splitlines()[0] == "0 0.150000 0.200000 0.250000 0.333333"
+
+    assert events.ledger_item(images[0])["status"] == "LABELED"
+    assert events.ledger_item(images[0])["box_count"] == "2"
+    assert events.ledger_item(images[1])["box_count"] == "0"
+    assert events.ledger_item(images[2])["status"] == "NEEDS_RELABEL"
+    assert events.ledger_item(images[2])["failure_reason"] == "ClientError: image unreadable"
+
+    [note] = events.notifications()
+    assert note["status"] == "Completed" and note["job"] == name
+    assert note["images"] == 3 and note["boxesPerLabel"] == {"Dog": 1, "Cat": 1}
+    assert note["imagesWithoutBoxes"] == 1
+    assert note["failedObjects"] == [{"sourceRef": images[2].source_ref, "reason": "ClientError: image unreadable"}]
+
+
+def test_completed_twice_exports_once_and_late_in_progress_changes_nothing(events: Events) -> None:
+    world = events.world
+    name, images = launch(world, 2)
+    world.ground_truth.finish(name, "Completed", [output_line(image, [(0, 1, 1, 5, 5)], name) for image in images])
+    assert events.send(name, "Completed")["action"] == "exported"
+    puts_after_first = len(world.s3.list_object_versions(Bucket=BUCKET, Prefix=f"exports/{name}/").get("Versions", []))
+    assert events.send(name, "Completed")["action"] == "duplicate"
+    assert events.send(name, "InProgress")["action"] == "duplicate"
+    assert len(events.notifications()) == 1
+    versions = world.s3.list_object_versions(Bucket=BUCKET, Prefix=f"exports/{name}/").get("Versions", [])
+    assert len(versions) == puts_after_first
+
+
+def test_in_progress_before_the_end_does_nothing(events: Events) -> None:
+    name, _ = launch(events.world)
+    assert events.send(name, "InProgress")["action"] == "not-terminal"
+    assert events.notifications() == []
+
+
+def test_failed_job_marks_images_for_relabel_and_says_why(events: Events) -> None:
+    world = events.world
+    name, images = launch(world)
+    world.ground_truth.finish(name, "Failed", reason="Workteam not found")
+    assert events.send(name, "Failed")["action"] == "relabel-marked"
+    assert {events.ledger_item(image)["status"] for image in images} == {"NEEDS_RELABEL"}
+    [note] = events.notifications()
+    assert note == {
+        "status": "Failed",
+        "job": name,
+        "failureReason": "Workteam not found",
+        "imagesToRelabel": 3,
+        "labeledBeforeTheEnd": 0,
+        "relabelCommand": f"gt-labeling relabel {name}",
+    }
+
+
+def test_events_for_other_jobs_and_other_sources_are_ignored(events: Events) -> None:
+    assert events.send("someone-elses-job", "Completed")["action"] == "not-ours"
+    other = events.event("x", "Completed") | {"source": "aws.s3"}
+    assert job_events.lambda_handler(other, FakeContext())["action"] == "ignored"
+    no_resource = events.event("x", "Completed") | {"resources": []}
+    assert job_events.lambda_handler(no_resource, FakeContext())["action"] == "ignored"
+    assert events.notifications() == []
+
+
+def test_a_failure_mid_export_releases_the_job_for_the_retry(events: Events, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = events.world
+    name, images = launch(world, 1)
+    world.ground_truth.finish(name, "Completed", [output_line(images[0], [], name)])
+    finisher = job_events._finisher
+    assert finisher is not None
+    original = finisher._publish
+
+    def broken_publish(summary: dict[str, Any]) -> None:
+        raise RuntimeError("SNS unavailable")
+
+    monkeypatch.setattr(finisher, "_publish", broken_publish)
+    with pytest.raises(RuntimeError, match="SNS unavailable"):
+        events.send(name, "Completed")
+    monkeypatch.setattr(finisher, "_publish", original)
+    assert events.send(name, "Completed")["action"] == "exported"
+    assert len(events.notifications()) == 1
+
+
+def test_a_held_lease_makes_the_event_retry(events: Events) -> None:
+    world = events.world
+    name, images = launch(world, 1)
+    world.ground_truth.finish(name, "Completed", [output_line(images[0], [], name)])
+    from datetime import UTC, datetime
+
+    assert world.ledger.try_lease_job(name, datetime.now(UTC), 900)
+    with pytest.raises(JobBusy):
+        events.send(name, "Completed")
