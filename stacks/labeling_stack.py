@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 from constructs import Construct
 
@@ -63,4 +65,7 @@ class LabelingPipelineStack(cdk.Stack):
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.pipeline.dead_letter_queue.queue_url)
         cdk.CfnOutput(self, "LedgerTableName", value=self.pipeline.ledger.table_name)
         cdk.CfnOutput(self, "ResultsTopicArn", value=self.following.topic.topic_arn)
+        # For the gt-labeling CLI: class ids in exports follow this label order.
+        cdk.CfnOutput(self, "Labels", value=json.dumps(list(config.labels)))
+        cdk.CfnOutput(self, "LabelAttributeName", value=config.label_attribute_name)
         cdk.CfnOutput(self, "FailedJobEventsQueueUrl", value=self.following.failed_events.queue_url)

@@ -46,6 +46,13 @@ class ImageRef:
     def source_ref(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    @classmethod
+    def from_image_id(cls, image_id: str) -> ImageRef:
+        """Inverse of image_id: bucket names hold no '/', version ids no '#'."""
+        location, version = image_id.rsplit("#", 1)
+        bucket, key = location.split("/", 1)
+        return cls(bucket, key, version)
+
 
 @dataclass(frozen=True)
 class UploadedObject:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -187,3 +187,50 @@ class Ledger:
                 return len(batch)
             time.sleep(min(2.0, 0.05 * 2**attempt))
         raise RuntimeError(f"ledger kept {len(pending[self._table])} writes unprocessed")
+
+    def _scan(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True, **kwargs}
+        while True:
+            response = self._client.scan(**request)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def jobs(self) -> list[dict[str, str]]:
+        """Every job this pipeline created, newest first (a scan: for the CLI, not the hot path)."""
+        found = [
+            {key: next(iter(value.values())) for key, value in item.items()}
+            for item in self._scan(
+                FilterExpression="begins_with(pk, :job)", ExpressionAttributeValues={":job": {"S": "job#"}}
+            )
+        ]
+        for job in found:
+            job["name"] = job.pop("pk").removeprefix("job#")
+        return sorted(found, key=lambda job: job.get("created_at", ""), reverse=True)
+
+    def images_of_job(self, job_name: str, status: str | None = None) -> list[tuple[ImageRef, dict[str, str]]]:
+        expression = "begins_with(pk, :image) AND job_name = :job"
+        values: dict[str, Any] = {":image": {"S": "image#"}, ":job": {"S": job_name}}
+        if status is not None:
+            expression += " AND #status = :status"
+            values[":status"] = {"S": status}
+        request: dict[str, Any] = {"FilterExpression": expression, "ExpressionAttributeValues": values}
+        if status is not None:
+            request["ExpressionAttributeNames"] = {"#status": "status"}
+        return [
+            (
+                ImageRef.from_image_id(item["pk"]["S"].removeprefix("image#")),
+                {key: str(next(iter(value.values()))) for key, value in item.items()},
+            )
+            for item in self._scan(**request)
+        ]
+
+    def set_image_status(self, image: ImageRef, status: str) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=_image_key(image),
+            UpdateExpression="SET #status = :status",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":status": {"S": status}},
+        )

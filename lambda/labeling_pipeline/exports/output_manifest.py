@@ -59,13 +59,13 @@ class ReadStats:
 
 
 def detect_label_attribute(line: dict[str, Any]) -> str | None:
-    """The attribute whose metadata says object detection (the last one, for a chained job)."""
-    found = [
-        key.removesuffix("-metadata")
-        for key, value in line.items()
-        if key.endswith("-metadata") and isinstance(value, dict) and value.get("type") == OBJECT_DETECTION
-    ]
-    return found[-1] if found else None
+    """The attribute whose metadata says object detection (the last one, for a chained job); on a
+    failed line, which has no type, the only metadata key there is."""
+    metadata = [key for key, value in line.items() if key.endswith("-metadata") and isinstance(value, dict)]
+    found = [key for key in metadata if line[key].get("type") == OBJECT_DETECTION]
+    if found:
+        return found[-1].removesuffix("-metadata")
+    return metadata[0].removesuffix("-metadata") if len(metadata) == 1 else None
 
 
 def _clip(box: Box, width: int, height: int) -> tuple[Box | None, bool]:
@@ -146,13 +146,17 @@ def read_output_manifest(
     lines: Iterable[str | bytes], attribute: str | None = None, stats: ReadStats | None = None
 ) -> Iterator[LabeledImage]:
     """Stream LabeledImages from any iterable of lines (a file, an S3 body's iter_lines())."""
+    detected = attribute
     for number, raw in enumerate(lines, 1):
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         if stats is not None:
             stats.lines += 1
-        image = parse_line(number, text, attribute, stats)
+        image = parse_line(number, text, detected, stats)
         if image is None:
             continue
+        if detected is None:
+            # One attribute per manifest: the first line that names it decides for the rest.
+            detected = detect_label_attribute(json.loads(text))
         if stats is not None:
             stats.images += 1
             if image.failure_reason is not None:

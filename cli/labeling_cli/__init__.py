@@ -1,0 +1,1 @@
+"""gt-labeling: upload, watch, export and review the labeling pipeline from a terminal."""

@@ -1,0 +1,129 @@
+"""gt-labeling: one tool, subcommands, --help on each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, NoCredentialsError
+
+from labeling_cli import commands
+from labeling_cli.stack import CliError, StackInfo, load_stack
+from labeling_cli.upload import upload
+from labeling_pipeline.backends.ground_truth import GroundTruthBackend
+from labeling_pipeline.ledger import Ledger
+
+DEFAULT_PROJECT = "gt-labeling"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gt-labeling", description=__doc__)
+    parser.add_argument(
+        "--project",
+        default=DEFAULT_PROJECT,
+        help="projectName of the deployment (stacks <project>-pipeline and <project>-workforce)",
+    )
+    parser.add_argument("--region", help="AWS region (default: from your AWS configuration)")
+    parser.add_argument("--profile", help="AWS profile")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("upload", help="upload a folder of images; each upload starts labeling")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--dataset", required=True, help="folder under images/ to upload into")
+    p.add_argument("--workers", type=int, default=8, help="parallel uploads (default 8)")
+
+    p = sub.add_parser("status", help="jobs with their progress, and the queues")
+    p.add_argument("--limit", type=int, default=20, help="newest jobs to show (default 20)")
+
+    for name, text in (
+        ("export", "write COCO, YOLO or Pascal VOC from a job or a local output manifest"),
+        ("review", "write an index.html gallery with the boxes drawn on the images"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("source", metavar="JOB|MANIFEST", help="job name, or a local output.manifest file")
+        p.add_argument("--out", type=Path, required=True, help="output folder")
+        p.add_argument("--attribute", help="label attribute (default: the stack's, or detected)")
+        p.add_argument("--labels", help='label order as JSON, e.g. \'["Dog","Cat"]\' (default: the stack\'s)')
+        if name == "export":
+            p.add_argument("--format", required=True, choices=["coco", "yolo", "voc"])
+        else:
+            p.add_argument("--images", required=True, help="local folder of the images, or 's3' to download them")
+
+    p = sub.add_parser("workers", help="manage the worker group without a redeploy")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("email", nargs="?")
+
+    p = sub.add_parser("relabel", help="requeue the images of a failed or stopped job")
+    p.add_argument("job")
+    return parser
+
+
+def _session(args: argparse.Namespace) -> Any:
+    return boto3.Session(profile_name=args.profile, region_name=args.region)
+
+
+def _backend(session: Any, stack: StackInfo) -> GroundTruthBackend:
+    return GroundTruthBackend(
+        session.client("sagemaker"),
+        region=stack.region,
+        workteam_arn=stack.workteam_arn,
+        role_arn=stack.ground_truth_role_arn,
+    )
+
+
+def run(args: argparse.Namespace, session: Any) -> list[str]:
+    if args.command in ("export", "review") and Path(args.source).is_file():
+        # A local manifest needs no deployment; labels come from --labels or the manifest itself.
+        stack = None
+        try:
+            stack = load_stack(session, args.project)
+        except (CliError, BotoCoreError, NoCredentialsError):
+            stack = None
+    else:
+        stack = load_stack(session, args.project)
+    needs_s3 = stack is not None or getattr(args, "images", None) == "s3"
+    s3 = session.client("s3") if needs_s3 else None
+    if args.command == "upload":
+        assert stack is not None
+        report = upload(s3, stack.bucket, args.directory, args.dataset, args.workers)
+        if report.failed:
+            raise CliError("\n".join(report.lines()))
+        return report.lines()
+    if args.command in ("export", "review"):
+        labels = json.loads(args.labels) if args.labels else (stack.labels if stack else [])
+        attribute = args.attribute or (stack.label_attribute if stack and not Path(args.source).is_file() else None)
+        backend = _backend(session, stack) if stack else None
+        if args.command == "export":
+            summary = commands.export_command(args.source, args.format, args.out, labels, attribute, s3, backend)
+            return [f"wrote {args.format} to {args.out}", json.dumps(summary, indent=1, ensure_ascii=False)]
+        index = commands.review_command(args.source, args.images, args.out, labels, attribute, s3, backend)
+        return [f"open {index}"]
+    assert stack is not None
+    ledger = Ledger(session.client("dynamodb"), stack.ledger_table)
+    if args.command == "status":
+        return commands.status_command(stack, ledger, _backend(session, stack), session.client("sqs"), args.limit)
+    if args.command == "workers":
+        return commands.workers_command(session.client("cognito-idp"), stack, args.action, args.email)
+    return commands.relabel_command(s3, ledger, args.job)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        for line in run(args, _session(args)):
+            print(line)
+    except CliError as error:
+        print(f"gt-labeling: {error}", file=sys.stderr)
+        return 2
+    except NoCredentialsError:
+        print("gt-labeling: no AWS credentials found: run `aws configure` or `aws sso login`.", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

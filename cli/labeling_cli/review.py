@@ -1,0 +1,94 @@
+"""gt-labeling review: an index.html gallery with each image's boxes and label names drawn over it.
+
+Boxes are an SVG layer over the untouched image (scaled with it), so nothing is re-encoded and the
+page shows exactly the pixel coordinates of the export.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from labeling_pipeline.exports.formats import LabelSpace, relative_path
+from labeling_pipeline.exports.output_manifest import LabeledImage
+
+# High-contrast colours, one per class id (cycled).
+PALETTE = ["#ff1744", "#00e676", "#2979ff", "#ffea00", "#d500f9", "#00e5ff", "#ff9100", "#76ff03"]
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    image: LabeledImage
+    href: str | None  # path of the picture relative to index.html; None when it could not be found
+
+
+def colour(class_id: int) -> str:
+    return PALETTE[class_id % len(PALETTE)]
+
+
+def render_gallery(items: Iterable[ReviewItem], labels: LabelSpace, title: str) -> str:
+    figures = []
+    for item in items:
+        image = item.image
+        name = html.escape(relative_path(image.source_ref))
+        if image.failed:
+            figures.append(
+                f'<figure class="failed"><figcaption>{name}: failed: '
+                f"{html.escape(image.failure_reason or '')}</figcaption></figure>"
+            )
+            continue
+        shapes = []
+        stroke = max(2, round(max(image.width, image.height) / 300))
+        font = max(12, round(image.height / 30))
+        for box in image.boxes:
+            class_id = labels.class_id(box.label)
+            shapes.append(
+                f'<rect x="{box.left:g}" y="{box.top:g}" width="{box.width:g}" height="{box.height:g}" '
+                f'fill="none" stroke="{colour(class_id)}" stroke-width="{stroke}"/>'
+                f'<text x="{box.left:g}" y="{max(box.top - stroke, font):g}" font-size="{font}" '
+                f'fill="{colour(class_id)}" stroke="#000" stroke-width="{max(1, stroke // 2)}" paint-order="stroke">'
+                f"{html.escape(box.label)}</text>"
+            )
+        picture = (
+            f'<img src="{html.escape(item.href)}" alt="{name}">'
+            if item.href
+            else f'<div class="missing" style="aspect-ratio:{image.width}/{image.height}">image not found</div>'
+        )
+        figures.append(
+            f'<figure><div class="frame">{picture}'
+            f'<svg viewBox="0 0 {image.width} {image.height}" preserveAspectRatio="none">{"".join(shapes)}</svg>'
+            f"</div><figcaption>{name}: {len(image.boxes)} box(es)</figcaption></figure>"
+        )
+    legend = "".join(
+        f'<li><span style="background:{colour(index)}"></span>{html.escape(label)}</li>'
+        for index, label in enumerate(labels.names)
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1rem; background: #fafafa; }}
+h1 {{ overflow-wrap: anywhere; font-size: 1.4rem; }}
+.gallery {{ display: flex; flex-wrap: wrap; gap: 1rem; }}
+figure {{ margin: 0; width: 360px; }}
+.frame {{ position: relative; line-height: 0; }}
+.frame img, .frame .missing {{ width: 100%; display: block; }}
+.frame svg {{ position: absolute; inset: 0; width: 100%; height: 100%; }}
+.missing {{ background: #ddd; line-height: normal; }}
+figure.failed figcaption {{ color: #b00020; }}
+ul.legend {{ list-style: none; padding: 0; display: flex; gap: 1rem; }}
+ul.legend span {{ display: inline-block; width: 1em; height: 1em; margin-right: .3em; vertical-align: middle; }}
+</style></head>
+<body><h1>{html.escape(title)}</h1><ul class="legend">{legend}</ul>
+<div class="gallery">
+{"".join(figures)}
+</div></body></html>
+"""
+
+
+def local_href(image_path: Path, out_dir: Path) -> str | None:
+    if not image_path.is_file():
+        return None
+    return Path(os.path.relpath(image_path.resolve(), out_dir.resolve())).as_posix()

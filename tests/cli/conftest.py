@@ -1,0 +1,99 @@
+"""A deployed pipeline, offline: moto resources, a CloudFormation stack whose outputs name them, and the
+Ground Truth fake on every SageMaker client the CLI makes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from labeling_pipeline.ledger import Ledger
+from tests.fakes.ground_truth import FakeGroundTruth
+from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World
+
+PROJECT = "gt-labeling"
+
+
+@dataclass
+class Deployed:
+    world: World
+    session: Any
+    user_pool_id: str
+    queue_url: str
+    dlq_url: str
+
+
+class FakeSession:
+    """A boto3 session whose SageMaker clients go to the Ground Truth fake."""
+
+    def __init__(self, fake: FakeGroundTruth) -> None:
+        self._session = boto3.Session(region_name=REGION)
+        self._fake = fake
+        self.region_name = REGION
+
+    def get_credentials(self) -> Any:
+        return self._session.get_credentials()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        client = self._session.client(service, **kwargs)
+        return self._fake.attach(client) if service == "sagemaker" else client
+
+
+def _stack(cloudformation: Any, name: str, outputs: dict[str, str]) -> None:
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+@pytest.fixture
+def deployed() -> Iterator[Deployed]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue_url = sqs.create_queue(QueueName="uploads")["QueueUrl"]
+        dlq_url = sqs.create_queue(QueueName="uploads-dlq")["QueueUrl"]
+        cognito = boto3.client("cognito-idp", region_name=REGION)
+        pool_id = cognito.create_user_pool(PoolName="workers")["UserPool"]["Id"]
+        cognito.create_group(UserPoolId=pool_id, GroupName="labelers")
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        _stack(
+            cloudformation,
+            f"{PROJECT}-pipeline",
+            {
+                "BucketName": BUCKET,
+                "LedgerTableName": TABLE,
+                "UploadQueueUrl": queue_url,
+                "DeadLetterQueueUrl": dlq_url,
+                "GroundTruthRoleArn": ROLE_ARN,
+                "Labels": json.dumps(["Dog", "Cat"]),
+                "LabelAttributeName": "labels",
+            },
+        )
+        _stack(
+            cloudformation,
+            f"{PROJECT}-workforce",
+            {"UserPoolId": pool_id, "WorkerGroupName": "labelers", "WorkteamArn": WORKTEAM_ARN},
+        )
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        fake = FakeGroundTruth(region=REGION, s3_client=s3)
+        fake.attach(sagemaker)
+        world = World(
+            s3=s3, sqs=sqs, dynamodb=dynamodb, sagemaker=sagemaker, ground_truth=fake, ledger=Ledger(dynamodb, TABLE)
+        )
+        yield Deployed(world, FakeSession(fake), pool_id, queue_url, dlq_url)

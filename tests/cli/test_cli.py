@@ -1,0 +1,193 @@
+"""The gt-labeling CLI end to end against moto and the Ground Truth fake."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labeling_cli import main as cli
+from labeling_pipeline.images import ImageRef
+from tests.cli.conftest import Deployed
+from tests.lambda_code.test_job_events import output_line
+from tests.support import BUCKET
+
+
+def run(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(cli, "_session", lambda args: deployed.session)
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def launched_job(deployed: Deployed, count: int = 3) -> tuple[str, list[ImageRef]]:
+    world = deployed.world
+    images = []
+    for index in range(count):
+        version = world.upload(f"images/cli/{index}.jpg")["VersionId"]
+        images.append(ImageRef(BUCKET, f"images/cli/{index}.jpg", version))
+    [name] = {outcome.job_name for outcome in world.launcher().launch(images).values()}
+    assert name is not None
+    return name, images
+
+
+def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("upload", "status", "export", "review", "workers", "relabel"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: gt-labeling " + command in capsys.readouterr().out
+
+
+def test_upload_sends_images_and_reports_skips(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ("a.jpg", "B.PNG", "sub/c d.jpeg"):
+        (tmp_path / name).write_bytes(b"\xff\xd8 image")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    code, out, _ = run(deployed, monkeypatch, capsys, "upload", str(tmp_path), "--dataset", "walk-1")
+    assert code == 0
+    keys = sorted(o["Key"] for o in deployed.world.s3.list_objects_v2(Bucket=BUCKET)["Contents"])
+    assert keys == ["images/walk-1/B.PNG", "images/walk-1/a.jpg", "images/walk-1/sub/c d.jpeg"]
+    assert "uploaded 3 image(s)" in out
+    assert "skipped 2 file(s): 1 EmptyObject, 1 NotAnImage" in out
+
+
+def test_upload_rejects_a_bad_dataset_name(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(deployed, monkeypatch, capsys, "upload", str(tmp_path), "--dataset", "../up")
+    assert code == 2 and "dataset name '../up'" in err
+
+
+def test_status_shows_jobs_counters_and_queues(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name, _ = launched_job(deployed)
+    deployed.world.sqs.send_message(QueueUrl=deployed.dlq_url, MessageBody="{}")
+    code, out, _ = run(deployed, monkeypatch, capsys, "status")
+    assert code == 0
+    [row] = [line for line in out.splitlines() if line.startswith(name)]
+    assert row.split() == [name, "InProgress", "3", "0", "0", "3"]
+    assert "uploads waiting in the queue: 0" in out
+    assert "messages in the dead-letter queue: 1  <- needs attention" in out
+
+
+def test_export_a_completed_job_from_s3(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name, images = launched_job(deployed)
+    deployed.world.ground_truth.finish(
+        name, "Completed", [output_line(image, [(1, 40, 30, 100, 60)], name) for image in images]
+    )
+    code, out, _ = run(deployed, monkeypatch, capsys, "export", name, "--format", "voc", "--out", str(tmp_path))
+    assert code == 0, out
+    assert sorted(p.name for p in (tmp_path / "voc/Annotations/cli").iterdir()) == ["0.xml", "1.xml", "2.xml"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["boxesPerLabel"] == {"Dog": 3}
+
+
+def test_export_errors_are_clear(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(
+        deployed, monkeypatch, capsys, "export", "no-such-job", "--format", "coco", "--out", str(tmp_path)
+    )
+    assert code == 2 and "neither a local manifest nor a labeling job" in err
+    name, _ = launched_job(deployed)
+    code, _, err = run(deployed, monkeypatch, capsys, "export", name, "--format", "coco", "--out", str(tmp_path))
+    assert code == 2 and "is InProgress; it has no output manifest yet" in err
+    broken = tmp_path / "broken.manifest"
+    broken.write_text('{"source-ref": "s3://b/images/a.jpg"}\n')
+    code, _, err = run(deployed, monkeypatch, capsys, "export", str(broken), "--format", "coco", "--out", str(tmp_path))
+    assert code == 2 and "line 1: no bounding-box label attribute" in err
+
+
+def test_workers_add_list_remove(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(deployed, monkeypatch, capsys, "workers", "add", "ana@example.com")[0] == 0
+    code, _, err = run(deployed, monkeypatch, capsys, "workers", "add", "ana@example.com")
+    assert code == 2 and "already a worker" in err
+    code, out, _ = run(deployed, monkeypatch, capsys, "workers", "list")
+    assert out.split()[0] == "ana@example.com"
+    assert run(deployed, monkeypatch, capsys, "workers", "remove", "ana@example.com")[0] == 0
+    assert run(deployed, monkeypatch, capsys, "workers", "list")[1] == ""
+    code, _, err = run(deployed, monkeypatch, capsys, "workers", "remove", "bo@example.com")
+    assert code == 2 and "not a worker" in err
+
+
+def test_relabel_requeues_the_failed_jobs_images(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = deployed.world
+    name, images = launched_job(deployed)
+    world.ledger.record_results(
+        name, [(image, {"status": "NEEDS_RELABEL", "failure_reason": "Stopped"}) for image in images]
+    )
+    code, out, _ = run(deployed, monkeypatch, capsys, "relabel", name)
+    assert code == 0 and "requeued 3 image(s)" in out
+    for image in images:
+        versions = world.s3.list_object_versions(Bucket=BUCKET, Prefix=image.key)["Versions"]
+        assert len(versions) == 2  # a new version: a new upload event, a new job
+        latest = next(v for v in versions if v["IsLatest"])
+        head = world.s3.head_object(Bucket=BUCKET, Key=image.key, VersionId=latest["VersionId"])
+        assert head["Metadata"] == {"relabel-of": name}
+    code, out, _ = run(deployed, monkeypatch, capsys, "relabel", name)
+    assert "no image waiting to be relabelled" in out  # not twice
+    code, _, err = run(deployed, monkeypatch, capsys, "relabel", "bbox-20990101-000000000000")
+    assert code == 2 and "not one of this stack's jobs" in err
+
+
+def test_missing_stack_is_a_clear_error(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(deployed, monkeypatch, capsys, "--project", "other", "status")
+    assert code == 2 and "Stack other-pipeline was not found" in err
+
+
+def test_local_manifest_export_needs_no_deployment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fixture = Path(__file__).parents[1] / "lambda_code/fixtures/output.manifest"
+    monkeypatch.setattr(cli, "_session", lambda args: _NoAws())
+    code = cli.main(["export", str(fixture), "--format", "coco", "--out", str(tmp_path), "--labels", '["Dog","Cat"]'])
+    assert code == 0
+    assert json.loads((tmp_path / "coco.json").read_text())["categories"][0]["name"] == "Dog"
+
+
+class _NoAws:
+    region_name = None
+
+    def get_credentials(self) -> Any:
+        return None
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        raise AssertionError(f"no AWS call expected, got {service}")
+
+
+def test_archive_and_folder_exports_agree(tmp_path: Path) -> None:
+    """The Lambda writes zips, the CLI folders: same files either way (guards the shared writers)."""
+    from labeling_pipeline.exports.formats import ExportStats, LabelSpace, export, make_writers
+    from labeling_pipeline.exports.output_manifest import read_output_manifest
+
+    fixture = (Path(__file__).parents[1] / "lambda_code/fixtures/output.manifest").read_text().splitlines()
+    for archive in (False, True):
+        labels, stats = LabelSpace(["Dog", "Cat"]), ExportStats()
+        out = tmp_path / str(archive)
+        export(
+            read_output_manifest(fixture, None, stats.read),
+            make_writers(["yolo"], out, labels, stats, archive=archive),
+            stats,
+            labels,
+        )
+    with zipfile.ZipFile(tmp_path / "True/yolo.zip") as archive_file:
+        for member in archive_file.namelist():
+            assert archive_file.read(member).decode() == (tmp_path / "False/yolo" / member).read_text()

@@ -1,0 +1,131 @@
+"""The review gallery as a person sees it: rendered by headless Chromium, checked on the screenshot."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from labeling_cli.commands import review_command
+
+IMAGE_COLOUR = (30, 60, 200)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _line(source_ref: str, boxes: list[tuple[int, int, int, int, int]]) -> str:
+    return json.dumps(
+        {
+            "source-ref": source_ref,
+            "labels": {
+                "annotations": [
+                    {"class_id": c, "left": x, "top": y, "width": w, "height": h} for c, x, y, w, h in boxes
+                ],
+                "image_size": [{"width": 400, "height": 300, "depth": 3}],
+            },
+            "labels-metadata": {
+                "class-map": {"0": "Dog", "1": "Cat"},
+                "type": "groundtruth/object-detection",
+                "job-name": "labeling-job/review",
+                "human-annotated": "yes",
+            },
+        }
+    )
+
+
+def screenshot(page: Path, target: Path) -> Image.Image:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed here (apt-get install chromium)")
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={target.parent / 'chromium-profile'}",
+            "--hide-scrollbars",
+            "--window-size=900,700",
+            f"--screenshot={target}",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return Image.open(target).convert("RGB")
+
+
+def _rgb(shot: Image.Image, x: int, y: int) -> tuple[int, int, int]:
+    pixel = shot.getpixel((x, y))
+    assert isinstance(pixel, tuple)
+    return int(pixel[0]), int(pixel[1]), int(pixel[2])
+
+
+def image_rect(shot: Image.Image) -> tuple[int, int, int, int]:
+    """Where the (uniformly coloured) picture landed on the page: left, top, right, bottom."""
+    xs, ys = [], []
+    for y in range(0, shot.height, 2):
+        for x in range(0, shot.width, 2):
+            r, g, b = _rgb(shot, x, y)
+            if abs(r - IMAGE_COLOUR[0]) < 12 and abs(g - IMAGE_COLOUR[1]) < 12 and abs(b - IMAGE_COLOUR[2]) < 12:
+                xs.append(x)
+                ys.append(y)
+    assert xs, "the picture is not on the screenshot"
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def colour_near(shot: Image.Image, x: float, y: float, wanted: str, radius: int = 3) -> bool:
+    for dx in range(-radius, radius + 1):
+        for dy in range(-radius, radius + 1):
+            r, g, b = _rgb(shot, int(x) + dx, int(y) + dy)
+            if wanted == "red" and r > 200 and g < 100 and b < 130:
+                return True
+            if wanted == "green" and g > 180 and r < 90 and b < 170:
+                return True
+    return False
+
+
+def test_gallery_shows_the_boxes_on_the_image(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    (images / "walk").mkdir(parents=True)
+    Image.new("RGB", (400, 300), IMAGE_COLOUR).save(images / "walk/dog.png")
+    manifest = tmp_path / "output.manifest"
+    manifest.write_text(
+        _line("s3://bucket/images/walk/dog.png", [(0, 40, 30, 200, 150), (1, 260, 190, 100, 80)])
+        + "\n"
+        + json.dumps(
+            {
+                "source-ref": "s3://bucket/images/walk/gone.png",
+                "labels-metadata": {"failure-reason": "ClientError: unreadable"},
+            }
+        )
+        + "\n"
+    )
+    index = review_command(str(manifest), str(images), tmp_path / "review", ["Dog", "Cat"], "labels", None, None)
+    page = index.read_text()
+    assert '<img src="../images/walk/dog.png"' in page
+    assert ">Dog</text>" in page and ">Cat</text>" in page
+    assert "walk/gone.png: failed: ClientError: unreadable" in page
+
+    shot = screenshot(index, tmp_path / "shot.png")
+    left, top, right, _bottom = image_rect(shot)
+    scale = (right - left) / 400
+    # Dog (class 0, red): its left edge at x=40, from y=30 to y=180 in image pixels.
+    for y in (60, 100, 150):
+        assert colour_near(shot, left + 40 * scale, top + y * scale, "red"), f"no red edge at y={y}"
+    # Cat (class 1, green): its right edge at x=360.
+    for y in (210, 250):
+        assert colour_near(shot, left + 360 * scale, top + y * scale, "green"), f"no green edge at y={y}"
+    # Inside a box the picture is untouched (boxes are outlines).
+    assert not colour_near(shot, left + 140 * scale, top + 105 * scale, "red", radius=1)
