@@ -65,6 +65,7 @@ def build_finisher(make_client: Callable[..., Any] = boto3.client) -> JobFinishe
         topic_arn=os.environ["RESULTS_TOPIC_ARN"],
         labels=settings["labels"],
         label_attribute=settings["labelAttributeName"],
+        lease_seconds=int(os.environ.get("JOB_LEASE_SECONDS", "660")),
     )
 
 

@@ -64,8 +64,8 @@ class JobFollowing(Construct):
         acknowledge(
             self.failed_events,
             "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the job-events rule target: events that still fail "
-            "after the retries wait here for a redrive.",
+            "This queue is itself the dead-letter queue of the job-events function and of its rule target: "
+            "events that still fail after the retries wait here.",
         )
         settings = task_settings_for_lambda(config)
         self.handler = PipelineFunction(
@@ -80,11 +80,14 @@ class JobFollowing(Construct):
                 "WORKTEAM_ARN": workteam_arn,
                 "GROUND_TRUTH_ROLE_ARN": ground_truth_role.role_arn,
                 "TASK_SETTINGS": json.dumps(settings, separators=(",", ":")),
+                # A run that dies keeps the job's lease this long: just past the function timeout.
+                "JOB_LEASE_SECONDS": str(int(JOB_EVENTS_TIMEOUT.to_seconds()) + 60),
             },
             powertools_layer_version=config.powertools_layer_version,
             timeout=JOB_EVENTS_TIMEOUT,
             memory_size=JOB_EVENTS_MEMORY_MB,
             service_name="labeling-job-events",
+            dead_letter_queue=self.failed_events,
         )
         function = self.handler.function
         policy = iam.Policy(

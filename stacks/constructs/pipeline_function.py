@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambda"
@@ -30,6 +31,7 @@ class PipelineFunction(Construct):
         timeout: cdk.Duration,
         memory_size: int,
         service_name: str,
+        dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -62,6 +64,10 @@ class PipelineFunction(Construct):
             log_group=self.log_group,
             memory_size=memory_size,
             timeout=timeout,
+            # For asynchronous invocations (EventBridge): what still fails after Lambda's two retries
+            # is kept here, not dropped.
+            dead_letter_queue=dead_letter_queue,
+            retry_attempts=2 if dead_letter_queue is not None else None,
             environment={
                 **environment,
                 "POWERTOOLS_SERVICE_NAME": service_name,

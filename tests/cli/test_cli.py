@@ -191,3 +191,16 @@ def test_archive_and_folder_exports_agree(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "True/yolo.zip") as archive_file:
         for member in archive_file.namelist():
             assert archive_file.read(member).decode() == (tmp_path / "False/yolo" / member).read_text()
+
+
+def test_missing_region_and_credentials_are_clear_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_session", lambda args: _NoAws())
+    assert cli.main(["status"]) == 2
+    assert "No AWS region set" in capsys.readouterr().err
+    no_credentials = _NoAws()
+    no_credentials.region_name = "us-east-1"  # type: ignore[assignment]
+    monkeypatch.setattr(cli, "_session", lambda args: no_credentials)
+    assert cli.main(["relabel", "some-job"]) == 2
+    assert "No AWS credentials found" in capsys.readouterr().err

@@ -47,6 +47,11 @@ def test_job_events_function_is_sized_from_the_benchmark(synthesized: Synthesize
     [function] = functions.values()
     assert function["Properties"]["MemorySize"] == 1769
     assert function["Properties"]["Timeout"] == 600
+    assert function["Properties"]["Environment"]["Variables"]["JOB_LEASE_SECONDS"] == "660"
+    assert "DeadLetterConfig" in function["Properties"]
+    synthesized.pipeline.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "Qualifier": "$LATEST"}
+    )
     assert set(function["Properties"]["Environment"]["Variables"]) >= {
         "BUCKET_NAME",
         "LEDGER_TABLE_NAME",
