@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
+
 from labeling_pipeline.backends.ground_truth import GroundTruthBackend
 from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
@@ -21,7 +23,8 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/GroundTruthExecution"
 FIXED_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def make_settings(**overrides: Any) -> TaskSettings:
+def settings_json(**overrides: Any) -> str:
+    """The launcher's TASK_SETTINGS, as the stack passes it, with overrides."""
     raw = {
         "labels": ["Dog", "Cat"],
         "taskTitle": "Draw a box around each animal",
@@ -38,7 +41,11 @@ def make_settings(**overrides: Any) -> TaskSettings:
         "maxImagesPerJob": 1000,
     }
     raw.update(overrides)
-    return TaskSettings.from_json(json.dumps(raw))
+    return json.dumps(raw)
+
+
+def make_settings(**overrides: Any) -> TaskSettings:
+    return TaskSettings.from_json(settings_json(**overrides))
 
 
 @dataclass
@@ -74,3 +81,29 @@ class World:
             body = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
             sources += [json.loads(line)["source-ref"] for line in body.splitlines()]
         return sources
+
+
+def build_world(*, versioned: bool = False) -> World:
+    """Inside mock_aws: the bucket, the ledger table and a SageMaker client wired to the fake."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    fake = FakeGroundTruth(region=REGION, s3_client=s3)
+    fake.attach(sagemaker)
+    return World(
+        s3=s3,
+        sqs=boto3.client("sqs", region_name=REGION),
+        dynamodb=dynamodb,
+        sagemaker=sagemaker,
+        ground_truth=fake,
+        ledger=Ledger(dynamodb, TABLE),
+    )

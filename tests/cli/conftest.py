@@ -12,9 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from labeling_pipeline.ledger import Ledger
 from tests.fakes.ground_truth import FakeGroundTruth
-from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World
+from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, build_world
 
 PROJECT = "gt-labeling"
 
@@ -55,17 +54,8 @@ def _stack(cloudformation: Any, name: str, outputs: dict[str, str]) -> None:
 @pytest.fixture
 def deployed() -> Iterator[Deployed]:
     with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        sqs = boto3.client("sqs", region_name=REGION)
+        world = build_world(versioned=True)
+        sqs = world.sqs
         queue_url = sqs.create_queue(QueueName="uploads")["QueueUrl"]
         dlq_url = sqs.create_queue(QueueName="uploads-dlq")["QueueUrl"]
         cognito = boto3.client("cognito-idp", region_name=REGION)
@@ -90,10 +80,4 @@ def deployed() -> Iterator[Deployed]:
             f"{PROJECT}-workforce",
             {"UserPoolId": pool_id, "WorkerGroupName": "labelers", "WorkteamArn": WORKTEAM_ARN},
         )
-        sagemaker = boto3.client("sagemaker", region_name=REGION)
-        fake = FakeGroundTruth(region=REGION, s3_client=s3)
-        fake.attach(sagemaker)
-        world = World(
-            s3=s3, sqs=sqs, dynamodb=dynamodb, sagemaker=sagemaker, ground_truth=fake, ledger=Ledger(dynamodb, TABLE)
-        )
-        yield Deployed(world, FakeSession(fake), pool_id, queue_url, dlq_url)
+        yield Deployed(world, FakeSession(world.ground_truth), pool_id, queue_url, dlq_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import botocore.session
@@ -15,6 +16,7 @@ from labeling_pipeline.backends.ground_truth import (
     build_create_labeling_job_request,
     built_in_lambda_arns,
 )
+from labeling_pipeline.task_config import label_category_config, worker_template
 from tests.fakes.ground_truth import FakeGroundTruth, ModelValidator
 from tests.support import BUCKET, ROLE_ARN, WORKTEAM_ARN, World, make_settings
 
@@ -88,7 +90,6 @@ def test_fake_rejects_what_botocore_lets_through() -> None:
 
 def test_job_names_are_unique_case_insensitively(world: World) -> None:
     backend = GroundTruthBackend(world.sagemaker, region="us-east-1", workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN)
-    world.launcher().launch([])  # nothing to do, nothing created
     _write_inputs(world, spec())
     backend.create_job(spec())
     backend.create_job(spec())  # same name, same manifest: our own earlier try, a success
@@ -114,16 +115,12 @@ def test_validation_errors_from_the_service_are_permanent(world: World) -> None:
 
 
 def _write_inputs(world: World, job: JobSpec) -> None:
-    from labeling_pipeline.task_config import label_category_config, worker_template
-
     prefix = f"s3://{BUCKET}/"
     world.s3.put_object(
         Bucket=BUCKET,
         Key=job.manifest_uri.removeprefix(prefix),
         Body=b'{"source-ref": "s3://labeling-bucket-example/images/a.jpg"}\n',
     )
-    import json
-
     world.s3.put_object(
         Bucket=BUCKET,
         Key=job.label_config_uri.removeprefix(prefix),

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from labeling_pipeline import handler
-from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, make_settings
+from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, settings_json
 
 
 @dataclass
@@ -94,32 +94,12 @@ def pipeline(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline
             ]
         },
     )
-    settings = make_settings()
     monkeypatch.setenv("BUCKET_NAME", BUCKET)
     monkeypatch.setenv("LEDGER_TABLE_NAME", TABLE)
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq_url)
     monkeypatch.setenv("WORKTEAM_ARN", WORKTEAM_ARN)
     monkeypatch.setenv("GROUND_TRUTH_ROLE_ARN", ROLE_ARN)
-    monkeypatch.setenv(
-        "TASK_SETTINGS",
-        json.dumps(
-            {
-                "labels": list(settings.labels),
-                "taskTitle": settings.task_title,
-                "taskDescription": settings.task_description,
-                "taskKeywords": list(settings.task_keywords),
-                "shortInstructions": settings.short_instructions,
-                "fullInstructions": settings.full_instructions,
-                "workersPerImage": 1,
-                "taskTimeLimitSeconds": 600,
-                "taskAvailabilitySeconds": 864000,
-                "maxConcurrentTaskCount": 1000,
-                "labelAttributeName": "labels",
-                "jobNamePrefix": "bbox",
-                "maxImagesPerJob": 4,
-            }
-        ),
-    )
+    monkeypatch.setenv("TASK_SETTINGS", settings_json(maxImagesPerJob=4))
 
     def make_client(service: str, **kwargs: Any) -> Any:
         client = boto3.client(service, **kwargs)
