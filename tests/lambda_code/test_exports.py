@@ -266,3 +266,12 @@ def test_reader_streams_without_reading_ahead() -> None:
     next(stream)
     next(stream)
     assert len(consumed) == 2
+
+
+def test_data_yaml_reads_as_ultralytics_reads_it(tmp_path: Path) -> None:
+    """Ultralytics loads data.yaml with yaml.safe_load and takes `names` as an id -> name mapping."""
+    import yaml
+
+    run_export(tmp_path, "chained.manifest", attribute=None, formats=("yolo",))
+    data = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
+    assert data == {"path": ".", "train": "images", "val": "images", "nc": 3, "names": {0: "Dog", 1: "Cat", 2: "Bird"}}
