@@ -44,16 +44,18 @@ def parse_message(message_id: str, body: str) -> ParsedMessage:
     try:
         for record in S3Event(payload).records:
             s3_object = record.s3.get_object
-            objects.append(
-                UploadedObject(
-                    bucket=record.s3.bucket.name,
-                    key=unquote_plus(s3_object.key),
-                    size=int(s3_object.get("size") or 0),
-                    event_name=record.event_name,
-                    version_id=s3_object.version_id,
-                    etag=s3_object.etag,
-                )
-            )
-    except (KeyError, TypeError, ValueError) as error:
+            bucket, key, event_name = record.s3.bucket.name, s3_object.key, record.event_name
+            size = s3_object.get("size", 0)
+            version_id, etag = s3_object.version_id, s3_object.etag
+            if not all(isinstance(value, str) for value in (bucket, key, event_name, etag)):
+                raise NotAnS3Event("record has a bucket name, key, event name or ETag that is not a string")
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise NotAnS3Event(f"record has an object size that is not a whole number: {size!r}")
+            if version_id is not None and not isinstance(version_id, str):
+                raise NotAnS3Event("record has a version id that is not a string")
+            objects.append(UploadedObject(bucket, unquote_plus(key), size, event_name, version_id, etag))
+    except NotAnS3Event:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise NotAnS3Event(f"record is not an S3 event record: {error!r}") from error
     return ParsedMessage(message_id, tuple(objects))
