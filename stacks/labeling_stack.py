@@ -12,6 +12,7 @@ from stacks.constructs.ground_truth_role import GroundTruthRole
 from stacks.constructs.job_following import JobFollowing
 from stacks.constructs.labeling_bucket import INPUT_PREFIX, LabelingBucket
 from stacks.constructs.launch_pipeline import LaunchPipeline
+from stacks.constructs.operations_alarms import OperationsAlarms
 
 
 class LabelingPipelineStack(cdk.Stack):
@@ -45,6 +46,17 @@ class LabelingPipelineStack(cdk.Stack):
             ledger=self.pipeline.ledger,
             ground_truth_role=role.role,
             workteam_arn=workteam_arn,
+        )
+        self.alarms = OperationsAlarms(
+            self,
+            "Alarms",
+            topic=self.following.topic,
+            launcher=self.pipeline.function,
+            job_events=self.following.handler.function,
+            dead_letter_queues={
+                "UploadDeadLetterQueue": self.pipeline.dead_letter_queue,
+                "FailedJobEventsQueue": self.following.failed_events,
+            },
         )
         cdk.CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
         cdk.CfnOutput(

@@ -155,6 +155,7 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
         retryable = [failure for failure in failures if failure.retryable]
         if retryable:
             verdict[message_id] = retryable[0].error or "retryable failure"
+            metrics.add_metric(name="MessagesRetried", unit=MetricUnit.Count, value=1)
             logger.warning("message will be retried", extra={"message_id": message_id, "reason": verdict[message_id]})
         elif failures:
             reason = failures[0].error or "permanent failure"

@@ -94,5 +94,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "image_count": (outcome.summary or {}).get("images", (outcome.summary or {}).get("imagesToRelabel")),
         },
     )
-    metrics.add_metric(name=f"JobEvents_{outcome.action}", unit=MetricUnit.Count, value=1)
+    metric = {"exported": "JobsCompleted", "relabel-marked": "JobsFailedOrStopped"}.get(
+        outcome.action, "JobEventsSkipped"
+    )
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     return {"action": outcome.action, "job": job_name}

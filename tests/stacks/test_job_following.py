@@ -97,3 +97,21 @@ def test_results_topic_with_configured_email_subscription(synthesized: Synthesiz
     )
     outputs = synthesized.pipeline.find_outputs("*")
     assert {"ResultsTopicArn", "FailedJobEventsQueueUrl"} <= set(outputs)
+
+
+def test_alarms_for_what_needs_a_person_go_to_the_results_topic(synthesized: Synthesized) -> None:
+    alarms = synthesized.pipeline.find_resources("AWS::CloudWatch::Alarm")
+    by_metric = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")): a for a in alarms.values()}
+    assert set(by_metric) == {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("GroundTruthLabeling", "MessagesRetried"),
+        ("GroundTruthLabeling", "JobsFailedOrStopped"),
+    }
+    assert len(alarms) == 7  # two DLQs, two functions' errors, throttles, retries, failed jobs
+    [topic] = synthesized.pipeline.find_resources("AWS::SNS::Topic").keys()
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
+        assert alarm["Properties"]["Threshold"] == 0
+        assert alarm["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"

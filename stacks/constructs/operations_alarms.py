@@ -1,0 +1,78 @@
+"""Alarms that need a person, all sent to the results topic: messages in a dead-letter queue, launcher
+or job-events errors, throttled launches, and labeling jobs that failed or stopped."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+NAMESPACE = "GroundTruthLabeling"
+PERIOD = cdk.Duration.minutes(5)
+
+
+class OperationsAlarms(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topic: sns.ITopic,
+        launcher: lambda_.IFunction,
+        job_events: lambda_.IFunction,
+        dead_letter_queues: dict[str, sqs.IQueue],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.alarms: list[cloudwatch.Alarm] = []
+        action = actions.SnsAction(topic)
+
+        def alarm(name: str, metric: cloudwatch.IMetric, description: str) -> None:
+            created = cloudwatch.Alarm(
+                self,
+                name,
+                metric=metric,
+                threshold=0,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            created.add_alarm_action(action)
+            self.alarms.append(created)
+
+        for name, queue in dead_letter_queues.items():
+            alarm(
+                f"{name}NotEmpty",
+                queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                f"Messages wait in {name}: uploads or job events that could not be handled; read their reason "
+                "and redrive them.",
+            )
+        alarm("LauncherErrors", launcher.metric_errors(period=PERIOD), "The launcher Lambda failed.")
+        alarm("LauncherThrottles", launcher.metric_throttles(period=PERIOD), "The launcher Lambda was throttled.")
+        alarm(
+            "LaunchesRetried",
+            cloudwatch.Metric(
+                namespace=NAMESPACE,
+                metric_name="MessagesRetried",
+                statistic="Sum",
+                period=PERIOD,
+                dimensions_map={"service": "labeling-launcher"},
+            ),
+            "Uploads were put back for a retry (CreateLabelingJob throttled, or S3/DynamoDB errors).",
+        )
+        alarm("JobEventsErrors", job_events.metric_errors(period=PERIOD), "The job-events Lambda failed.")
+        alarm(
+            "JobsFailed",
+            cloudwatch.Metric(
+                namespace=NAMESPACE,
+                metric_name="JobsFailedOrStopped",
+                statistic="Sum",
+                period=PERIOD,
+                dimensions_map={"service": "labeling-job-events"},
+            ),
+            "A labeling job failed or was stopped; its images wait for `gt-labeling relabel`.",
+        )
