@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins a boto3 that conflicts with requirements-dev.txt: it gets a venv of its own.
+SCAN_VENV := .venv-scan
 CDK := npx --no-install cdk --no-notices
 # jsii prints an end-of-life banner on Node 20 (the Node these machines have); the CDK docs name
 # this variable to silence it. Telemetry lookups are off: they are slow and pointless offline.
@@ -10,13 +12,19 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 .PHONY: setup test lint synth deploy destroy clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	python3 -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -9,6 +9,7 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.checkov_skips import add_checkov_skips
 from stacks.config import ConfigError, parse_config
 from stacks.labeling_stack import LabelingPipelineStack
 from stacks.region_check import check_region
@@ -25,6 +26,8 @@ def build_app(app: cdk.App) -> cdk.App:
     )
     pipeline.add_stack_dependency(workforce)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # checkov runs on the synthesized templates in `make test`; its reviewed skips travel in them.
+    add_checkov_skips(app, config)
     return app
 
 

@@ -1,23 +1,54 @@
-"""Export throughput and peak memory on a synthetic 100,000-line output manifest.
+"""Export throughput and peak memory: the streaming writers against the naive approach, in the same run.
 
-Run: .venv/bin/python benchmarks/export_throughput.py [lines]
-Prints lines/s per format (and all three in one pass, as the job-events Lambda does) and the peak
-resident memory of a child process per run, so each figure is independent.
+Run: .venv/bin/python benchmarks/export_throughput.py [lines ...]      (default: 100000 20000)
+
+For each size a synthetic output manifest is written (0-5 boxes per image, some spilling past the image),
+and every measurement runs in a child process of its own, pinned to one core when os.sched_setaffinity
+exists. Each reports CPU seconds (user + system: the system part is the kernel's, mostly file creation
+for folders), lines per CPU second, peak RSS (VmHWM) and the RSS after imports, before any work. Runs
+that write no folder are repeated (REPEATS) and the least CPU is kept, since other processes on a shared
+machine only ever add to it; the peak RSS is the highest of the repeats.
+
+- streaming: the project's code. COCO, YOLO and VOC as the CLI writes them (coco.json, folders), YOLO and
+  VOC as single archives, and all three as the job-events Lambda writes them (job_results.write_exports
+  over botocore's StreamingBody.iter_lines, as it reads S3).
+- floor: as many files as the YOLO folder holds, created with os.open/os.write/os.close and nothing else:
+  the filesystem's share of a folder export.
+- naive: the obvious approach: read the whole manifest into a list with json.loads, build every output in
+  memory (a COCO dict, every label text, an ElementTree per VOC file), then write it all (json.dump,
+  Path.write_text, tarfile for the archives).
+
+A 2,000-line run first checks that the naive and the streaming outputs are identical, so that the ratios
+compare two ways of producing the same files.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
+import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-from pathlib import Path
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lambda"), str(ROOT)]
+
+LABELS = ["Dog", "Cat"]
+ATTRIBUTE = "labels"
+CHECK_LINES = 2_000
+REPEATS = 3
 
 
 def make_manifest(path: Path, lines: int, seed: int = 1) -> None:
@@ -57,44 +88,383 @@ def make_manifest(path: Path, lines: int, seed: int = 1) -> None:
             )
 
 
-def run_one(manifest: str, formats: str, archive: bool) -> None:
+# --- streaming: the project's code ---------------------------------------------------------------------
+
+
+def streaming(kind: str, manifest: Path, out: Path) -> int:
     from labeling_pipeline.exports.formats import ExportStats, LabelSpace, export, make_writers
     from labeling_pipeline.exports.output_manifest import read_output_manifest
 
-    with tempfile.TemporaryDirectory() as out:
-        labels, stats = LabelSpace(["Dog", "Cat"]), ExportStats()
-        started = time.process_time()
-        writers = make_writers(formats.split(","), Path(out), labels, stats, archive=archive)
-        with open(manifest, "rb") as lines:
-            export(read_output_manifest(lines, "labels", stats.read), writers, stats, labels)
-        cpu = time.process_time() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"cpu_s": round(cpu, 2), "lines": stats.read.lines, "peak_rss_mb": round(peak_mb, 1)}))
+    if kind == "lambda":
+        from botocore.response import StreamingBody
+
+        from labeling_pipeline.job_results import MANIFEST_CHUNK_BYTES, write_exports
+
+        with manifest.open("rb") as raw:
+            body = StreamingBody(raw, manifest.stat().st_size)
+            stats = write_exports(body.iter_lines(chunk_size=MANIFEST_CHUNK_BYTES), out, LABELS, ATTRIBUTE, "bench")
+        return stats.read.lines
+    fmt, _, shape = kind.partition("-")
+    labels, stats = LabelSpace(LABELS), ExportStats()
+    writers = make_writers([fmt], out, labels, stats, archive=shape == "archive", description="bench")
+    with manifest.open("rb") as lines:
+        export(read_output_manifest(lines, ATTRIBUTE, stats.read), writers, stats, labels)
+    return stats.read.lines
+
+
+# --- naive: everything in memory, then written -----------------------------------------------------------
+
+
+def _relative(source_ref: str) -> str:
+    key = urlparse(source_ref).path.lstrip("/")
+    return key.removeprefix("images/") or PurePosixPath(key).name
+
+
+def _coco_number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+def naive_images(manifest: Path) -> list[dict[str, Any]]:
+    """The whole manifest as a list (json.loads per line), each box clipped to its image as the exports do."""
+    with manifest.open(encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines if line.strip()]
+    images = []
+    for record in records:
+        label, metadata = record[ATTRIBUTE], record[f"{ATTRIBUTE}-metadata"]
+        size = label["image_size"][0]
+        width, height = size["width"], size["height"]
+        boxes = []
+        for annotation in label["annotations"]:
+            raw_left, raw_top = float(annotation["left"]), float(annotation["top"])
+            left, top = max(0.0, raw_left), max(0.0, raw_top)
+            right = min(float(width), raw_left + float(annotation["width"]))
+            bottom = min(float(height), raw_top + float(annotation["height"]))
+            if right > left and bottom > top:
+                name = metadata["class-map"][str(annotation["class_id"])]
+                boxes.append((name, left, top, right - left, bottom - top))
+        images.append(
+            {
+                "source_ref": record["source-ref"],
+                "width": width,
+                "height": height,
+                "depth": size.get("depth", 3),
+                "job": metadata["job-name"].removeprefix("labeling-job/"),
+                "boxes": boxes,
+            }
+        )
+    return images
+
+
+def naive_coco(images: list[dict[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {"info": {"description": "bench"}, "images": [], "annotations": []}
+    for image_id, image in enumerate(images, 1):
+        document["images"].append(
+            {
+                "id": image_id,
+                "file_name": _relative(image["source_ref"]),
+                "width": image["width"],
+                "height": image["height"],
+                "source_ref": image["source_ref"],
+            }
+        )
+        for name, left, top, width, height in image["boxes"]:
+            document["annotations"].append(
+                {
+                    "id": len(document["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": LABELS.index(name) + 1,
+                    "bbox": [_coco_number(left), _coco_number(top), _coco_number(width), _coco_number(height)],
+                    "area": _coco_number(width * height),
+                    "iscrowd": 0,
+                }
+            )
+    document["categories"] = [
+        {"id": index + 1, "name": name, "supercategory": "object"} for index, name in enumerate(LABELS)
+    ]
+    return document
+
+
+def naive_yolo(images: list[dict[str, Any]]) -> dict[str, str]:
+    files = {}
+    for image in images:
+        width, height = image["width"], image["height"]
+        lines = [
+            f"{LABELS.index(name)} {(left + w / 2) / width:.6f} {(top + h / 2) / height:.6f} "
+            f"{w / width:.6f} {h / height:.6f}\n"
+            for name, left, top, w, h in image["boxes"]
+        ]
+        files[f"labels/{PurePosixPath(_relative(image['source_ref'])).with_suffix('.txt')}"] = "".join(lines)
+    files["classes.txt"] = "".join(name + "\n" for name in LABELS)
+    names = "".join(f"  {index}: {json.dumps(name)}\n" for index, name in enumerate(LABELS))
+    files["data.yaml"] = f"path: .\ntrain: images\nval: images\nnc: {len(LABELS)}\nnames:\n{names}"
+    return files
+
+
+def naive_voc(images: list[dict[str, Any]]) -> list[tuple[str, ET.Element]]:
+    documents = []
+    for image in images:
+        relative = PurePosixPath(_relative(image["source_ref"]))
+        root = ET.Element("annotation")
+        ET.SubElement(root, "folder").text = str(relative.parent)
+        ET.SubElement(root, "filename").text = relative.name
+        ET.SubElement(root, "path").text = image["source_ref"]
+        ET.SubElement(ET.SubElement(root, "source"), "database").text = f"SageMaker Ground Truth job {image['job']}"
+        size = ET.SubElement(root, "size")
+        for tag in ("width", "height", "depth"):
+            ET.SubElement(size, tag).text = str(image[tag])
+        ET.SubElement(root, "segmented").text = "0"
+        for name, left, top, width, height in image["boxes"]:
+            obj = ET.SubElement(root, "object")
+            for tag, text in (("name", name), ("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
+                ET.SubElement(obj, tag).text = text
+            bndbox = ET.SubElement(obj, "bndbox")
+            for tag, value in (("xmin", left), ("ymin", top), ("xmax", left + width), ("ymax", top + height)):
+                ET.SubElement(bndbox, tag).text = str(round(value))
+        documents.append((f"Annotations/{relative.with_suffix('.xml')}", root))
+    return documents
+
+
+def _voc_text(root: ET.Element) -> str:
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _write_folder(root: Path, files: dict[str, str]) -> None:
+    for relative, text in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def _write_tar(path: Path, files: dict[str, str]) -> None:
+    from labeling_pipeline.exports.formats import ARCHIVE_COMPRESSLEVEL
+
+    with tarfile.open(path, "w:gz", compresslevel=ARCHIVE_COMPRESSLEVEL) as archive:
+        mtime = int(time.time())
+        for relative, text in files.items():
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(relative)
+            info.size, info.mtime, info.mode = len(data), mtime, 0o644
+            archive.addfile(info, io.BytesIO(data))
+
+
+def naive(kind: str, manifest: Path, out: Path) -> int:
+    images = naive_images(manifest)
+    out.mkdir(parents=True, exist_ok=True)
+    if kind in ("coco", "lambda"):
+        document = naive_coco(images)
+    if kind in ("yolo-folder", "lambda"):
+        yolo = naive_yolo(images)
+    if kind in ("voc-folder", "lambda"):
+        voc = {path: _voc_text(root) for path, root in naive_voc(images)}
+    if kind in ("coco", "lambda"):
+        with (out / "coco.json").open("w", encoding="utf-8") as target:
+            json.dump(document, target, ensure_ascii=False)
+    if kind == "yolo-folder":
+        _write_folder(out / "yolo", yolo)
+    if kind == "voc-folder":
+        _write_folder(out / "voc", voc)
+    if kind == "lambda":
+        _write_tar(out / "yolo.tar.gz", yolo)
+        _write_tar(out / "voc.tar.gz", voc)
+    return len(images)
+
+
+# --- measurement -----------------------------------------------------------------------------------------
+
+RUNS: list[tuple[str, str, str]] = [
+    ("streaming", "coco", "COCO (coco.json)"),
+    ("streaming", "yolo-folder", "YOLO (folder)"),
+    ("streaming", "voc-folder", "VOC (folder)"),
+    ("floor", "files", "files alone (os.open/write/close)"),
+    ("streaming", "yolo-folder-ram", "YOLO (folder in /dev/shm, RAM)"),
+    ("streaming", "voc-folder-ram", "VOC (folder in /dev/shm, RAM)"),
+    ("streaming", "yolo-archive", "YOLO (yolo.tar.gz)"),
+    ("streaming", "voc-archive", "VOC (voc.tar.gz)"),
+    ("streaming", "lambda", "all three, as the Lambda"),
+    ("naive", "coco", "COCO (coco.json)"),
+    ("naive", "yolo-folder", "YOLO (folder)"),
+    ("naive", "voc-folder", "VOC (folder)"),
+    ("naive", "lambda", "all three, as the Lambda"),
+]
+COMPARED = ["coco", "yolo-folder", "voc-folder", "lambda"]
+# A RAM filesystem, where creating a file costs the kernel little: folder runs there show Python's share.
+RAM_DIR = Path("/dev/shm")
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _peak_rss_mb() -> float:
+    """This program's high-water mark. VmHWM where /proc exists: ru_maxrss of a child also counts the
+    parent's memory at the fork that started it."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    now = _status_mb("VmRSS")
+    return now if now is not None else _peak_rss_mb()
+
+
+def floor(kind: str, manifest: Path, out: Path) -> int:
+    """As many files as YOLO writes, in the same place, with 100 bytes each and nothing else: the
+    filesystem's share of a folder export."""
+    lines = sum(1 for _ in manifest.open("rb"))
+    folder = out / "yolo" / "labels" / "set"
+    folder.mkdir(parents=True)
+    data = b"0 0.500000 0.500000 0.250000 0.250000\n" * 2 + b"1 0.5 0.5 0.25 0.25\n"
+    for index in range(lines):
+        descriptor = os.open(f"{folder}/{index:06d}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        os.write(descriptor, data)
+        os.close(descriptor)
+    return lines
+
+
+def child(approach: str, kind: str, manifest: Path, out: Path, cpu: int | None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    # Import what the run needs before the baseline, so that the figures are the work's own.
+    if approach == "streaming":
+        importlib.import_module("labeling_pipeline.exports.formats")
+    if approach == "streaming" and kind == "lambda":
+        importlib.import_module("botocore.response")
+        importlib.import_module("labeling_pipeline.job_results")
+    run: Callable[[str, Path, Path], int] = {"streaming": streaming, "naive": naive, "floor": floor}[approach]
+    rss_start = _rss_mb()
+    before, wall = os.times(), time.perf_counter()
+    lines = run(kind, manifest, out)
+    after, wall = os.times(), time.perf_counter() - wall
+    archives = sorted(out.glob("*.tar.gz"))
+    print(
+        json.dumps(
+            {
+                "lines": lines,
+                "user": after.user - before.user,
+                "sys": after.system - before.system,
+                "wall": wall,
+                "rss_start": rss_start,
+                "rss_peak": _peak_rss_mb(),
+                "archives": {path.name: path.stat().st_size for path in archives},
+            }
+        )
+    )
+
+
+def measure(approach: str, kind: str, manifest: Path, work: Path, cpu: int | None) -> dict[str, Any]:
+    """The least CPU of REPEATS runs (other processes on the machine only ever add to it) and the
+    highest peak RSS; runs that create a file per image once, since they are the kernel's figures."""
+    runs = []
+    for _ in range(1 if kind.endswith(("-folder", "files")) else REPEATS):
+        out = (
+            (RAM_DIR / f"export-bench-{os.getpid()}-{approach}-{kind}")
+            if kind.endswith("-ram")
+            else work / f"{approach}-{kind}"
+        )
+        command = [sys.executable, __file__, "--child", approach, kind, str(manifest), str(out), str(cpu)]
+        try:
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        result: dict[str, Any] = json.loads(done.stdout)
+        result["cpu"] = result["user"] + result["sys"]
+        runs.append(result)
+    best = min(runs, key=lambda result: result["cpu"])
+    return best | {"rss_peak": max(result["rss_peak"] for result in runs)}
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*") if path.is_file()}
+
+
+def _tar(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as archive:
+        return {member.name: archive.extractfile(member).read() for member in archive if member.isfile()}  # type: ignore[union-attr]
+
+
+def check_same_output(work: Path) -> None:
+    manifest = work / "check.manifest"
+    make_manifest(manifest, CHECK_LINES, seed=2)
+    for kind in COMPARED:
+        for approach, run in (("streaming", streaming), ("naive", naive)):
+            run(kind, manifest, work / approach / kind)
+    for kind in COMPARED:
+        fast, slow = work / "streaming" / kind, work / "naive" / kind
+        if kind in ("coco", "lambda"):
+            same = json.loads((fast / "coco.json").read_text()) == json.loads((slow / "coco.json").read_text())
+            assert same, "naive and streaming coco.json differ"
+        if kind.endswith("-folder"):
+            assert _tree(fast) == _tree(slow), f"naive and streaming {kind} differ"
+        if kind == "lambda":
+            for name in ("yolo.tar.gz", "voc.tar.gz"):
+                assert _tar(fast / name) == _tar(slow / name), f"naive and streaming {name} differ"
+    shutil.rmtree(work / "streaming")
+    shutil.rmtree(work / "naive")
+    print(f"check: naive and streaming outputs are identical on {CHECK_LINES:,} lines (coco, folders, archives)")
+
+
+def _row(label: str, result: dict[str, Any]) -> str:
+    rate = result["lines"] / result["cpu"] if result["cpu"] else float("inf")
+    archives = " ".join(f"{name} {size / 1e6:.1f} MB" for name, size in result["archives"].items())
+    return (
+        f"| {label} | {result['cpu']:.2f} s | {result['user']:.2f} | {result['sys']:.2f} | {rate:,.0f} | "
+        f"{result['rss_peak']:.0f} MB | {result['rss_start']:.0f} MB | {result['wall']:.1f} s | {archives} |"
+    )
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        run_one(sys.argv[2], sys.argv[3], sys.argv[4] == "zip")
+        approach, kind, manifest_arg, out_arg, cpu_arg = sys.argv[2:7]
+        child(approach, kind, Path(manifest_arg), Path(out_arg), None if cpu_arg == "None" else int(cpu_arg))
         return
-    lines = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    with tempfile.TemporaryDirectory() as work:
-        manifest = Path(work) / "output.manifest"
-        make_manifest(manifest, lines)
-        print(f"{lines:,} lines, {manifest.stat().st_size / 1e6:.1f} MB manifest")
-        for formats, archive in (("coco", "dir"), ("yolo", "dir"), ("voc", "dir"), ("coco,yolo,voc", "zip")):
-            result = json.loads(
-                subprocess.run(
-                    [sys.executable, __file__, "--child", str(manifest), formats, archive],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-            )
-            rate = result["lines"] / result["cpu_s"] if result["cpu_s"] else float("inf")
+    sizes = [int(arg) for arg in sys.argv[1:]] or [100_000, 20_000]
+    cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else None
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, each run in its own process"
+        + (f" pinned to core {cpu}" if cpu is not None else " (no pinning on this platform)")
+    )
+    ram = RAM_DIR.is_dir() and os.access(RAM_DIR, os.W_OK)
+    runs = [run for run in RUNS if ram or not run[1].endswith("-ram")]
+    results: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="export-bench-") as work_dir:
+        work = Path(work_dir)
+        check_same_output(work)
+        for lines in sizes:
+            manifest = work / f"{lines}.manifest"
+            make_manifest(manifest, lines)
+            print(f"\n{lines:,} lines, {manifest.stat().st_size / 1e6:.1f} MB manifest, 0-5 boxes per image")
             print(
-                f"{formats:14s} ({archive}): {result['cpu_s']:6.2f} s CPU, {rate:9,.0f} lines/s, "
-                f"peak RSS {result['peak_rss_mb']:.0f} MB"
+                "| approach, output | CPU | user | sys | lines/s (CPU) | peak RSS | RSS before work | wall | archives |"
             )
+            print("|---|---|---|---|---|---|---|---|---|")
+            results[lines] = {}
+            for approach, kind, label in runs:
+                result = measure(approach, kind, manifest, work, cpu)
+                results[lines][approach, kind] = result
+                print(_row(f"{approach}: {label}", result), flush=True)
+            manifest.unlink()
+            print(f"\nnaive / streaming at {lines:,} lines:")
+            for kind in COMPARED:
+                fast, slow = results[lines]["streaming", kind], results[lines]["naive", kind]
+                label = next(label for approach, name, label in RUNS if name == kind)
+                print(
+                    f"  {label}: CPU {slow['cpu'] / fast['cpu']:.1f}x ({slow['cpu']:.2f} s / {fast['cpu']:.2f} s), "
+                    f"user CPU {slow['user'] / fast['user']:.1f}x, "
+                    f"peak RSS {slow['rss_peak'] / fast['rss_peak']:.1f}x "
+                    f"({slow['rss_peak']:.0f} / {fast['rss_peak']:.0f} MB)"
+                )
+    if len(sizes) > 1:
+        print(f"\npeak RSS by size ({' -> '.join(f'{size:,}' for size in sizes)} lines):")
+        for approach, kind, label in runs:
+            figures = " -> ".join(f"{results[size][approach, kind]['rss_peak']:.0f}" for size in sizes)
+            print(f"  {approach}: {label}: {figures} MB")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import boto3
@@ -15,7 +16,9 @@ def main() -> int:
             "AWS credentials: run `aws configure` or `aws sso login`, or export AWS_PROFILE "
             "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
         )
-    if not session.region_name:
+    # The CDK CLI takes AWS_REGION first; boto3 reads only AWS_DEFAULT_REGION and the profile's region.
+    region = os.environ.get("AWS_REGION") or session.region_name
+    if not region:
         missing.append("a region: export AWS_REGION (one where Ground Truth offers bounding boxes, e.g. us-east-1)")
     if missing:
         print("Synthesized the stacks into cdk.out/, but did not deploy. Missing:", file=sys.stderr)
@@ -23,7 +26,7 @@ def main() -> int:
             print(f"  - {item}", file=sys.stderr)
         print("Nothing was sent to AWS. Fix the above and run `make deploy` again.", file=sys.stderr)
         return 1
-    print(f"Deploying with region {session.region_name}.")
+    print(f"Deploying with region {region}.")
     return 0
 
 

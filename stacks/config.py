@@ -11,6 +11,8 @@ Limits come from AWS documentation (checked 2026-11):
   workers per object 1-9, task time limit 30-28,800 s for image tasks, availability 60 s to 30 days
   for a private workforce, max concurrent tasks 1-5000, keywords 1-5 matching [A-Za-z0-9]+( [A-Za-z0-9]+)*).
 - Lambda SQS event source: batch size up to 10,000, batching window up to 300 s.
+- KMS key ARNs: https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#key-id-key-ARN
+  (a key id is a UUID, or ``mrk-`` and 32 hex digits for a multi-Region key).
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Cognito domain prefixes: lowercase letters, digits and hyphens; no "aws", "amazon" or "cognito".
 DOMAIN_PREFIX_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 RESERVED_DOMAIN_WORDS = ("aws", "amazon", "cognito")
+# labeling.kmsKey: "none" (AWS-managed encryption, the default), "create" (the stack creates a
+# customer-managed key with rotation), or the ARN of an existing symmetric key (not an alias: key
+# policies and IAM grants name the key itself).
+KMS_KEY_NONE = "none"
+KMS_KEY_CREATE = "create"
+KMS_KEY_ARN_PATTERN = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:kms:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):key/"
+    r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 
 
 class ConfigError(ValueError):
@@ -77,6 +88,12 @@ class LabelingConfig:
     cognito_domain_prefix: str | None = None
     powertools_layer_version: int = 36
     notification_emails: tuple[str, ...] = ()
+    kms_key: str = KMS_KEY_NONE
+
+    @property
+    def kms_key_arn(self) -> str | None:
+        """The existing key's ARN, or None when the key is created here or there is none."""
+        return self.kms_key if self.kms_key not in (KMS_KEY_NONE, KMS_KEY_CREATE) else None
 
 
 _JSON_NAMES = {
@@ -101,6 +118,7 @@ _JSON_NAMES = {
     "cognito_domain_prefix": "cognitoDomainPrefix",
     "powertools_layer_version": "powertoolsLayerVersion",
     "notification_emails": "notificationEmails",
+    "kms_key": "kmsKey",
 }
 _FIELD_BY_JSON = {json_name: name for name, json_name in _JSON_NAMES.items()}
 
@@ -140,6 +158,14 @@ def _string(raw: Mapping[str, Any], name: str, default: str, max_len: int, min_l
         raise ConfigError(f"{_key(name)}: must be a string, got {value!r}")
     if not min_len <= len(value) <= max_len:
         raise ConfigError(f"{_key(name)}: must be {min_len} to {max_len} characters, got {len(value)}")
+    return value
+
+
+def _single_line(raw: Mapping[str, Any], name: str, default: str, max_len: int) -> str:
+    # The model's pattern for TaskDescription is `.+`, which the service (Java regex) reads without line breaks.
+    value = _string(raw, name, default, max_len)
+    if any(char in value for char in "\r\n\u0085\u2028\u2029"):
+        raise ConfigError(f"{_key(name)}: must be one line (CreateLabelingJob refuses line breaks)")
     return value
 
 
@@ -195,6 +221,19 @@ def _validate_emails(name: str, emails: tuple[str, ...]) -> None:
     lowered = [email.lower() for email in emails]
     if len(set(lowered)) != len(lowered):
         raise ConfigError(f"{_key(name)}: an email address is listed twice")
+
+
+def _kms_key(raw: Mapping[str, Any]) -> str:
+    value = raw.get(_JSON_NAMES["kms_key"], KMS_KEY_NONE)
+    if not isinstance(value, str):
+        raise ConfigError(f"{_key('kms_key')}: must be a string, got {value!r}")
+    if value in (KMS_KEY_NONE, KMS_KEY_CREATE) or KMS_KEY_ARN_PATTERN.match(value):
+        return value
+    hint = " (an alias cannot be used: give the key's own ARN)" if ":alias/" in value else ""
+    raise ConfigError(
+        f"{_key('kms_key')}: {value!r} must be 'none', 'create', or a KMS key ARN "
+        f"like arn:aws:kms:<region>:<account>:key/<key id>{hint}"
+    )
 
 
 def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
@@ -256,7 +295,7 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
         labels=labels,
         worker_emails=worker_emails,
         task_title=_string(raw, "task_title", default.task_title, MAX_TASK_TITLE),
-        task_description=_string(raw, "task_description", default.task_description, MAX_TASK_DESCRIPTION),
+        task_description=_single_line(raw, "task_description", default.task_description, MAX_TASK_DESCRIPTION),
         task_keywords=keywords,
         short_instructions=_string(raw, "short_instructions", default.short_instructions, 10_000),
         full_instructions=_string(raw, "full_instructions", default.full_instructions, 100_000),
@@ -287,6 +326,7 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
         cognito_domain_prefix=domain_prefix,
         notification_emails=notification_emails,
         powertools_layer_version=_integer(raw, "powertools_layer_version", default.powertools_layer_version, 1, 10_000),
+        kms_key=_kms_key(raw),
     )
 
 

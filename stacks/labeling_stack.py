@@ -7,7 +7,8 @@ import json
 import aws_cdk as cdk
 from constructs import Construct
 
-from stacks.config import LabelingConfig
+from stacks.config import KMS_KEY_NONE, LabelingConfig
+from stacks.constructs.encryption_key import LabelingKey
 from stacks.constructs.ground_truth_role import GroundTruthRole
 from stacks.constructs.job_following import JobFollowing
 from stacks.constructs.labeling_bucket import INPUT_PREFIX, LabelingBucket
@@ -27,8 +28,11 @@ class LabelingPipelineStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
-        storage = LabelingBucket(self, "Storage", removal_policy=removal)
-        role = GroundTruthRole(self, "GroundTruth", bucket=storage.bucket)
+        self.key = LabelingKey(self, "Encryption", config=config) if config.kms_key != KMS_KEY_NONE else None
+        storage = LabelingBucket(
+            self, "Storage", removal_policy=removal, encryption_key=self.key.key if self.key else None
+        )
+        role = GroundTruthRole(self, "GroundTruth", bucket=storage.bucket, key=self.key)
         self.pipeline = LaunchPipeline(
             self,
             "Launch",
@@ -36,6 +40,7 @@ class LabelingPipelineStack(cdk.Stack):
             bucket=storage.bucket,
             ground_truth_role=role.role,
             workteam_arn=workteam_arn,
+            key=self.key,
         )
         self.storage = storage
         self.following = JobFollowing(
@@ -46,6 +51,7 @@ class LabelingPipelineStack(cdk.Stack):
             ledger=self.pipeline.ledger,
             ground_truth_role=role.role,
             workteam_arn=workteam_arn,
+            key=self.key,
         )
         self.alarms = OperationsAlarms(
             self,
@@ -57,6 +63,7 @@ class LabelingPipelineStack(cdk.Stack):
                 "UploadDeadLetterQueue": self.pipeline.dead_letter_queue,
                 "FailedJobEventsQueue": self.following.failed_events,
             },
+            key=self.key,
         )
         cdk.CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
         cdk.CfnOutput(
@@ -81,3 +88,6 @@ class LabelingPipelineStack(cdk.Stack):
         cdk.CfnOutput(self, "Labels", value=json.dumps(list(config.labels)))
         cdk.CfnOutput(self, "LabelAttributeName", value=config.label_attribute_name)
         cdk.CfnOutput(self, "FailedJobEventsQueueUrl", value=self.following.failed_events.queue_url)
+        if self.key is not None:
+            # Whoever uploads, exports or reviews with the CLI needs kms:GenerateDataKey/kms:Decrypt on it.
+            cdk.CfnOutput(self, "KmsKeyArn", value=self.key.key_arn)

@@ -17,3 +17,7 @@ os.environ.update(
         "CDK_DISABLE_CLI_TELEMETRY": "true",
     }
 )
+
+# moto 5.2.5 deep-copies a whole table per action of a TransactWriteItems call (the ledger's batched
+# claims); this keeps moto's semantics and takes the rollback copy once per call. See the module.
+from tests import moto_transactions  # noqa: F401

@@ -10,6 +10,7 @@ Each message ends one of three ways:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeling_pipeline.backends import BackendUnavailableError, LabelingBackend
 from labeling_pipeline.backends.ground_truth import GroundTruthBackend
-from labeling_pipeline.images import ImageRef, skip_reason
+from labeling_pipeline.images import IMAGE_ORDER, ImageRef, SkipReason, UploadedObject, skip_reason, superseded_versions
 from labeling_pipeline.launcher import ImageOutcome, Launcher
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.s3_events import NotAnS3Event, parse_message
@@ -65,6 +66,8 @@ def build_environment(make_client: Callable[..., Any] = boto3.client) -> Environ
             region=region,
             workteam_arn=os.environ["WORKTEAM_ARN"],
             role_arn=os.environ["GROUND_TRUTH_ROLE_ARN"],
+            # Set by the stack only with labeling.kmsKey: the key for Ground Truth's output.
+            output_kms_key_id=os.environ.get("OUTPUT_KMS_KEY_ID") or None,
         )
     except BackendUnavailableError as error:
         logger.error("labeling backend unavailable", extra={"reason": str(error)})
@@ -102,11 +105,30 @@ def _send_to_dlq(env: Environment, record: dict[str, Any], reason: str) -> bool:
     return True
 
 
+def _log_skip(
+    uploaded: UploadedObject, reason: SkipReason, message_id: str, superseded_by: ImageRef | None = None
+) -> None:
+    metrics.add_metric(name=f"Skipped{reason.value}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
+    details: dict[str, Any] = {
+        "bucket": uploaded.bucket,
+        "key": uploaded.key,
+        "size": uploaded.size,
+        "reason": reason.value,
+        "message_id": message_id,
+    }
+    if superseded_by is not None:
+        details["version"] = uploaded.image_ref().version
+        details["superseded_by_version"] = superseded_by.version
+    logger.warning("skipped object", extra=details)
+
+
 def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | None]:
     """Return, per message id, None when the message is done, or why it must be retried."""
     records: list[dict[str, Any]] = event.get("Records", [])
     images_by_message: dict[str, list[ImageRef]] = {}
     verdict: dict[str, str | None] = {}
+    labelable: list[tuple[str, UploadedObject]] = []
     for record in records:
         message_id = record["messageId"]
         try:
@@ -119,27 +141,21 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
             logger.info("ignoring s3:TestEvent", extra={"message_id": message_id})
             verdict[message_id] = None
             continue
-        images: list[ImageRef] = []
+        images_by_message[message_id] = []
         for uploaded in parsed.objects:
             reason_skipped = skip_reason(uploaded, env.bucket)
             if reason_skipped is None:
-                images.append(uploaded.image_ref())
-                continue
-            metrics.add_metric(name=f"Skipped{reason_skipped.value}", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
-            logger.warning(
-                "skipped object",
-                extra={
-                    "bucket": uploaded.bucket,
-                    "key": uploaded.key,
-                    "size": uploaded.size,
-                    "reason": reason_skipped.value,
-                    "message_id": message_id,
-                },
-            )
-        images_by_message[message_id] = images
+                labelable.append((message_id, uploaded))
+            else:
+                _log_skip(uploaded, reason_skipped, message_id)
+    replaced = superseded_versions([uploaded for _message_id, uploaded in labelable])
+    for position, (message_id, uploaded) in enumerate(labelable):
+        if position in replaced:
+            _log_skip(uploaded, SkipReason.SUPERSEDED, message_id, superseded_by=replaced[position].image_ref())
+        else:
+            images_by_message[message_id].append(uploaded.image_ref())
 
-    all_images = sorted({image for images in images_by_message.values() for image in images})
+    all_images = sorted({image for images in images_by_message.values() for image in images}, key=IMAGE_ORDER)
     outcomes: dict[ImageRef, ImageOutcome]
     if not all_images:
         outcomes = {}
@@ -162,9 +178,10 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
             verdict[message_id] = None if _send_to_dlq(env, by_record[message_id], reason) else reason
         else:
             verdict[message_id] = None
-    for image, outcome in outcomes.items():
-        if outcome.ok:
-            logger.debug("image assigned", extra={"image": image.source_ref, "job_name": outcome.job_name})
+    if logger.log_level <= logging.DEBUG:
+        for image, outcome in outcomes.items():
+            if outcome.ok:
+                logger.debug("image assigned", extra={"image": image.source_ref, "job_name": outcome.job_name})
     return verdict
 
 

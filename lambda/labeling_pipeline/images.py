@@ -8,8 +8,10 @@ Limits from the Ground Truth developer guide, "Input data limits" and "Supported
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 
 INPUT_PREFIX = "images/"
 JOBS_PREFIX = "jobs/"
@@ -20,6 +22,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
 
 
+# The same order as ImageRef's own (its fields in turn), but compared in C: a dataclass's generated
+# __lt__ builds two tuples per comparison, ~1 µs each, ~10,000 of them to sort 1,000 images.
+IMAGE_ORDER = attrgetter("bucket", "key", "version")
+
+
 class SkipReason(StrEnum):
     NOT_OBJECT_CREATED = "NotObjectCreated"
     OUTSIDE_INPUT_PREFIX = "OutsideInputPrefix"
@@ -28,6 +35,7 @@ class SkipReason(StrEnum):
     EMPTY_OBJECT = "EmptyObject"
     TOO_LARGE = "TooLarge"
     WRONG_BUCKET = "WrongBucket"
+    SUPERSEDED = "Superseded"
 
 
 @dataclass(frozen=True, order=True)
@@ -64,6 +72,8 @@ class UploadedObject:
     event_name: str
     version_id: str | None
     etag: str
+    sequencer: str | None = None
+    event_time: str = ""
 
     def image_ref(self) -> ImageRef:
         # Without versioning the ETag tells one upload of a key from the next; with it, the version id.
@@ -89,10 +99,43 @@ def skip_reason(obj: UploadedObject, expected_bucket: str) -> SkipReason | None:
     return None
 
 
+def _sequencer_order(sequencer: str, width: int) -> str:
+    # S3: "The sequencers can be of different lengths. So, to compare these values, first right pad the
+    # shorter value with zeros, and then do a lexicographical comparison." Only events on one key compare.
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
+    return sequencer.upper().ljust(width, "0")
+
+
+def superseded_versions(objects: Sequence[UploadedObject]) -> dict[int, UploadedObject]:
+    """Among labelable uploads of one batch, the positions of those overwritten by a later upload of the same
+    key, each with the upload that replaced it. A manifest names an object by key, never by version, so a
+    job can only ever show workers the newest version: older versions in the batch are skipped, not labeled
+    under the newest one's content. Order by S3's sequencer when every version has one, else by event time,
+    else by position in the batch."""
+    by_key: dict[tuple[str, str], list[int]] = {}
+    for position, obj in enumerate(objects):
+        by_key.setdefault((obj.bucket, obj.key), []).append(position)
+    replaced: dict[int, UploadedObject] = {}
+    for positions in by_key.values():
+        if len({objects[p].image_ref() for p in positions}) < 2:
+            continue  # one version, perhaps delivered more than once
+        sequencers = [objects[p].sequencer for p in positions]
+        if all(sequencers):
+            width = max(len(s or "") for s in sequencers)
+            newest = max(positions, key=lambda p: (_sequencer_order(objects[p].sequencer or "", width), p))
+        else:
+            newest = max(positions, key=lambda p: (objects[p].event_time, p))
+        winner = objects[newest]
+        for position in positions:
+            if objects[position].image_ref() != winner.image_ref():
+                replaced[position] = winner
+    return replaced
+
+
 def members_digest(images: list[ImageRef]) -> str:
     """A short, order-independent digest of a set of image versions (names a job)."""
     digest = hashlib.sha256()
-    for image in sorted(set(images)):
+    for image in sorted(set(images), key=IMAGE_ORDER):
         digest.update(image.image_id.encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:12]

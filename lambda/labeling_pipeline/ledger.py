@@ -2,7 +2,8 @@
 
 Items:
 - ``image#<bucket>/<key>#<version>``: ``job_name`` of the one job that labels this image version.
-  Written with a conditional put, so the first claim wins and a repeated claim by the same job is a no-op.
+  Written by a put conditioned on the item not existing, 100 to a transaction (``claim_many``): the first
+  claim wins, and a repeated claim, by the same job or another, writes nothing and returns the owner.
 - ``job#<name>``: written once CreateLabelingJob has succeeded (``status = CREATED``); when the job
   ends, the job-events Lambda takes a lease on it (``FINISHING``) and records the end
   (``COMPLETED``, ``FAILED`` or ``STOPPED``), so a repeated event does the work once.
@@ -13,6 +14,7 @@ Items:
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -24,6 +26,10 @@ from labeling_pipeline.images import ImageRef
 
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
+TRANSACT_WRITE_LIMIT = 100  # TransactWriteItems takes at most 100 actions
+CLAIM_ATTEMPTS = 6  # transactions sent for the same images while they conflict or are throttled
+# Cancellation reasons that decide nothing about the item: the same transaction may pass later.
+TRANSIENT_CANCELLATION_CODES = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 FINISHED_STATUSES = ("COMPLETED", "FAILED", "STOPPED")
 
 
@@ -42,30 +48,100 @@ class Ledger:
 
     def claim(self, image: ImageRef, job_name: str) -> str:
         """Assign the image to `job_name` unless another job has it; return the owning job."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    **_image_key(image),
+        return self.claim_many([image], job_name)[image]
+
+    def claim_many(self, images: Iterable[ImageRef], job_name: str) -> dict[ImageRef, str]:
+        """Assign each image to `job_name` unless a job already has it; return each image's owner.
+
+        One TransactWriteItems per 100 images, each item a Put conditioned on `attribute_not_exists(pk)`:
+        the first claim of an image wins, and a repeated claim (by this job or another) writes nothing and
+        reads the owner back from the cancellation reason. See `_claim_group`."""
+        ordered = list(dict.fromkeys(images))
+        owners: dict[ImageRef, str] = {}
+        for start in range(0, len(ordered), TRANSACT_WRITE_LIMIT):
+            owners.update(self._claim_group(ordered[start : start + TRANSACT_WRITE_LIMIT], job_name))
+        return owners
+
+    def _claim_group(self, group: list[ImageRef], job_name: str) -> dict[ImageRef, str]:
+        """Claim up to 100 images in transactions until each has an owner.
+
+        A transaction is all or nothing, so one image that another job owns cancels it. The cancellation
+        lists a reason per item, in request order: `ConditionalCheckFailed` marks an image that is already
+        owned (its owner is in the returned item, else read with a consistent BatchGetItem), and that answer
+        is final because claims are never deleted; the transaction is sent again without those images.
+        `TransactionConflict` or throttling of an item means nothing was decided for it: the transaction
+        is sent again after a pause, at most CLAIM_ATTEMPTS times, then the error is raised (retryable:
+        SQS delivers the message again). Any other reason is raised as is. Each round either ends, settles
+        at least one image, or spends an attempt, so the loop is bounded."""
+        owners: dict[ImageRef, str] = {}
+        pending = group
+        claimed_at = datetime.now(UTC).isoformat()
+        attempts = 0
+        while pending:
+            try:
+                self._client.transact_write_items(
+                    TransactItems=[self._claim_put(image, job_name, claimed_at) for image in pending]
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = error.response.get("CancellationReasons") or []
+                if len(reasons) != len(pending):
+                    raise  # cannot tell which item failed: let the message be retried
+                settled, unknown, transient = self._read_reasons(pending, reasons, error)
+                if unknown:
+                    for image, owner in self.owners(unknown).items():
+                        if owner is None:  # a claim is never deleted, so this cannot happen
+                            raise RuntimeError(f"ledger lost the claim of {image.image_id}") from error
+                        settled[image] = owner
+                owners.update(settled)
+                pending = [image for image in pending if image not in owners]
+                if pending and (transient or not settled):
+                    attempts += 1
+                    if attempts >= CLAIM_ATTEMPTS:
+                        raise
+                    time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempts)))
+                continue
+            owners.update(dict.fromkeys(pending, job_name))
+            pending = []
+        return owners
+
+    @staticmethod
+    def _read_reasons(
+        pending: list[ImageRef], reasons: list[dict[str, Any]], error: ClientError
+    ) -> tuple[dict[ImageRef, str], list[ImageRef], bool]:
+        """(owners read from the cancellation, owned images whose owner was not returned, any transient)."""
+        settled: dict[ImageRef, str] = {}
+        unknown: list[ImageRef] = []
+        transient = False
+        for image, reason in zip(pending, reasons, strict=True):
+            code = reason.get("Code") or "None"
+            if code == "ConditionalCheckFailed":
+                owner = reason.get("Item", {}).get("job_name", {}).get("S")
+                if owner:
+                    settled[image] = str(owner)
+                else:
+                    unknown.append(image)
+            elif code in TRANSIENT_CANCELLATION_CODES:
+                transient = True
+            elif code != "None":
+                raise error
+        return settled, unknown, transient
+
+    def _claim_put(self, image: ImageRef, job_name: str, claimed_at: str) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    "pk": {"S": f"image#{image.image_id}"},
                     "job_name": {"S": job_name},
                     "source_ref": {"S": image.source_ref},
-                    "claimed_at": {"S": datetime.now(UTC).isoformat()},
+                    "claimed_at": {"S": claimed_at},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR job_name = :job",
-                ExpressionAttributeValues={":job": {"S": job_name}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            return job_name
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            item = error.response.get("Item")
-            if item and "job_name" in item:
-                return str(item["job_name"]["S"])
-        owner = self.owners([image]).get(image)
-        if owner is None:  # the claim lost to a writer that has since vanished: cannot happen, never deleted
-            raise RuntimeError(f"ledger lost the claim of {image.image_id}")
-        return owner
+                "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def owners(self, images: Iterable[ImageRef]) -> dict[ImageRef, str | None]:
         """Consistent read of who owns each image (None when unclaimed)."""
@@ -86,6 +162,27 @@ class Ledger:
                     found[wanted[item["pk"]["S"]]] = item["job_name"]["S"]
                 request = response.get("UnprocessedKeys") or {}
         return found
+
+    def created_jobs(self, job_names: Iterable[str]) -> set[str]:
+        """Which of these jobs the ledger shows as created (consistent reads, 100 jobs a call)."""
+        names = sorted(set(job_names))
+        created: set[str] = set()
+        for start in range(0, len(names), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [_job_key(name) for name in names[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "pk, #status",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                }
+            }
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    if item.get("status", {}).get("S") == "CREATED":
+                        created.add(item["pk"]["S"].removeprefix("job#"))
+                request = response.get("UnprocessedKeys") or {}
+        return created
 
     def job_created(self, job_name: str) -> bool:
         response = self._client.get_item(TableName=self._table, Key=_job_key(job_name), ConsistentRead=True)

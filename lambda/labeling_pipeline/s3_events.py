@@ -53,7 +53,15 @@ def parse_message(message_id: str, body: str) -> ParsedMessage:
                 raise NotAnS3Event(f"record has an object size that is not a whole number: {size!r}")
             if version_id is not None and not isinstance(version_id, str):
                 raise NotAnS3Event("record has a version id that is not a string")
-            objects.append(UploadedObject(bucket, unquote_plus(key), size, event_name, version_id, etag))
+            sequencer = s3_object.get("sequencer")
+            event_time = record.get("eventTime", "")
+            if not isinstance(sequencer, str | None) or not isinstance(event_time, str):
+                raise NotAnS3Event("record has a sequencer or event time that is not a string")
+            objects.append(
+                UploadedObject(
+                    bucket, unquote_plus(key), size, event_name, version_id, etag, sequencer or None, event_time
+                )
+            )
     except NotAnS3Event:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as error:

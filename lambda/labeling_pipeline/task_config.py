@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from labeling_pipeline.images import ImageRef, members_digest
+from labeling_pipeline.images import IMAGE_ORDER, ImageRef, members_digest
 
 LABEL_CONFIG_DOCUMENT_VERSION = "2018-11-28"
 
@@ -61,10 +61,15 @@ class TaskSettings:
         )
 
 
+_encode_string = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def manifest_text(images: Iterable[ImageRef]) -> str:
     """JSON lines, one {"source-ref": "s3://bucket/key"} per image, in a stable order."""
-    lines = [json.dumps({"source-ref": image.source_ref}, ensure_ascii=False) for image in sorted(images)]
-    return "".join(line + "\n" for line in lines)
+    # Byte for byte json.dumps({"source-ref": ...}, ensure_ascii=False), with one encoder for all lines.
+    return "".join(
+        f'{{"source-ref": {_encode_string(image.source_ref)}}}\n' for image in sorted(images, key=IMAGE_ORDER)
+    )
 
 
 def label_category_config(labels: Sequence[str]) -> dict[str, Any]:
@@ -114,5 +119,5 @@ def job_name(prefix: str, when: datetime, members: list[ImageRef]) -> str:
 
 
 def chunks(images: Sequence[ImageRef], size: int) -> list[list[ImageRef]]:
-    ordered = sorted(set(images))
+    ordered = sorted(set(images), key=IMAGE_ORDER)
     return [ordered[start : start + size] for start in range(0, len(ordered), size)]

@@ -7,6 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.constructs.encryption_key import LabelingKey
 from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
 from stacks.constructs.nag import acknowledge_wildcard_resources
 
@@ -19,9 +20,19 @@ class GroundTruthRole(Construct):
     https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-permission-execution-role.html :
     S3 AbortMultipartUpload, GetObject and PutObject on the input and output locations, and CloudWatch
     Logs for the job's log streams in the /aws/sagemaker/LabelingJobs group.
+
+    With a customer-managed key (labeling.kmsKey), Ground Truth reads the SSE-KMS images and task files
+    and writes its output under OutputConfig.KmsKeyId with this role. The key policy statement is the one
+    https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-kms-permissions.html asks for ("Encrypt
+    Output Data using KMS": the execution role may kms:Encrypt, kms:Decrypt, kms:ReEncrypt*,
+    kms:GenerateDataKey* and kms:DescribeKey); the role's own policy grants the same use of that one key
+    without wildcards (Decrypt to read input and its own output back, GenerateDataKey and Encrypt to
+    write, DescribeKey), which is what counts when the key policy leaves the decision to IAM.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, bucket: s3.IBucket) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, bucket: s3.IBucket, key: LabelingKey | None = None
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.role = iam.Role(
@@ -79,6 +90,29 @@ class GroundTruthRole(Construct):
                 ),
             ],
         )
+        if key is not None:
+            policy.add_statements(
+                iam.PolicyStatement(
+                    sid="UseLabelingKey",
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                    resources=[key.key_arn],
+                )
+            )
+            key.allow(
+                iam.PolicyStatement(
+                    sid="GroundTruthExecutionRole",
+                    principals=[iam.ArnPrincipal(self.role.role_arn)],
+                    actions=[
+                        "kms:Encrypt",
+                        "kms:Decrypt",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:DescribeKey",
+                    ],
+                    resources=["*"],
+                ),
+                "the Ground Truth execution role (stack output GroundTruthRoleArn)",
+            )
         policy.attach_to_role(self.role)
         acknowledge_wildcard_resources(
             policy,

@@ -17,6 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.config import LabelingConfig, task_settings_for_lambda
+from stacks.constructs.encryption_key import LabelingKey, queue_encryption
 from stacks.constructs.labeling_bucket import EXPORTS_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
 from stacks.constructs.nag import acknowledge, acknowledge_wildcard_resources
 from stacks.constructs.pipeline_function import PipelineFunction
@@ -41,23 +42,36 @@ class JobFollowing(Construct):
         ledger: dynamodb.ITable,
         ground_truth_role: iam.IRole,
         workteam_arn: str,
+        key: LabelingKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        self.topic = sns.Topic(self, "Results", display_name="Labeling job results", enforce_ssl=True)
-        acknowledge(
-            self.topic,
-            "AwsSolutions-SNS2",
-            "Job summaries hold counts, labels and object keys, no image data; a customer-managed key for the "
-            "topic comes with the KMS option of issue #4.",
+        # With labeling.kmsKey the topic is encrypted with the customer-managed key; without it, it is not
+        # encrypted at all, because the AWS-managed key alias/aws/sns cannot be used by CloudWatch alarms,
+        # which publish here (OperationsAlarms gives them the customer-managed key).
+        self.topic = sns.Topic(
+            self,
+            "Results",
+            display_name="Labeling job results",
+            enforce_ssl=True,
+            master_key=key.key if key else None,
         )
+        if key is None:
+            acknowledge(
+                self.topic,
+                "AwsSolutions-SNS2",
+                "Job summaries hold counts, labels and object keys, no image data; CloudWatch alarms publish here "
+                "and cannot use the AWS-managed SNS key. Set labeling.kmsKey to encrypt it with your own key.",
+            )
         for email in config.notification_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
+        encryption, master_key = queue_encryption(key)
         self.failed_events = sqs.Queue(
             self,
             "FailedJobEvents",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=encryption,
+            encryption_master_key=master_key,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
@@ -88,6 +102,7 @@ class JobFollowing(Construct):
             memory_size=JOB_EVENTS_MEMORY_MB,
             service_name="labeling-job-events",
             dead_letter_queue=self.failed_events,
+            key=key,
         )
         function = self.handler.function
         policy = iam.Policy(
@@ -122,6 +137,18 @@ class JobFollowing(Construct):
                 iam.PolicyStatement(sid="Announce", actions=["sns:Publish"], resources=[self.topic.topic_arn]),
             ],
         )
+        if key is not None:
+            # SSE-KMS objects (Decrypt to read jobs/ and output/, GenerateDataKey to write exports/), the
+            # encrypted topic (a publisher needs both), and Lambda's own sends of failed asynchronous
+            # invocations to the encrypted dead-letter queue, which use this role (aws-cdk-lib grants
+            # only sqs:SendMessage for them).
+            policy.add_statements(
+                iam.PolicyStatement(
+                    sid="UseLabelingKey",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[key.key_arn],
+                )
+            )
         policy.attach_to_role(self.handler.role)
         function.node.add_dependency(policy)
         acknowledge_wildcard_resources(
@@ -153,3 +180,18 @@ class JobFollowing(Construct):
                 dead_letter_queue=self.failed_events,
             )
         )
+        if key is not None:
+            # EventBridge itself sends undeliverable events to the rule target's dead-letter queue; with a
+            # customer-managed key on that queue the key policy must let events.amazonaws.com use it
+            # (aws-cdk-lib adds only the queue policy, which is what limits sending to this rule's ARN).
+            # The SQS guide's "compatibility with AWS services":
+            # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
+            key.allow(
+                iam.PolicyStatement(
+                    sid="EventBridgeDeadLetters",
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=["*"],
+                ),
+                "EventBridge (events.amazonaws.com) for the job-state rule's dead-letter queue",
+            )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -20,9 +21,21 @@ class LabelingBucket(Construct):
     Versioning is on so that a key overwritten while a job is open keeps the version the job was
     built from (the ledger records version ids); old versions expire after 30 days.
     CORS: https://docs.aws.amazon.com/sagemaker/latest/dg/sms-cors-update.html
+
+    With a customer-managed key (labeling.kmsKey) the bucket's default encryption is SSE-KMS with that
+    key and an S3 Bucket Key (one KMS request per bucket key instead of one per object). The access-log
+    bucket stays SSE-S3: server access log delivery supports only SSE-S3 on the target bucket
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: cdk.RemovalPolicy) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        removal_policy: cdk.RemovalPolicy,
+        encryption_key: kms.IKey | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         destroy = removal_policy == cdk.RemovalPolicy.DESTROY
         self.access_logs = s3.Bucket(
@@ -31,7 +44,11 @@ class LabelingBucket(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
-            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(365))],
+            # Logs are write-once; versioning keeps a deleted or overwritten log recoverable for 90 days.
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=cdk.Duration.days(365), noncurrent_version_expiration=cdk.Duration.days(90))
+            ],
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
@@ -44,7 +61,9 @@ class LabelingBucket(Construct):
             self,
             "Bucket",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            encryption=s3.BucketEncryption.KMS if encryption_key else s3.BucketEncryption.S3_MANAGED,
+            encryption_key=encryption_key,
+            bucket_key_enabled=True if encryption_key else None,
             enforce_ssl=True,
             versioned=True,
             server_access_logs_bucket=self.access_logs,

@@ -5,21 +5,70 @@ from __future__ import annotations
 import json
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
 
 from stacks.config import LabelingConfig, task_settings_for_lambda
+from stacks.constructs.encryption_key import LabelingKey, queue_encryption
 from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX
 from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge, acknowledge_wildcard_resources
 from stacks.constructs.pipeline_function import PipelineFunction
 
 LAUNCHER_TIMEOUT = cdk.Duration.minutes(5)
 MAX_RECEIVE_COUNT = 5
+
+
+@jsii.implements(s3.IBucketNotificationDestination)
+class EncryptedQueueDestination:
+    """aws-cdk-lib's SqsDestination, less the one grant that cannot work with a bucket and queue under the
+    same customer-managed key.
+
+    To let S3 send to a queue encrypted with a customer-managed key, the key policy must allow
+    s3.amazonaws.com kms:GenerateDataKey* and kms:Decrypt
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html , and
+    "compatibility with AWS services" in
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html).
+    SqsDestination adds that statement, and also, through grantSendMessages, a second key policy
+    statement conditioned on the bucket's ARN; with the bucket encrypted by the same key that second
+    statement makes a cycle (key -> bucket ARN -> key). This destination writes the same queue policy
+    (send only from this bucket, aws:SourceArn) and only the unconditioned key statement; the queue
+    policy is what limits who may send.
+    """
+
+    def __init__(self, queue: sqs.IQueue, key: LabelingKey) -> None:
+        self._queue = queue
+        self._key = key
+
+    def bind(self, scope: Construct, bucket: IBucketRef) -> s3.BucketNotificationDestinationConfig:
+        self._queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                resources=[self._queue.queue_arn],
+                conditions={"ArnLike": {"aws:SourceArn": bucket.bucket_ref.bucket_arn}},
+            )
+        )
+        self._key.allow(
+            iam.PolicyStatement(
+                sid="S3NotificationsToUploadQueue",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],
+            ),
+            "Amazon S3 (s3.amazonaws.com) sending upload notifications to the encrypted queue",
+        )
+        return s3.BucketNotificationDestinationConfig(
+            arn=self._queue.queue_arn,
+            type=s3.BucketNotificationDestinationType.QUEUE,
+            dependencies=[self._queue],
+        )
 
 
 class LaunchPipeline(Construct):
@@ -32,9 +81,12 @@ class LaunchPipeline(Construct):
         bucket: s3.IBucket,
         ground_truth_role: iam.IRole,
         workteam_arn: str,
+        key: LabelingKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
+        # SSE-SQS by default; the customer-managed key when labeling.kmsKey is set.
+        encryption, master_key = queue_encryption(key)
 
         self.ledger = dynamodb.Table(
             self,
@@ -50,14 +102,16 @@ class LaunchPipeline(Construct):
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=encryption,
+            encryption_master_key=master_key,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
         self.queue = sqs.Queue(
             self,
             "UploadEvents",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=encryption,
+            encryption_master_key=master_key,
             enforce_ssl=True,
             # Lambda's guidance: at least six times the function timeout, so a slow batch is not redelivered.
             visibility_timeout=cdk.Duration.seconds(6 * LAUNCHER_TIMEOUT.to_seconds()),
@@ -66,10 +120,11 @@ class LaunchPipeline(Construct):
         )
         # Every object under images/ is sent, not only *.jpg: S3 suffix filters are case-sensitive, so a
         # filter would drop "IMG_1.Jpg" without a trace. The launcher logs and counts what it skips.
+        destination: s3.IBucketNotificationDestination = (
+            s3n.SqsDestination(self.queue) if key is None else EncryptedQueueDestination(self.queue, key)
+        )
         bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            s3n.SqsDestination(self.queue),
-            s3.NotificationKeyFilter(prefix=INPUT_PREFIX),
+            s3.EventType.OBJECT_CREATED, destination, s3.NotificationKeyFilter(prefix=INPUT_PREFIX)
         )
         notifications_handler = stack.node.try_find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
         if notifications_handler is not None:
@@ -81,23 +136,28 @@ class LaunchPipeline(Construct):
             )
 
         settings = task_settings_for_lambda(config)
+        environment = {
+            "BUCKET_NAME": bucket.bucket_name,
+            "LEDGER_TABLE_NAME": self.ledger.table_name,
+            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
+            "WORKTEAM_ARN": workteam_arn,
+            "GROUND_TRUTH_ROLE_ARN": ground_truth_role.role_arn,
+            "TASK_SETTINGS": json.dumps(settings, separators=(",", ":")),
+        }
+        if key is not None:
+            # CreateLabelingJob's OutputConfig.KmsKeyId: Ground Truth encrypts its output with this key.
+            environment["OUTPUT_KMS_KEY_ID"] = key.key_arn
         self.launcher = PipelineFunction(
             self,
             "Launcher",
             description="Turns uploaded images into Ground Truth bounding-box labeling jobs",
             handler="labeling_pipeline.handler.lambda_handler",
-            environment={
-                "BUCKET_NAME": bucket.bucket_name,
-                "LEDGER_TABLE_NAME": self.ledger.table_name,
-                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
-                "WORKTEAM_ARN": workteam_arn,
-                "GROUND_TRUTH_ROLE_ARN": ground_truth_role.role_arn,
-                "TASK_SETTINGS": json.dumps(settings, separators=(",", ":")),
-            },
+            environment=environment,
             powertools_layer_version=config.powertools_layer_version,
             timeout=LAUNCHER_TIMEOUT,
             memory_size=512,
             service_name="labeling-launcher",
+            key=key,
         )
         self.function = self.launcher.function
         labeling_jobs_arn = stack.format_arn(service="sagemaker", resource="labeling-job", resource_name="*")
@@ -137,6 +197,17 @@ class LaunchPipeline(Construct):
                 ),
             ],
         )
+        if key is not None:
+            # SSE-KMS objects under jobs/ (GenerateDataKey to write, Decrypt to read) and the encrypted
+            # dead-letter queue (an SQS producer needs both). Reading the upload queue: SqsEventSource
+            # grants kms:Decrypt itself.
+            policy.add_statements(
+                iam.PolicyStatement(
+                    sid="UseLabelingKey",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[key.key_arn],
+                )
+            )
         policy.attach_to_role(self.launcher.role)
         acknowledge_wildcard_resources(
             policy,

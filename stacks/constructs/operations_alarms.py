@@ -6,10 +6,13 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from stacks.constructs.encryption_key import LabelingKey
 
 NAMESPACE = "GroundTruthLabeling"
 PERIOD = cdk.Duration.minutes(5)
@@ -25,10 +28,47 @@ class OperationsAlarms(Construct):
         launcher: lambda_.IFunction,
         job_events: lambda_.IFunction,
         dead_letter_queues: dict[str, sqs.IQueue],
+        key: LabelingKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms: list[cloudwatch.Alarm] = []
         action = actions.SnsAction(topic)
+        # The topic's policy (enforce_ssl) replaces SNS's default policy, which is what lets CloudWatch alarms of
+        # the account publish; without this statement an alarm fires and its notification is refused
+        # ("... is not authorized to perform: SNS:Publish ... because no resource-based policy allows").
+        stack = cdk.Stack.of(self)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        if key is not None:
+            # The topic is encrypted with the customer-managed key: CloudWatch alarms may publish to it only
+            # if the key policy lets cloudwatch.amazonaws.com use the key ("compatibility with AWS services"
+            # in https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+            key.allow(
+                iam.PolicyStatement(
+                    sid="CloudWatchAlarmsToResultsTopic",
+                    principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                    resources=["*"],
+                ),
+                "CloudWatch alarms (cloudwatch.amazonaws.com) publishing to the results topic",
+            )
 
         def alarm(name: str, metric: cloudwatch.IMetric, description: str) -> None:
             created = cloudwatch.Alarm(

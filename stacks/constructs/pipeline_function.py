@@ -12,6 +12,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.constructs.encryption_key import LabelingKey
+
 LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambda"
 # Powertools for AWS Lambda ships as an AWS-managed layer, published by account 017000801446:
 # https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer
@@ -32,12 +34,47 @@ class PipelineFunction(Construct):
         memory_size: int,
         service_name: str,
         dead_letter_queue: sqs.IQueue | None = None,
+        key: LabelingKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=cdk.RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            encryption_key=key.key if key else None,
         )
+        if key is not None:
+            # CloudWatch Logs encrypts with the key itself, so the key policy must let the regional Logs
+            # service principal use it for this account's log groups (the encryption context names the
+            # log group): https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+            # The log groups' own ARNs would make a cycle (the log group needs the key first).
+            key.allow(
+                iam.PolicyStatement(
+                    sid="CloudWatchLogsOfThisAccount",
+                    principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                    actions=[
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    resources=["*"],
+                    conditions={
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                                service="logs",
+                                resource="log-group",
+                                resource_name="*",
+                                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        }
+                    },
+                ),
+                f"CloudWatch Logs (logs.{stack.region}.amazonaws.com) for this account's log groups",
+            )
         self.role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
         )

@@ -45,6 +45,22 @@ class PrivateWorkforce(Construct):
                 conditions={"Bool": {"aws:SecureTransport": "false"}},
             )
         )
+        # A topic policy replaces SNS's default one, so the service must be allowed explicitly; the statement is
+        # the one AWS documents for work team topics, limited to this account's workteams
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-workforce-management-private-sns.html).
+        stack = cdk.Stack.of(self)
+        self.notifications.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AwsSagemakerSnsAccessPolicy",
+                principals=[iam.ServicePrincipal("sagemaker.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.notifications.topic_arn],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": stack.format_arn(service="sagemaker", resource="workteam/*")},
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
         acknowledge(
             self.notifications,
             "AwsSolutions-SNS2",

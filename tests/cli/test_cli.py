@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import zipfile
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ class _NoAws:
 
 
 def test_archive_and_folder_exports_agree(tmp_path: Path) -> None:
-    """The Lambda writes zips, the CLI folders: same files either way (guards the shared writers)."""
+    """The Lambda writes archives, the CLI folders: same files either way (guards the shared writers)."""
     from labeling_pipeline.exports.formats import ExportStats, LabelSpace, export, make_writers
     from labeling_pipeline.exports.output_manifest import read_output_manifest
 
@@ -188,9 +188,11 @@ def test_archive_and_folder_exports_agree(tmp_path: Path) -> None:
             stats,
             labels,
         )
-    with zipfile.ZipFile(tmp_path / "True/yolo.zip") as archive_file:
-        for member in archive_file.namelist():
-            assert archive_file.read(member).decode() == (tmp_path / "False/yolo" / member).read_text()
+    with tarfile.open(tmp_path / "True/yolo.tar.gz") as archive_file:
+        for member in archive_file.getmembers():
+            content = archive_file.extractfile(member)
+            assert content is not None
+            assert content.read().decode() == (tmp_path / "False/yolo" / member.name).read_text()
 
 
 def test_missing_region_and_credentials_are_clear_errors(

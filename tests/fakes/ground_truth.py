@@ -55,7 +55,8 @@ class ModelValidator:
         elif shape.type_name == "string":
             if "max" in meta and len(value) > meta["max"]:
                 errors.append(f"{path}: at most {meta['max']} characters, got {len(value)}")
-            if "pattern" in meta and not re.fullmatch(_java_pattern_to_python(meta["pattern"]), value, re.S):
+            # No re.S: in the service's (Java) regexes "." does not match a line break.
+            if "pattern" in meta and not re.fullmatch(_java_pattern_to_python(meta["pattern"]), value):
                 errors.append(f"{path}: {value!r} does not match {meta['pattern']}")
             if "enum" in meta and value not in meta["enum"]:
                 errors.append(f"{path}: {value!r} is not one of {meta['enum']}")

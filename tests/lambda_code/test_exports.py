@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import random
+import tarfile
+import tracemalloc
 import xml.etree.ElementTree as ET
-import zipfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labeling_pipeline.exports.formats import (
     CocoWriter,
     DirectorySink,
     ExportStats,
     LabelSpace,
+    TarGzSink,
+    VocWriter,
     YoloWriter,
     export,
     make_writers,
+    parent_and_name,
     read_coco_boxes,
     read_yolo_boxes,
     relative_path,
+    with_suffix,
 )
 from labeling_pipeline.exports.output_manifest import (
     Box,
@@ -140,15 +150,192 @@ def test_summary_counts(tmp_path: Path) -> None:
 
 def test_archives_hold_the_same_files(tmp_path: Path) -> None:
     run_export(tmp_path / "dir")
-    run_export(tmp_path / "zip", archive=True)
+    run_export(tmp_path / "tar", archive=True)
+    assert sorted(p.name for p in (tmp_path / "tar").iterdir()) == ["coco.json", "voc.tar.gz", "yolo.tar.gz"]
     for name in ("yolo", "voc"):
-        with zipfile.ZipFile(tmp_path / "zip" / f"{name}.zip") as archive:
-            for member in archive.namelist():
-                assert archive.read(member).decode() == (tmp_path / "dir" / name / member).read_text()
+        with tarfile.open(tmp_path / "tar" / f"{name}.tar.gz", "r:gz") as archive:
+            members = archive.getmembers()
+            assert all(member.isfile() and member.mode == 0o644 for member in members)
+            for member in members:
+                content = archive.extractfile(member)
+                assert content is not None
+                assert content.read().decode() == (tmp_path / "dir" / name / member.name).read_text()
             on_disk = sorted(
                 str(p.relative_to(tmp_path / "dir" / name)) for p in (tmp_path / "dir" / name).rglob("*.*")
             )
-            assert sorted(archive.namelist()) == on_disk
+            assert sorted(archive.getnames()) == on_disk
+
+
+def test_yolo_archive_holds_what_ultralytics_loads(tmp_path: Path) -> None:
+    run_export(tmp_path, formats=("yolo",), archive=True)
+    with tarfile.open(tmp_path / "yolo.tar.gz") as archive:
+        archive.extractall(tmp_path / "out", filter="data")
+    assert (tmp_path / "out/labels/8.txt").read_text() == "0 0.522461 0.550781 0.662109 0.753906\n"
+    assert (tmp_path / "out/labels/park/two pets.txt").read_text().count("\n") == 2
+    assert (tmp_path / "out/classes.txt").read_text() == "Dog\nCat\n"
+    assert (tmp_path / "out/data.yaml").read_text() == (
+        'path: .\ntrain: images\nval: images\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
+    )
+
+
+def test_streamed_tar_is_byte_for_byte_what_tarfile_writes(tmp_path: Path) -> None:
+    """Hand-built ustar headers for short ASCII names, tarfile's PAX headers for the others; the
+    uncompressed stream equals tarfile's own output for the same members, padding included."""
+    members = [
+        ("labels/a.txt", "0 0.5 0.5 0.1 0.1\n"),
+        ("labels/empty.txt", ""),
+        ("labels/été/ü.txt", "1 0.2 0.2 0.1 0.1\n"),
+        ("x" * 100, "exactly 100 characters\n" * 30),
+        ("y" * 101, "a PAX path\n"),
+        ("Annotations/" + "deep/" * 30 + "name.xml", "<annotation />\n" * 40),
+    ]
+    sink = TarGzSink(tmp_path / "stream.tar.gz", mtime=1_764_000_000)
+    for name, text in members:
+        sink.write_text(name, text)
+    sink.close()
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as reference:
+        for name, text in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(text.encode()), 1_764_000_000, 0o644
+            reference.addfile(info, io.BytesIO(text.encode()))
+    assert gzip.decompress((tmp_path / "stream.tar.gz").read_bytes()) == expected.getvalue()
+
+
+def test_archive_memory_does_not_grow_with_the_number_of_images(tmp_path: Path) -> None:
+    """What the writers hold after 1,000 images is what they hold after 8,000: nothing per file."""
+
+    def images() -> Iterator[LabeledImage]:
+        for index in range(8_000):
+            yield LabeledImage(
+                index + 1, f"s3://b/images/set/{index:06d}.jpg", 640, 480, 3, (Box("Dog", 1, 2, 30, 40),)
+            )
+
+    labels, stats = LabelSpace(LABELS), ExportStats()
+    writers = make_writers(["yolo", "voc"], tmp_path, labels, stats, archive=True)
+    stream = images()
+    tracemalloc.start()
+    try:
+        for index, image in enumerate(stream, 1):
+            for writer in writers:
+                writer.add(image)
+            if index == 1_000:
+                after_1k = tracemalloc.get_traced_memory()[0]
+        after_8k = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    for writer in writers:
+        writer.close()
+    # At most the two sinks' flush buffers (256 KiB each); a zip writer keeps a directory entry per file
+    # (about 500 bytes), which would be some 7 MB here.
+    assert after_8k - after_1k < 1024 * 1024
+
+
+def _voc_with_elementtree(image: LabeledImage) -> tuple[str, str]:
+    """The VOC file as the first version wrote it, with ElementTree: the template must match it."""
+    relative = PurePosixPath(relative_path(image.source_ref))
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = str(relative.parent)
+    ET.SubElement(root, "filename").text = relative.name
+    ET.SubElement(root, "path").text = image.source_ref
+    source = ET.SubElement(root, "source")
+    ET.SubElement(source, "database").text = f"SageMaker Ground Truth job {image.job_name or 'unknown'}"
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", image.width), ("height", image.height), ("depth", image.depth)):
+        ET.SubElement(size, tag).text = str(value)
+    ET.SubElement(root, "segmented").text = "0"
+    for box in image.boxes:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = box.label
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        ET.SubElement(obj, "difficult").text = "0"
+        bndbox = ET.SubElement(obj, "bndbox")
+        for tag, coordinate in (
+            ("xmin", box.left),
+            ("ymin", box.top),
+            ("xmax", box.left + box.width),
+            ("ymax", box.top + box.height),
+        ):
+            ET.SubElement(bndbox, tag).text = str(round(coordinate))
+    ET.indent(root)
+    return f"Annotations/{relative.with_suffix('.xml')}", ET.tostring(root, encoding="unicode") + "\n"
+
+
+class _Files:
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+
+    def write_text(self, relative: str, text: str) -> None:
+        self.files[relative] = text
+
+    def close(self) -> None:
+        return None
+
+
+def _pieces(*pieces: str) -> st.SearchStrategy[str]:
+    return st.lists(st.sampled_from(pieces), max_size=8).map("".join)
+
+
+_ODD_TEXT = _pieces("a", "é", "&", "<", ">", "&amp;", '"', "'", " ", ".", "/", "\\", "\n", "#", "?", "x.y")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=_ODD_TEXT,
+    prefix=st.sampled_from(["s3://bucket/images/", "s3://bucket/", "s3://bucket//", "", "images/", "S3://b/"]),
+    labels=st.lists(_ODD_TEXT, max_size=3),
+    job=st.one_of(st.none(), _ODD_TEXT),
+    coordinates=st.floats(min_value=-10, max_value=5000, allow_nan=False),
+)
+def test_voc_template_writes_what_elementtree_wrote(
+    path: str, prefix: str, labels: list[str], job: str | None, coordinates: float
+) -> None:
+    source_ref = prefix + path + ".jpg"
+    boxes = tuple(Box(label, coordinates, coordinates / 3, 10.5, coordinates / 7 + 1) for label in labels)
+    image = LabeledImage(1, source_ref, 640, 480, 3, boxes, job)
+    sink = _Files()
+    try:
+        expected = _voc_with_elementtree(image)
+    except ValueError:  # PurePosixPath: a key with an empty file name has no .xml name either
+        with pytest.raises(ValueError):
+            VocWriter(sink, LabelSpace(LABELS)).add(image)
+        return
+    VocWriter(sink, LabelSpace(LABELS)).add(image)
+    [(name, text)] = sink.files.items()
+    assert (name, text) == expected
+    parsed = ET.fromstring(text)
+    assert parsed.findtext("path") == source_ref
+    assert [obj.findtext("name") for obj in parsed.findall("object")] == labels
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    path=_pieces("a", "é", "/", ".", "..", "//", "?", "#", "[", "]", "%", ";", " ", "\t", "images/", "x.jpg"),
+    prefix=st.sampled_from(["s3://bucket/", "s3://bucket", "s3://bück/", "s3:///", "S3://b/", "http://h/", "", "/"]),
+)
+def test_path_shortcuts_agree_with_urllib_and_pathlib(path: str, prefix: str) -> None:
+    """relative_path, with_suffix and parent_and_name take string shortcuts for the usual shapes; they
+    must give what urlparse and PurePosixPath give, whatever the key."""
+    source_ref = prefix + path
+    try:
+        parsed = urlparse(source_ref)
+    except ValueError:  # "Invalid IPv6 URL": unbalanced brackets in the bucket name
+        with pytest.raises(ValueError):
+            relative_path(source_ref)
+        return
+    key = parsed.path.lstrip("/") if parsed.scheme else source_ref
+    relative = key.removeprefix("images/") or PurePosixPath(key).name
+    assert relative_path(source_ref) == relative
+    pure = PurePosixPath(relative)
+    assert parent_and_name(relative) == (str(pure.parent), pure.name)
+    try:
+        expected = str(pure.with_suffix(".txt"))
+    except ValueError:
+        with pytest.raises(ValueError):
+            with_suffix(relative, ".txt")
+    else:
+        assert with_suffix(relative, ".txt") == expected
 
 
 def test_chained_job_uses_the_named_attribute_or_the_last_one(tmp_path: Path) -> None:

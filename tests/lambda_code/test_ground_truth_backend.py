@@ -7,6 +7,7 @@ import re
 
 import botocore.session
 import pytest
+from botocore.exceptions import ClientError
 
 from labeling_pipeline.backends import BackendUnavailableError, JobSpec, PermanentBackendError
 from labeling_pipeline.backends.ground_truth import (
@@ -83,9 +84,17 @@ def test_fake_rejects_what_botocore_lets_through() -> None:
     )
     request["HumanTaskConfig"]["TaskTimeLimitInSeconds"] = 99_999_999
     request["OutputConfig"]["S3OutputPath"] = "not-a-uri"
-    validator = ModelValidator(botocore.session.get_session().get_service_model("sagemaker"))
-    errors = " ".join(validator.validate("CreateLabelingJob", request))
-    assert "LabelingJobName" in errors and "S3OutputPath" in errors
+    request["HumanTaskConfig"]["TaskDescription"] = "two\nlines"
+    client = botocore.session.get_session().create_client("sagemaker", region_name="us-east-1")
+    fake = FakeGroundTruth(region="us-east-1")
+    fake.attach(client)
+    with pytest.raises(ClientError) as raised:
+        client.create_labeling_job(**request)  # botocore's own validation lets it through
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    message = raised.value.response["Error"]["Message"]
+    for field in ("LabelingJobName", "S3OutputPath", "TaskDescription", "TaskTimeLimitInSeconds is above 28800"):
+        assert field in message
+    assert fake.created_names == []
 
 
 def test_job_names_are_unique_case_insensitively(world: World) -> None:

@@ -251,3 +251,35 @@ def test_unsupported_region_dead_letters_with_the_reason(pipeline: Pipeline, mon
     assert response["batchItemFailures"] == []
     [dead] = pipeline.dead_letters()
     assert "not offered in eu-south-2" in dead["MessageAttributes"]["FailureReason"]["StringValue"]
+
+
+def test_an_image_overwritten_within_a_batch_is_labeled_once_as_its_newest_version(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = pipeline.world
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    first = world.upload("images/redo/cat.jpg", b"\xff\xd8 first take")
+    second = world.upload("images/redo/cat.jpg", b"\xff\xd8 second take")
+    world.upload("images/redo/dog.jpg")
+
+    def version(upload: dict[str, Any]) -> set[str]:
+        # moto's notifications carry no versionId; then the ETag tells the uploads apart (images.py).
+        return {upload["VersionId"], "etag-" + upload["ETag"].strip('"')}
+
+    drain(pipeline)
+
+    # A manifest names the key, not the version: one line for it, claimed by its newest version.
+    assert sorted(world.manifest_sources()) == [
+        f"s3://{BUCKET}/images/redo/cat.jpg",
+        f"s3://{BUCKET}/images/redo/dog.jpg",
+    ]
+    [job] = world.ground_truth.created_names
+    [claimed] = [image.version for image, _fields in world.ledger.images_of_job(job) if image.key.endswith("cat.jpg")]
+    assert claimed in version(second)
+    [skip] = [record.__dict__ for record in caplog.records if record.getMessage() == "skipped object"]
+    assert (skip["key"], skip["reason"], skip["superseded_by_version"]) == (
+        "images/redo/cat.jpg",
+        "Superseded",
+        claimed,
+    )
+    assert skip["version"] in version(first)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -126,11 +126,19 @@ def test_completed_job_is_exported_recorded_and_announced(events: Events) -> Non
 
     prefix = f"exports/{name}/"
     listed = {obj["Key"] for obj in world.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
-    assert listed == {prefix + leaf for leaf in ("coco.json", "yolo.zip", "voc.zip", "summary.json")}
+    assert listed == {prefix + leaf for leaf in ("coco.json", "yolo.tar.gz", "voc.tar.gz", "summary.json")}
     coco = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "coco.json")["Body"].read())
     assert [a["category_id"] for a in coco["annotations"]] == [1, 2]  # Dog=1, Cat=2 whatever the class-map said
-    yolo = zipfile.ZipFile(io.BytesIO(world.s3.get_object(Bucket=BUCKET, Key=prefix + "yolo.zip")["Body"].read()))
-    assert yolo.read("labels/run/0.txt").decode().splitlines()[0] == "0 0.150000 0.200000 0.250000 0.333333"
+    yolo_object = world.s3.get_object(Bucket=BUCKET, Key=prefix + "yolo.tar.gz")
+    assert yolo_object["ContentType"] == "application/gzip"
+    with tarfile.open(fileobj=io.BytesIO(yolo_object["Body"].read()), mode="r:gz") as yolo:
+        assert sorted(yolo.getnames()) == ["classes.txt", "data.yaml", "labels/run/0.txt", "labels/run/1.txt"]
+        label_file = yolo.extractfile("labels/run/0.txt")
+        assert label_file is not None
+        assert label_file.read().decode().splitlines()[0] == "0 0.150000 0.200000 0.250000 0.333333"
+    voc_object = world.s3.get_object(Bucket=BUCKET, Key=prefix + "voc.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(voc_object["Body"].read()), mode="r:gz") as voc:
+        assert sorted(voc.getnames()) == ["Annotations/run/0.xml", "Annotations/run/1.xml"]
 
     assert events.ledger_item(images[0])["status"] == "LABELED"
     assert events.ledger_item(images[0])["box_count"] == "2"

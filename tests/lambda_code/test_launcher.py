@@ -6,14 +6,21 @@ import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from botocore.parsers import create_parser
 
+from labeling_pipeline import ledger as ledger_module
 from labeling_pipeline.backends import JobSpec
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.launcher import job_files
-from tests.support import BUCKET, World, make_settings
+from labeling_pipeline.ledger import Ledger
+from tests.support import BUCKET, TABLE, World, make_settings
 
 
 def images(count: int, prefix: str = "images/set") -> list[ImageRef]:
@@ -116,6 +123,7 @@ def test_crash_between_manifest_and_create_is_finished_by_the_next_delivery(worl
 
 
 def test_concurrent_invocations_with_overlapping_batches(world: World) -> None:
+    world.ledger = Ledger(Serialized(world.dynamodb), TABLE)  # see Serialized
     pool = images(60)
     batches = [pool[0:30], pool[20:50], pool[40:60], pool[10:40], pool[::3]]
     errors: list[BaseException] = []
@@ -158,3 +166,199 @@ def test_ledger_failure_leaves_the_chunk_for_retry(world: World) -> None:
     outcomes = launcher.launch(images(2))
     assert all(outcome.retryable for outcome in outcomes.values())
     assert world.ground_truth.created_names == []
+
+
+# --- the batched claim -----------------------------------------------------------------------------
+# moto 5.2.5 implements TransactWriteItems with per-item CancellationReasons, and returns the old item
+# under ReturnValuesOnConditionCheckFailure=ALL_OLD. It never reports TransactionConflict or throttling
+# (it has no concurrency), so those are injected below as DynamoDB's wire response, which botocore then
+# parses; everything else is moto's own answer.
+
+
+class Serialized:
+    """A DynamoDB client whose calls run one at a time. DynamoDB transactions are atomic and isolated;
+    moto's are not across threads (it deep-copies the table while other threads write to it, and rolls
+    a cancelled transaction back by restoring that copy). Serializing the calls keeps the test to
+    executions DynamoDB can produce."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class CallLog:
+    """Counts DynamoDB operations (and TransactWriteItems sizes) as they leave botocore."""
+
+    operations: Counter[str] = field(default_factory=Counter)
+    transaction_sizes: list[int] = field(default_factory=list)
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.operations[model.name] += 1
+        if model.name == "TransactWriteItems":
+            self.transaction_sizes.append(len(params["TransactItems"]))
+
+
+def log_calls(world: World) -> CallLog:
+    log = CallLog()
+    world.dynamodb.meta.events.register("provide-client-params.dynamodb", log)
+    return log
+
+
+def cancel_transactions(world: World, reasons: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]) -> None:
+    """Answer TransactWriteItems with DynamoDB's TransactionCanceledException body whenever `reasons`
+    returns a list (one reason per item, as DynamoDB does); otherwise let moto answer. The body goes
+    through botocore's own JSON parser and modeled-error step, as an HTTP answer would."""
+
+    def before_call(model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        body = params["body"]
+        items = (body if isinstance(body, dict) else json.loads(body))["TransactItems"]
+        answer = reasons(items)
+        if answer is None:
+            return None
+        raw = json.dumps(
+            {
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "CancellationReasons": answer,
+                "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                f"[{', '.join(reason['Code'] for reason in answer)}]",
+            }
+        ).encode()
+        headers = {"x-amzn-ErrorType": "TransactionCanceledException"}
+        response = {"status_code": 400, "headers": headers, "body": raw}
+        parser = create_parser("json")
+        parsed: dict[str, Any] = parser.parse(response, model.output_shape)
+        parsed.update(parser.parse(response, model.service_model.shape_for_error_code(parsed["Error"]["Code"])))
+        return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 400, headers, None), parsed
+
+    world.dynamodb.meta.events.register_first("before-call.dynamodb.TransactWriteItems", before_call)
+
+
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    pauses: list[float] = []
+    monkeypatch.setattr(ledger_module.time, "sleep", pauses.append)
+    return pauses
+
+
+def stored(world: World, image: ImageRef) -> dict[str, Any]:
+    item = world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"image#{image.image_id}"}})["Item"]
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+def test_first_claim_wins_across_two_jobs_with_overlapping_images(world: World) -> None:
+    pool = images(250)
+    first = world.ledger.claim_many(pool[:150], "job-a")
+    second = world.ledger.claim_many(pool[100:], "job-b")
+
+    assert first == dict.fromkeys(pool[:150], "job-a")
+    assert second == {image: "job-a" if image in pool[:150] else "job-b" for image in pool[100:]}
+    assert world.ledger.owners(pool) == {image: "job-a" if image in pool[:150] else "job-b" for image in pool}
+    assert stored(world, pool[120])["job_name"] == "job-a"  # the losing claim wrote nothing
+
+
+def test_repeated_claim_by_the_same_job_is_a_no_op(world: World) -> None:
+    pool = images(120)
+    world.ledger.claim_many(pool, "job-a")
+    before = stored(world, pool[7])
+    world.ledger.set_image_status(pool[7], "NEEDS_RELABEL")  # the job ended meanwhile
+    log = log_calls(world)
+
+    again = world.ledger.claim_many(list(reversed(pool)), "job-a")
+
+    # Each transaction is cancelled with every item owned: the owner comes back with the reasons.
+    assert log.operations == Counter({"TransactWriteItems": 2})
+    assert again == dict.fromkeys(pool, "job-a")
+    assert stored(world, pool[7]) == {**before, "status": "NEEDS_RELABEL"}  # not overwritten
+
+
+def test_claims_of_more_than_100_images_span_several_transactions(world: World) -> None:
+    log = log_calls(world)
+    pool = images(250)
+    owners = world.ledger.claim_many(pool + pool[:10], "job-a")  # duplicates are claimed once
+
+    assert owners == dict.fromkeys(pool, "job-a")
+    assert log.transaction_sizes == [100, 100, 50]
+    assert world.ledger.owners(pool) == dict.fromkeys(pool, "job-a")
+
+
+def test_a_conflicting_transaction_is_sent_again(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses = no_sleep(monkeypatch)
+    pool = images(5)
+    world.ledger.claim_many(pool[:1], "job-a")
+    conflicts = {"left": 2}
+
+    def conflict_on_the_third_item(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        if not conflicts["left"]:
+            return None
+        conflicts["left"] -= 1
+        reasons = [{"Code": "None"} for _ in items]
+        reasons[2] = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item."}
+        return reasons
+
+    cancel_transactions(world, conflict_on_the_third_item)
+    log = log_calls(world)
+    owners = world.ledger.claim_many(pool, "job-b")
+
+    assert owners == {image: "job-a" if image == pool[0] else "job-b" for image in pool}
+    assert log.operations["TransactWriteItems"] == 4  # 2 conflicts, 1 cancelled by job-a's image, 1 written
+    assert len(pauses) == 2
+    assert world.ledger.owners(pool) == owners
+
+
+def test_persistent_throttling_surfaces_as_a_retryable_failure(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses = no_sleep(monkeypatch)
+    cancel_transactions(world, lambda items: [{"Code": "ThrottlingError", "Message": "slow down"} for _ in items])
+
+    with pytest.raises(ClientError) as raised:
+        world.ledger.claim_many(images(3), "job-a")
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert len(pauses) == ledger_module.CLAIM_ATTEMPTS - 1
+
+    outcomes = world.launcher().launch(images(3))
+    assert all(not outcome.ok and outcome.retryable for outcome in outcomes.values())
+    assert world.ground_truth.created_names == []
+    assert world.ledger.owners(images(3)) == dict.fromkeys(images(3))  # nothing half-written
+
+
+def test_owner_missing_from_the_cancellation_is_read_consistently(world: World) -> None:
+    pool = images(3)
+    world.ledger.claim_many(pool[1:2], "job-a")
+    answered = {"done": False}
+
+    def without_item(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        if answered["done"]:
+            return None
+        answered["done"] = True
+        reasons = [{"Code": "None"} for _ in items]
+        reasons[1] = {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
+        return reasons
+
+    cancel_transactions(world, without_item)
+    log = log_calls(world)
+    assert world.ledger.claim_many(pool, "job-b") == {pool[0]: "job-b", pool[1]: "job-a", pool[2]: "job-b"}
+    assert log.operations == Counter({"TransactWriteItems": 2, "BatchGetItem": 1})
+
+
+def test_launch_calls_grow_with_jobs_not_images(world: World) -> None:
+    log = log_calls(world)
+    world.launcher(make_settings(maxImagesPerJob=125)).launch(images(250))
+    # Two jobs: claims 100 to a call; per job, one read of the owners' state and one PutItem (mark created).
+    assert log.operations == Counter({"TransactWriteItems": 4, "BatchGetItem": 2, "PutItem": 2})
+    assert log.transaction_sizes == [100, 25, 100, 25]
+    assert len(world.ground_truth.created_names) == 2
+
+    log.operations.clear()
+    outcomes = world.launcher(make_settings(maxImagesPerJob=250)).launch(images(250))  # redelivered, regrouped
+    # One chunk: its claims are all cancelled with their owners, and one read finds both jobs created.
+    assert log.operations == Counter({"TransactWriteItems": 3, "BatchGetItem": 1})
+    assert len({outcome.job_name for outcome in outcomes.values()}) == 2
+    assert len(world.ground_truth.created_names) == 2

@@ -11,7 +11,14 @@ import botocore.session
 import liquid
 import pytest
 
-from labeling_pipeline.images import MAX_IMAGE_BYTES, ImageRef, SkipReason, UploadedObject, skip_reason
+from labeling_pipeline.images import (
+    MAX_IMAGE_BYTES,
+    ImageRef,
+    SkipReason,
+    UploadedObject,
+    skip_reason,
+    superseded_versions,
+)
 from labeling_pipeline.s3_events import NotAnS3Event, parse_message
 from labeling_pipeline.task_config import (
     chunks,
@@ -182,3 +189,20 @@ def test_worker_template_renders_in_liquid_as_ground_truth_would() -> None:
     assert parser.attributes["src"] == "https://signed.example.com/bucket/images/a b.jpg"
     assert json.loads(parser.attributes["labels"] or "") == ["Dog", "Cat"]
     assert "Never type {{ task.input.taskObject }} or {% raw %} here" in "".join(parser.text)
+
+
+def test_the_newest_version_of_a_key_wins_by_sequencer_then_event_time() -> None:
+    def upload(version: str, sequencer: str | None, event_time: str = "", key: str = "images/a.jpg") -> UploadedObject:
+        return UploadedObject("bucket", key, 10, "ObjectCreated:Put", version, "etag", sequencer, event_time)
+
+    # Sequencers of different lengths compare after right-padding the shorter with zeros (S3's rule):
+    # "0055AED6DCD90281E6" is 0x0055AED6DCD90281E6 and "0055AED6DCD9028200" is later; "0056" pads to "0056000…".
+    batch = [upload("v1", "0055AED6DCD90281E6"), upload("v3", "0056"), upload("v2", "0055AED6DCD9028200")]
+    replaced = superseded_versions(batch)
+    assert {position: winner.version_id for position, winner in replaced.items()} == {0: "v3", 2: "v3"}
+    # Without a sequencer on every version, the later event time wins; then the later position.
+    by_time = [upload("v1", None, "2026-11-25T12:00:02.000Z"), upload("v2", "00AA", "2026-11-25T12:00:01.000Z")]
+    assert {p: w.version_id for p, w in superseded_versions(by_time).items()} == {1: "v1"}
+    # One version delivered twice, or two different keys: nothing is superseded.
+    assert superseded_versions([upload("v1", "01"), upload("v1", "01")]) == {}
+    assert superseded_versions([upload("v1", "01"), upload("v2", "02", key="images/b.jpg")]) == {}

@@ -31,23 +31,37 @@ class Synthesized:
         return dict(json.loads((self.outdir / "validation-report.json").read_text()))
 
 
-@pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    outdir = tmp_path_factory.mktemp("cdk.out")
+KMS_OVERRIDES = {"labeling.kmsKey": "create"}
+
+
+def _synthesize(outdir: Path, overrides: dict[str, str]) -> Synthesized:
     saved = {key: os.environ.get(key) for key in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")}
     os.environ.update({"CDK_DEFAULT_ACCOUNT": ACCOUNT, "CDK_DEFAULT_REGION": REGION})
     try:
         context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
         context["labeling.workerEmails"] = json.dumps(WORKERS)
         context["labeling.notificationEmails"] = json.dumps(["ml-team@example.com"])
+        context.update(overrides)
         app = build_app(cdk.App(context=context, outdir=str(outdir)))
         assembly = app.synth()
         workforce = Template.from_json(assembly.get_stack_by_name("gt-labeling-workforce").template)
         pipeline = Template.from_json(assembly.get_stack_by_name("gt-labeling-pipeline").template)
-        yield Synthesized(outdir, workforce, pipeline, assembly, app)
+        return Synthesized(outdir, workforce, pipeline, assembly, app)
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    """The default deployment (labeling.kmsKey "none")."""
+    yield _synthesize(tmp_path_factory.mktemp("cdk.out"), {})
+
+
+@pytest.fixture(scope="session")
+def synthesized_kms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    """The same app with labeling.kmsKey "create": the stack's own customer-managed key."""
+    yield _synthesize(tmp_path_factory.mktemp("cdk.out.kms"), KMS_OVERRIDES)

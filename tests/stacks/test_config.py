@@ -51,6 +51,7 @@ def test_whole_object_and_single_field_overrides() -> None:
         ({"labels": ["x" * 257]}, r"longer than 256"),
         ({"taskTitle": "t" * 129}, r"labeling\.taskTitle: must be 1 to 128 characters, got 129"),
         ({"taskDescription": ""}, r"labeling\.taskDescription: must be 1 to 255"),
+        ({"taskDescription": "Two\nlines"}, r"labeling\.taskDescription: must be one line"),
         ({"workersPerImage": 10}, r"labeling\.workersPerImage: must be between 1 and 9, got 10"),
         ({"workersPerImage": True}, r"labeling\.workersPerImage: must be a whole number"),
         ({"taskTimeLimitSeconds": 28_801}, r"labeling\.taskTimeLimitSeconds: must be between 30 and 28800"),

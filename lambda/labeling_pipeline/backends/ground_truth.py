@@ -75,15 +75,25 @@ def built_in_lambda_arns(region: str) -> tuple[str, str]:
 
 
 def build_create_labeling_job_request(
-    spec: JobSpec, *, region: str, workteam_arn: str, role_arn: str
+    spec: JobSpec, *, region: str, workteam_arn: str, role_arn: str, output_kms_key_id: str | None = None
 ) -> dict[str, Any]:
+    """The CreateLabelingJob request for one job.
+
+    `output_kms_key_id` (the stack's customer-managed key, labeling.kmsKey) becomes
+    OutputConfig.KmsKeyId: Ground Truth then encrypts its output with that key instead of the account's
+    AWS-managed S3 key; the key policy must let the execution role use it
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-kms-permissions.html).
+    """
     pre_arn, acs_arn = built_in_lambda_arns(region)
     settings = spec.settings
+    output_config: dict[str, str] = {"S3OutputPath": spec.output_uri}
+    if output_kms_key_id:
+        output_config["KmsKeyId"] = output_kms_key_id
     return {
         "LabelingJobName": spec.name,
         "LabelAttributeName": settings.label_attribute_name,
         "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": spec.manifest_uri}}},
-        "OutputConfig": {"S3OutputPath": spec.output_uri},
+        "OutputConfig": output_config,
         "RoleArn": role_arn,
         "LabelCategoryConfigS3Uri": spec.label_config_uri,
         "HumanTaskConfig": {
@@ -111,16 +121,29 @@ def _is_refusal(code: str, message: str) -> bool:
 
 
 class GroundTruthBackend:
-    def __init__(self, sagemaker_client: Any, *, region: str, workteam_arn: str, role_arn: str) -> None:
+    def __init__(
+        self,
+        sagemaker_client: Any,
+        *,
+        region: str,
+        workteam_arn: str,
+        role_arn: str,
+        output_kms_key_id: str | None = None,
+    ) -> None:
         built_in_lambda_arns(region)  # fail at start-up, not per job, in an unsupported region
         self._client = sagemaker_client
         self._region = region
         self._workteam_arn = workteam_arn
         self._role_arn = role_arn
+        self._output_kms_key_id = output_kms_key_id
 
     def create_job(self, spec: JobSpec) -> None:
         request = build_create_labeling_job_request(
-            spec, region=self._region, workteam_arn=self._workteam_arn, role_arn=self._role_arn
+            spec,
+            region=self._region,
+            workteam_arn=self._workteam_arn,
+            role_arn=self._role_arn,
+            output_kms_key_id=self._output_kms_key_id,
         )
         try:
             self._client.create_labeling_job(**request)

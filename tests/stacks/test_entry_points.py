@@ -1,0 +1,80 @@
+"""The two commands a user meets first, run as they run: the CDK app refusing a bad configuration, and
+`make deploy`'s preflight stopping without credentials before anything reaches AWS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _clean_environment(tmp_path: Path) -> dict[str, str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and not key.startswith("CDK_") and key != "BOTO_CONFIG"
+    }
+    # No shared config or credentials files, and no instance metadata lookup on a machine without one.
+    environment.update(
+        {
+            "AWS_CONFIG_FILE": str(tmp_path / "absent-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        }
+    )
+    return environment
+
+
+def test_the_app_refuses_a_bad_configuration_with_the_key_and_the_rule(tmp_path: Path) -> None:
+    environment = _clean_environment(tmp_path)
+    # This is how the CDK CLI hands cdk.json context and -c overrides to the app.
+    environment["CDK_CONTEXT_JSON"] = json.dumps({"labeling": {"labels": ["Dog", "Cat", "Dog"]}})
+    environment["CDK_OUTDIR"] = str(tmp_path / "cdk.out")
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Configuration error: labeling.labels: duplicate label 'Dog'; labels must be unique"
+    )
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "cdk.out").glob("*.template.json"))
+
+
+def test_deploy_preflight_without_credentials_says_what_is_missing_and_stops(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/deploy_preflight.py"],
+        cwd=ROOT,
+        env=_clean_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Synthesized the stacks into cdk.out/, but did not deploy. Missing:"
+    assert lines[1].startswith("  - AWS credentials: run `aws configure`")
+    assert lines[2].startswith("  - a region: export AWS_REGION")
+    assert lines[-1] == "Nothing was sent to AWS. Fix the above and run `make deploy` again."
+
+
+def test_deploy_preflight_passes_with_credentials_and_a_region(tmp_path: Path) -> None:
+    environment = _clean_environment(tmp_path)
+    environment.update(
+        {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example", "AWS_REGION": "eu-west-1"}
+    )
+    result = subprocess.run(
+        [sys.executable, "scripts/deploy_preflight.py"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Deploying with region eu-west-1."
