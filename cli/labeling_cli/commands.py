@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from labeling_cli.review import ReviewItem, local_href, render_gallery
 from labeling_cli.stack import CliError, StackInfo
-from labeling_pipeline.backends import LabelingBackend, PermanentBackendError
+from labeling_pipeline.backends import BackendError, LabelingBackend, PermanentBackendError
 from labeling_pipeline.exports.formats import FORMATS, ExportStats, LabelSpace, export, make_writers, relative_path
 from labeling_pipeline.exports.output_manifest import ManifestError, read_output_manifest
 from labeling_pipeline.job_results import split_s3_uri
@@ -110,6 +110,7 @@ def review_command(
 
 def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, sqs: Any, limit: int) -> list[str]:
     lines = [f"{'job':40s} {'state':12s} {'images':>6s} {'labeled':>7s} {'failed':>6s} {'left':>6s}"]
+    notes: list[str] = []
     for job in ledger.jobs()[:limit]:
         try:
             described = backend.describe_job(job["name"])
@@ -119,13 +120,16 @@ def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, s
                 described.failed_objects,
                 described.unlabeled,
             )
-        except PermanentBackendError:
+        except BackendError as error:
+            # One job the service will not describe (throttled, deleted) does not hide the others.
             state, labeled, failed, left = "unknown", 0, 0, 0
+            notes.append(f"{job['name']}: {error}")
         lines.append(
             f"{job['name']:40s} {state:12s} {job.get('image_count', '?'):>6s} {labeled:7d} {failed:6d} {left:6d}"
         )
     waiting = _queue_depth(sqs, stack.upload_queue_url)
     dead = _queue_depth(sqs, stack.dead_letter_queue_url)
+    lines += [f"could not describe {note}" for note in notes]
     lines.append(f"uploads waiting in the queue: {waiting}")
     lines.append(f"messages in the dead-letter queue: {dead}" + ("  <- needs attention" if dead else ""))
     return lines

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from labeling_cli import commands
 from labeling_cli.stack import CliError, StackInfo, load_stack
 from labeling_cli.upload import upload
+from labeling_pipeline.backends import BackendError
 from labeling_pipeline.backends.ground_truth import GroundTruthBackend
 from labeling_pipeline.ledger import Ledger
 
@@ -121,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except NoCredentialsError:
         print("gt-labeling: no AWS credentials found: run `aws configure` or `aws sso login`.", file=sys.stderr)
+        return 2
+    except ClientError as error:
+        code, message = error.response.get("Error", {}).get("Code", "?"), error.response.get("Error", {}).get("Message")
+        print(f"gt-labeling: AWS refused {error.operation_name}: {code}: {message or ''}", file=sys.stderr)
+        return 2
+    except BackendError as error:
+        print(f"gt-labeling: {error}", file=sys.stderr)
         return 2
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +166,19 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
         outcomes = env.launcher.launch(all_images)
     metrics.add_metric(name="ImagesAccepted", unit=MetricUnit.Count, value=len(all_images))
 
+    failed_jobs = Counter((o.job_name, o.error, o.retryable) for o in outcomes.values() if not o.ok)
+    for (job_name, failure_reason, retryable_failure), image_count in sorted(failed_jobs.items(), key=str):
+        # One line per job that could not be finished, so a search on the job name finds why.
+        logger.warning(
+            "labeling job not created",
+            extra={
+                "job_name": job_name,
+                "image_count": image_count,
+                "reason": failure_reason,
+                "retryable": retryable_failure,
+            },
+        )
+
     by_record = {record["messageId"]: record for record in records}
     for message_id, images in images_by_message.items():
         failures = [outcomes[image] for image in images if not outcomes[image].ok]
@@ -172,7 +186,15 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
         if retryable:
             verdict[message_id] = retryable[0].error or "retryable failure"
             metrics.add_metric(name="MessagesRetried", unit=MetricUnit.Count, value=1)
-            logger.warning("message will be retried", extra={"message_id": message_id, "reason": verdict[message_id]})
+            logger.warning(
+                "message will be retried",
+                extra={
+                    "message_id": message_id,
+                    "job_name": retryable[0].job_name,
+                    "image_count": len(images),
+                    "reason": verdict[message_id],
+                },
+            )
         elif failures:
             reason = failures[0].error or "permanent failure"
             verdict[message_id] = None if _send_to_dlq(env, by_record[message_id], reason) else reason
@@ -190,11 +212,21 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     env = _env()
     verdict = decide_messages(env, event)
+    created = list(env.launcher.jobs_created) if env.launcher is not None else []
+    for job, image_count in created:
+        logger.info("labeling job created", extra={"job_name": job, "image_count": image_count})
+    metrics.add_metric(name="LabelingJobsCreated", unit=MetricUnit.Count, value=len(created))
     if env.launcher is not None:
-        for job, image_count in env.launcher.jobs_created:
-            logger.info("labeling job created", extra={"job_name": job, "image_count": image_count})
-        metrics.add_metric(name="LabelingJobsCreated", unit=MetricUnit.Count, value=len(env.launcher.jobs_created))
         env.launcher.jobs_created.clear()
+    logger.info(
+        "batch handled",
+        extra={
+            "messages": len(verdict),
+            "messages_retried": sum(reason is not None for reason in verdict.values()),
+            "jobs_created": [job for job, _count in created],
+            "image_count": sum(count for _job, count in created),
+        },
+    )
 
     def record_handler(record: SQSRecord) -> None:
         reason = verdict.get(record.message_id)

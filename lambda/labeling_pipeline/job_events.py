@@ -84,7 +84,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return {"action": "ignored", "reason": str(error)}
     if _finisher is None:
         _finisher = build_finisher()
-    outcome = _finisher.handle(job_name)
+    try:
+        outcome = _finisher.handle(job_name)
+    except Exception:
+        # Lambda retries the event, then sends it to the failed-events queue; this line says which job.
+        logger.exception("job event failed", extra={"job_name": job_name, "reported_status": reported})
+        raise
     logger.info(
         "job event handled",
         extra={

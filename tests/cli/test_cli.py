@@ -206,3 +206,47 @@ def test_missing_region_and_credentials_are_clear_errors(
     monkeypatch.setattr(cli, "_session", lambda args: no_credentials)
     assert cli.main(["relabel", "some-job"]) == 2
     assert "No AWS credentials found" in capsys.readouterr().err
+
+
+def test_status_survives_a_job_the_service_will_not_describe(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name, _ = launched_job(deployed)
+    deployed.world.ground_truth.fault = lambda operation, _request: (
+        "ThrottlingException" if operation == "DescribeLabelingJob" else None
+    )
+    code, out, _ = run(deployed, monkeypatch, capsys, "status")
+    assert code == 0
+    [row] = [line for line in out.splitlines() if line.startswith(name)]
+    assert row.split()[:3] == [name, "unknown", "3"]
+    assert f"could not describe {name}: " in out and "ThrottlingException" in out
+
+
+def test_an_aws_refusal_is_one_clear_line(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.world.dynamodb.delete_table(TableName=deployed.world.ledger._table)
+    code, out, err = run(deployed, monkeypatch, capsys, "status")
+    assert code == 2 and out == ""
+    assert err.startswith("gt-labeling: AWS refused Scan: ResourceNotFoundException: ")
+    assert "Traceback" not in err
+
+
+def test_review_a_job_with_images_from_s3(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name, images = launched_job(deployed, count=2)
+    deployed.world.ground_truth.finish(
+        name, "Completed", [output_line(image, [(0, 4, 3, 10, 6)], name) for image in images]
+    )
+    code, out, err = run(deployed, monkeypatch, capsys, "review", name, "--images", "s3", "--out", str(tmp_path))
+    assert code == 0, err
+    assert out.strip() == f"open {tmp_path / 'index.html'}"
+    page = (tmp_path / "index.html").read_text()
+    for image in images:
+        # the image itself came down from the bucket, and the page shows it with its box and label
+        assert (tmp_path / "images" / image.key.removeprefix("images/")).read_bytes() == deployed.world.s3.get_object(
+            Bucket=BUCKET, Key=image.key
+        )["Body"].read()
+    # class 0 is "Cat" in this job's class-map (the legend lists Dog and Cat once each)
+    assert page.count("<svg") == 2 and page.count(">Cat</text>") == 2 and ">Dog</text>" not in page
