@@ -1,4 +1,4 @@
-# make setup | make test | make synth | make deploy | make destroy
+# make setup | make test | make synth | make deploy | make destroy | make bench
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,8 +9,10 @@ CDK := npx --no-install cdk --no-notices
 # this variable to silence it. Telemetry lookups are off: they are slow and pointless offline.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
+# npm's "new version available" notice is a registry lookup and noise in every build.
+export NPM_CONFIG_UPDATE_NOTIFIER := false
 
-.PHONY: setup test lint synth deploy destroy clean
+.PHONY: setup test lint synth deploy destroy bench clean
 
 setup: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
@@ -50,6 +52,11 @@ deploy: synth
 destroy: setup
 	@$(PY) scripts/deploy_preflight.py
 	$(CDK) destroy --all --force
+
+# Figures, not tests (README, "Performance"): the launcher per batch size with cold start, then the exports.
+bench: setup
+	$(PY) benchmarks/launcher_throughput.py
+	$(PY) benchmarks/export_throughput.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

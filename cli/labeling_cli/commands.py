@@ -15,7 +15,7 @@ from labeling_cli.review import ReviewItem, local_href, render_gallery
 from labeling_cli.stack import CliError, StackInfo
 from labeling_pipeline.backends import BackendError, LabelingBackend, PermanentBackendError
 from labeling_pipeline.exports.formats import FORMATS, ExportStats, LabelSpace, export, make_writers, relative_path
-from labeling_pipeline.exports.output_manifest import ManifestError, read_output_manifest
+from labeling_pipeline.exports.output_manifest import LabeledImage, ManifestError, read_output_manifest
 from labeling_pipeline.job_results import split_s3_uri
 from labeling_pipeline.ledger import Ledger
 
@@ -43,6 +43,26 @@ def manifest_lines(
     yield response["Body"].iter_lines(keepends=True), int(response.get("ContentLength") or 0) or None
 
 
+# Where each format's tools look for the pictures: Ultralytics maps .../images/x.jpg to .../labels/x.txt;
+# Pascal VOC keeps them in JPEGImages/ beside Annotations/.
+IMAGE_FOLDERS = {"yolo": "images", "voc": "JPEGImages"}
+
+
+def _download_images(s3: Any, source_refs: list[str], folder: Path) -> tuple[int, list[str]]:
+    if s3 is None:
+        raise CliError("--with-images needs AWS credentials to read the images from S3")
+    missing = []
+    for source_ref in tqdm(source_refs, unit="img", disable=None):
+        target = folder / relative_path(source_ref)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        bucket, key = split_s3_uri(source_ref)
+        try:
+            s3.download_file(bucket, key, str(target))
+        except ClientError as error:
+            missing.append(f"{source_ref}: {error.response.get('Error', {}).get('Code', error)}")
+    return len(source_refs) - len(missing), missing
+
+
 def _progress(lines: Iterator[bytes], total: int | None) -> Iterator[bytes]:
     with tqdm(total=total, unit="B", unit_scale=True, disable=None) as bar:
         for line in lines:
@@ -58,18 +78,35 @@ def export_command(
     attribute: str | None,
     s3: Any,
     backend: LabelingBackend | None,
+    *,
+    with_images: bool = False,
 ) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise CliError(f"--format must be one of {', '.join(FORMATS)}")
+    if with_images and fmt not in IMAGE_FOLDERS:
+        raise CliError(f"--with-images goes with --format {' or '.join(IMAGE_FOLDERS)} (COCO names the images only)")
     label_space = LabelSpace(labels)
     stats = ExportStats()
+    labeled: list[str] = []
+
+    def remember(images: Iterator[LabeledImage]) -> Iterator[LabeledImage]:
+        for image in images:
+            if not image.failed:
+                labeled.append(image.source_ref)
+            yield image
+
     with manifest_lines(source, s3, backend) as (lines, total):
         writers = make_writers([fmt], out_dir, label_space, stats, archive=False, description=source)
         try:
-            export(read_output_manifest(_progress(lines, total), attribute, stats.read), writers, stats, label_space)
+            images = read_output_manifest(_progress(lines, total), attribute, stats.read)
+            export(remember(images) if with_images else images, writers, stats, label_space)
         except ManifestError as error:
             raise CliError(f"{source}: {error}") from error
     summary = stats.summary(source)
+    if with_images:
+        summary["imagesDownloaded"], summary["imagesMissing"] = _download_images(
+            s3, labeled, out_dir / fmt / IMAGE_FOLDERS[fmt]
+        )
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     return summary
 

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--labels", help='label order as JSON, e.g. \'["Dog","Cat"]\' (default: the stack\'s)')
         if name == "export":
             p.add_argument("--format", required=True, choices=["coco", "yolo", "voc"])
+            p.add_argument(
+                "--with-images",
+                action="store_true",
+                help="also download the labeled images from S3 (yolo: images/, voc: JPEGImages/), ready to train",
+            )
         else:
             p.add_argument("--images", required=True, help="local folder of the images, or 's3' to download them")
 
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace, session: Any) -> list[str]:
             stack = None
     else:
         stack = load_stack(session, args.project)
-    needs_s3 = stack is not None or getattr(args, "images", None) == "s3"
+    needs_s3 = stack is not None or getattr(args, "images", None) == "s3" or getattr(args, "with_images", False)
     s3 = session.client("s3") if needs_s3 else None
     if args.command == "upload":
         assert stack is not None
@@ -99,7 +104,9 @@ def run(args: argparse.Namespace, session: Any) -> list[str]:
         attribute = args.attribute or (stack.label_attribute if stack and not Path(args.source).is_file() else None)
         backend = _backend(session, stack) if stack else None
         if args.command == "export":
-            summary = commands.export_command(args.source, args.format, args.out, labels, attribute, s3, backend)
+            summary = commands.export_command(
+                args.source, args.format, args.out, labels, attribute, s3, backend, with_images=args.with_images
+            )
             return [f"wrote {args.format} to {args.out}", json.dumps(summary, indent=1, ensure_ascii=False)]
         index = commands.review_command(args.source, args.images, args.out, labels, attribute, s3, backend)
         return [f"open {index}"]

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from botocore.exceptions import ClientError
+
 from labeling_pipeline.backends import TERMINAL_STATUSES, JobDescription, LabelingBackend
 from labeling_pipeline.exports.formats import FORMATS, ExportStats, LabelSpace, export, export_file_name, make_writers
 from labeling_pipeline.exports.output_manifest import LabeledImage, read_output_manifest
@@ -116,7 +118,7 @@ class JobFinisher:
                 summary = self._export(description)
                 action = "exported"
             else:
-                summary = self._mark_for_relabel(description)
+                summary = self._finish_unfinished(description)
                 action = "relabel-marked"
             self._publish(summary)
             self._ledger.mark_job_finished(job_name, description.status.upper(), summary)
@@ -126,7 +128,9 @@ class JobFinisher:
         return Outcome(job_name, action, summary)
 
     # --- completed -------------------------------------------------------------------------
-    def _export(self, description: JobDescription) -> dict[str, Any]:
+    def _export(
+        self, description: JobDescription, unlabeled_reason: str = "missing from the output manifest"
+    ) -> dict[str, Any]:
         if not description.output_manifest_uri:
             raise RuntimeError(f"job {description.name} completed without an output manifest location")
         members = self._members(description.name)
@@ -148,11 +152,14 @@ class JobFinisher:
                 self._s3.upload_file(
                     str(out / name), self._bucket, prefix + name, ExtraArgs={"ContentType": content_type}
                 )
-        summary = {"status": "Completed", **stats.summary(description.name)}
+        summary = {"status": description.status, **stats.summary(description.name)}
         summary["exports"] = {name: f"s3://{self._bucket}/{prefix}{name}" for name in EXPORT_FILES}
         now = self._clock().isoformat()
 
+        to_relabel = 0
+
         def results() -> Iterator[tuple[ImageRef, dict[str, Any]]]:
+            nonlocal to_relabel
             labeled = set()
             for source_ref, box_count, failure in seen:
                 image = members.get(source_ref)
@@ -162,24 +169,36 @@ class JobFinisher:
                 if failure is None:
                     yield image, {"status": "LABELED", "box_count": box_count, "finished_at": now}
                 else:
+                    to_relabel += 1
                     yield image, {"status": "NEEDS_RELABEL", "failure_reason": failure, "finished_at": now}
             for source_ref, image in members.items():
                 if source_ref not in labeled:
-                    yield (
-                        image,
-                        {
-                            "status": "NEEDS_RELABEL",
-                            "failure_reason": "missing from the output manifest",
-                            "finished_at": now,
-                        },
-                    )
+                    to_relabel += 1
+                    yield image, {"status": "NEEDS_RELABEL", "failure_reason": unlabeled_reason, "finished_at": now}
 
         self._ledger.record_results(description.name, results())
         summary["imagesMissingFromOutput"] = len(set(members) - {ref for ref, _, _ in seen})
+        if description.status != "Completed":
+            summary["failureReason"] = unlabeled_reason
+            summary["imagesToRelabel"] = to_relabel
+            summary["relabelCommand"] = f"gt-labeling relabel {description.name}"
         self._put_json(prefix + "summary.json", summary)
         return summary
 
     # --- failed or stopped -----------------------------------------------------------------
+    def _finish_unfinished(self, description: JobDescription) -> dict[str, Any]:
+        """A stopped (or failed) job may have labeled part of its images before the end: those are exported
+        and recorded as for a completed job, and only the rest is marked for relabeling."""
+        reason = description.failure_reason or f"job {description.status.lower()}"
+        if description.output_manifest_uri:
+            try:
+                return self._export(description, unlabeled_reason=reason)
+            except ClientError as error:
+                # No output written yet; without s3:ListBucket a missing object reads as AccessDenied.
+                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "AccessDenied", "404", "403"):
+                    raise
+        return self._mark_for_relabel(description)
+
     def _mark_for_relabel(self, description: JobDescription) -> dict[str, Any]:
         members = self._members(description.name)
         reason = description.failure_reason or f"job {description.status.lower()}"

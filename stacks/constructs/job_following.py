@@ -22,10 +22,11 @@ from stacks.constructs.labeling_bucket import EXPORTS_PREFIX, JOBS_PREFIX, OUTPU
 from stacks.constructs.nag import acknowledge, acknowledge_wildcard_resources
 from stacks.constructs.pipeline_function import PipelineFunction
 
-# Sized from benchmarks/export_throughput.py: 100,000 output lines take about 23 s of CPU for all three
-# formats on one core and 120 MB peak memory; 1,769 MB gives Lambda one full vCPU, and 10 minutes
-# leaves room for the S3 transfers and 4,000 ledger batch writes.
-JOB_EVENTS_MEMORY_MB = 1769
+# Sized from benchmarks/export_throughput.py: 100,000 output lines take about 9 s of CPU for all three
+# formats on one core, with 32 MB peak memory that does not grow with the job. 1,024 MB (about 0.6 vCPU)
+# leaves room for the ledger's per-image bookkeeping (about 65 MB per 100,000 images), and 10 minutes
+# for the exports (about 16 s at 0.6 vCPU), the S3 transfers and 4,000 ledger batch writes.
+JOB_EVENTS_MEMORY_MB = 1024
 JOB_EVENTS_TIMEOUT = cdk.Duration.minutes(10)
 # State-change events: https://docs.aws.amazon.com/sagemaker/latest/dg/sms-monitor-cloud-watch.html
 DETAIL_TYPE = "SageMaker Ground Truth Labeling Job State Change"

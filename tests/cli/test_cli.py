@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -173,28 +172,6 @@ class _NoAws:
         raise AssertionError(f"no AWS call expected, got {service}")
 
 
-def test_archive_and_folder_exports_agree(tmp_path: Path) -> None:
-    """The Lambda writes archives, the CLI folders: same files either way (guards the shared writers)."""
-    from labeling_pipeline.exports.formats import ExportStats, LabelSpace, export, make_writers
-    from labeling_pipeline.exports.output_manifest import read_output_manifest
-
-    fixture = (Path(__file__).parents[1] / "lambda_code/fixtures/output.manifest").read_text().splitlines()
-    for archive in (False, True):
-        labels, stats = LabelSpace(["Dog", "Cat"]), ExportStats()
-        out = tmp_path / str(archive)
-        export(
-            read_output_manifest(fixture, None, stats.read),
-            make_writers(["yolo"], out, labels, stats, archive=archive),
-            stats,
-            labels,
-        )
-    with tarfile.open(tmp_path / "True/yolo.tar.gz") as archive_file:
-        for member in archive_file.getmembers():
-            content = archive_file.extractfile(member)
-            assert content is not None
-            assert content.read().decode() == (tmp_path / "False/yolo" / member.name).read_text()
-
-
 def test_missing_region_and_credentials_are_clear_errors(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -250,3 +227,38 @@ def test_review_a_job_with_images_from_s3(
         )["Body"].read()
     # class 0 is "Cat" in this job's class-map (the legend lists Dog and Cat once each)
     assert page.count("<svg") == 2 and page.count(">Cat</text>") == 2 and ">Dog</text>" not in page
+
+
+def test_yolo_export_with_images_is_a_dataset_ready_to_train(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import yaml
+
+    name, images = launched_job(deployed, count=2)
+    deployed.world.ground_truth.finish(
+        name, "Completed", [output_line(image, [(1, 40, 30, 100, 60)], name) for image in images]
+    )
+    code, out, err = run(
+        deployed, monkeypatch, capsys, "export", name, "--format", "yolo", "--with-images", "--out", str(tmp_path)
+    )
+    assert code == 0, err
+    summary = json.loads(out.split("\n", 1)[1])
+    assert summary["imagesDownloaded"] == 2 and summary["imagesMissing"] == []
+    data = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
+    root = Path(data["path"])
+    # Ultralytics finds each image's labels by swapping /images/ for /labels/ and the suffix for .txt.
+    for image in images:
+        picture = root / data["train"] / image.key.removeprefix("images/")
+        assert picture.read_bytes() == deployed.world.s3.get_object(Bucket=BUCKET, Key=image.key)["Body"].read()
+        labels = Path(str(picture).replace("/images/", "/labels/")).with_suffix(".txt")
+        # the job's class-map says class_id 1 is "Dog"; the export uses the stack's order, where Dog is 0
+        assert labels.read_text().split()[0] == "0"
+
+
+def test_with_images_needs_a_format_that_has_an_image_folder(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(
+        deployed, monkeypatch, capsys, "export", "x", "--format", "coco", "--with-images", "--out", str(tmp_path)
+    )
+    assert code == 2 and "--with-images goes with --format yolo or voc" in err

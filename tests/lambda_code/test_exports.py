@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import random
 import tarfile
 import tracemalloc
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labeling_pipeline.exports.formats import (
+    DATA_YAML_HEADER,
     CocoWriter,
     DirectorySink,
     ExportStats,
@@ -87,8 +89,10 @@ def test_yolo_fields_match_hand_computed_values(tmp_path: Path) -> None:
     assert not (tmp_path / "yolo/labels/broken.txt").exists()  # the failed object has no label file
     assert (tmp_path / "yolo/labels/odd.txt").read_text() == ""  # both boxes were empty after clipping
     assert (tmp_path / "yolo/classes.txt").read_text() == "Dog\nCat\n"
+    # A folder export names its own absolute path: Ultralytics resolves a relative one elsewhere.
     assert (tmp_path / "yolo/data.yaml").read_text() == (
-        'path: .\ntrain: images\nval: images\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
+        DATA_YAML_HEADER + f'path: "{(tmp_path / "yolo").resolve()}"\n'
+        'train: images\nval: images\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
     )
 
 
@@ -159,7 +163,12 @@ def test_archives_hold_the_same_files(tmp_path: Path) -> None:
             for member in members:
                 content = archive.extractfile(member)
                 assert content is not None
-                assert content.read().decode() == (tmp_path / "dir" / name / member.name).read_text()
+                on_disk_text = (tmp_path / "dir" / name / member.name).read_text()
+                if member.name == "data.yaml":  # only a folder export names its absolute root
+                    on_disk_text = "".join(
+                        line for line in on_disk_text.splitlines(keepends=True) if not line.startswith("path: ")
+                    )
+                assert content.read().decode() == on_disk_text
             on_disk = sorted(
                 str(p.relative_to(tmp_path / "dir" / name)) for p in (tmp_path / "dir" / name).rglob("*.*")
             )
@@ -173,8 +182,9 @@ def test_yolo_archive_holds_what_ultralytics_loads(tmp_path: Path) -> None:
     assert (tmp_path / "out/labels/8.txt").read_text() == "0 0.522461 0.550781 0.662109 0.753906\n"
     assert (tmp_path / "out/labels/park/two pets.txt").read_text().count("\n") == 2
     assert (tmp_path / "out/classes.txt").read_text() == "Dog\nCat\n"
+    # No path: line in an archive: Ultralytics then takes the folder data.yaml was extracted to.
     assert (tmp_path / "out/data.yaml").read_text() == (
-        'path: .\ntrain: images\nval: images\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
+        DATA_YAML_HEADER + 'train: images\nval: images\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
     )
 
 
@@ -325,7 +335,10 @@ def test_path_shortcuts_agree_with_urllib_and_pathlib(path: str, prefix: str) ->
             relative_path(source_ref)
         return
     key = parsed.path.lstrip("/") if parsed.scheme else source_ref
-    relative = key.removeprefix("images/") or PurePosixPath(key).name
+    unsafe = key.removeprefix("images/") or PurePosixPath(key).name
+    # then "." and ".." segments spelled %2E and %2E%2E, empty segments dropped (never a step outside)
+    parts = ["%2E%2E" if part == ".." else "%2E" if part == "." else part for part in unsafe.split("/") if part]
+    relative = "/".join(parts) or "%2E"
     assert relative_path(source_ref) == relative
     pure = PurePosixPath(relative)
     assert parent_and_name(relative) == (str(pure.parent), pure.name)
@@ -372,7 +385,21 @@ def test_malformed_lines_name_the_line(line: str, message: str) -> None:
 def test_relative_paths() -> None:
     assert relative_path("s3://bucket/images/a/b.jpg") == "a/b.jpg"
     assert relative_path("s3://bucket/other/b.jpg") == "other/b.jpg"
-    assert relative_path("s3://bucket/images/") == "" or True
+    assert relative_path("s3://bucket/images/") == "images"  # a prefix alone: its own name
+    assert relative_path("s3://bucket/images/a%20b/c+d.jpg") == "a%20b/c+d.jpg"  # keys are taken as they are
+    # "." and ".." segments and repeated slashes are valid in S3 keys; as a path they must not climb out.
+    assert relative_path("s3://bucket/images/../../etc/cron.jpg") == "%2E%2E/%2E%2E/etc/cron.jpg"
+    assert relative_path("s3://bucket/images/./a//b/.hidden.jpg") == "%2E/a/b/.hidden.jpg"
+    assert relative_path("s3://bucket/images/..") == "%2E%2E"
+
+
+@given(st.lists(st.sampled_from(["..", ".", "", "a", ".b", "c.jpg", "é", "%2E"]), min_size=1, max_size=6))
+def test_an_export_path_never_leaves_the_export_folder(segments: list[str]) -> None:
+    relative = relative_path("s3://bucket/images/" + "/".join(segments))
+    assert relative and not relative.startswith("/")
+    assert all(part not in ("", ".", "..") for part in relative.split("/"))
+    root = PurePosixPath("/export")
+    assert os.path.normpath(root / relative).startswith("/export/")
 
 
 def _random_images(seed: int, count: int) -> list[LabeledImage]:
@@ -461,4 +488,42 @@ def test_data_yaml_reads_as_ultralytics_reads_it(tmp_path: Path) -> None:
 
     run_export(tmp_path, "chained.manifest", attribute=None, formats=("yolo",))
     data = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
-    assert data == {"path": ".", "train": "images", "val": "images", "nc": 3, "names": {0: "Dog", 1: "Cat", 2: "Bird"}}
+    assert data == {
+        "path": str((tmp_path / "yolo").resolve()),
+        "train": "images",
+        "val": "images",
+        "nc": 3,
+        "names": {0: "Dog", 1: "Cat", 2: "Bird"},
+    }
+    # Ultralytics' rule (data/utils.py check_det_dataset): root = path, else data.yaml's folder; a relative
+    # root that does not exist is taken under its datasets folder. Here the root is absolute and real.
+    root = Path(data["path"])
+    assert root.is_absolute() and (root / "labels").is_dir() and root / data["train"] == root / "images"
+
+
+def test_boxes_past_the_top_left_corner_are_clipped_and_counted() -> None:
+    line = json.dumps(
+        {
+            "source-ref": "s3://b/images/corner.jpg",
+            "labels": {
+                "annotations": [
+                    {"class_id": 0, "left": -20, "top": -5, "width": 50, "height": 25},  # spills past both edges
+                    {"class_id": 1, "left": -40, "top": 10, "width": 30, "height": 10},  # wholly left of the image
+                    {"class_id": 1, "left": 5, "top": 6, "width": 7, "height": 8},  # inside: untouched
+                ],
+                "image_size": [{"width": 100, "height": 80, "depth": 3}],
+            },
+            "labels-metadata": {
+                "class-map": {"0": "Dog", "1": "Cat"},
+                "objects": [{"confidence": 0.5}] * 3,
+                "type": "groundtruth/object-detection",
+            },
+        }
+    )
+    stats = ReadStats()
+    [image] = read_output_manifest([line], "labels", stats)
+    assert [(b.label, b.left, b.top, b.width, b.height) for b in image.boxes] == [
+        ("Dog", 0.0, 0.0, 30.0, 20.0),
+        ("Cat", 5, 6, 7, 8),
+    ]
+    assert (stats.boxes_clipped, stats.boxes_dropped_empty) == (1, 1)

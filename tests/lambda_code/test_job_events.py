@@ -189,6 +189,44 @@ def test_failed_job_marks_images_for_relabel_and_says_why(events: Events) -> Non
     }
 
 
+def test_stopped_job_keeps_what_was_labeled_and_marks_only_the_rest(events: Events) -> None:
+    world = events.world
+    name, images = launch(world)
+    # Stopped after one of the three images: its output manifest holds that one line only.
+    world.ground_truth.finish(
+        name, "Stopped", [output_line(images[0], [(1, 10, 10, 50, 40)], name)], reason="Stopped by the team"
+    )
+    assert events.send(name, "Stopped")["action"] == "relabel-marked"
+    assert events.ledger_item(images[0])["status"] == "LABELED"
+    assert events.ledger_item(images[0])["box_count"] == "1"
+    for image in images[1:]:
+        assert events.ledger_item(image)["status"] == "NEEDS_RELABEL"
+        assert events.ledger_item(image)["failure_reason"] == "Stopped by the team"
+    [note] = events.notifications()
+    assert (note["status"], note["images"], note["imagesToRelabel"], note["failureReason"]) == (
+        "Stopped",
+        1,
+        2,
+        "Stopped by the team",
+    )
+    assert note["relabelCommand"] == f"gt-labeling relabel {name}"
+    coco = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"exports/{name}/coco.json")["Body"].read())
+    assert [image["file_name"] for image in coco["images"]] == [images[0].key.removeprefix("images/")]
+
+
+def test_stopped_job_without_output_marks_every_image(events: Events) -> None:
+    world = events.world
+    name, images = launch(world)
+    world.ground_truth.finish(name, "Stopped")
+    job = world.ground_truth.jobs[name.lower()]
+    # The service may name the output location before anything is written there.
+    job["LabelingJobOutput"] = {"OutputDatasetS3Uri": f"s3://{BUCKET}/output/{name}/manifests/output/output.manifest"}
+    assert events.send(name, "Stopped")["action"] == "relabel-marked"
+    assert {events.ledger_item(image)["status"] for image in images} == {"NEEDS_RELABEL"}
+    [note] = events.notifications()
+    assert note["imagesToRelabel"] == 3 and note["failureReason"] == "job stopped"
+
+
 def test_events_for_other_jobs_and_other_sources_are_ignored(events: Events) -> None:
     assert events.send("someone-elses-job", "Completed")["action"] == "not-ours"
     other = events.event("x", "Completed") | {"source": "aws.s3"}

@@ -45,7 +45,7 @@ def test_job_events_function_is_sized_from_the_benchmark(synthesized: Synthesize
         "AWS::Lambda::Function", {"Properties": {"Handler": "labeling_pipeline.job_events.lambda_handler"}}
     )
     [function] = functions.values()
-    assert function["Properties"]["MemorySize"] == 1769
+    assert function["Properties"]["MemorySize"] == 1024
     assert function["Properties"]["Timeout"] == 600
     assert function["Properties"]["Environment"]["Variables"]["JOB_LEASE_SECONDS"] == "660"
     assert "DeadLetterConfig" in function["Properties"]

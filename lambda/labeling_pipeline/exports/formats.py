@@ -78,15 +78,27 @@ _URL_SPECIAL = re.compile(r"[?#\[\]\t\r\n]")
 
 @lru_cache(maxsize=8)  # the writers ask in turn about the same image: bounded, so memory stays flat
 def relative_path(source_ref: str) -> str:
-    """Where an image sits in an export: its key without the bucket and the images/ prefix."""
+    """Where an image sits in an export: its key without the bucket and the images/ prefix, made safe as
+    a file or archive member name."""
     if source_ref.startswith("s3://") and not _URL_SPECIAL.search(source_ref):
         netloc, _, path = source_ref[5:].partition("/")
         if netloc.isascii():
             key = path.lstrip("/")
-            return key.removeprefix(INPUT_PREFIX) or PurePosixPath(key).name
+            return _contained(key.removeprefix(INPUT_PREFIX) or PurePosixPath(key).name)
     parsed = urlparse(source_ref)
     key = parsed.path.lstrip("/") if parsed.scheme else source_ref
-    return key.removeprefix(INPUT_PREFIX) or PurePosixPath(key).name
+    return _contained(key.removeprefix(INPUT_PREFIX) or PurePosixPath(key).name)
+
+
+def _contained(relative: str) -> str:
+    """S3 keys may hold "." and ".." segments and repeated slashes ("images/../../x.jpg" is a valid key);
+    as a path under an export folder they would reach outside it. Those segments are written as %2E and
+    %2E%2E, which no file system reads as a step up, and empty segments are dropped."""
+    plain = relative and not relative.startswith(("/", ".")) and not relative.endswith("/")
+    if plain and "/." not in relative and "//" not in relative:
+        return relative
+    parts = ["%2E%2E" if part == ".." else "%2E" if part == "." else part for part in relative.split("/") if part]
+    return "/".join(parts) or "%2E"
 
 
 def _plain(relative: str) -> bool:
@@ -314,11 +326,21 @@ class CocoWriter:
         shutil.rmtree(self._spool, ignore_errors=True)
 
 
+DATA_YAML_HEADER = (
+    "# Ultralytics dataset. Put each image under images/ with the same relative path as its file under\n"
+    "# labels/ (gt-labeling export --format yolo --with-images does it). Without a path: line, Ultralytics\n"
+    "# takes this file's folder as the dataset root.\n"
+)
+
+
 class YoloWriter:
-    def __init__(self, sink: Sink, labels: LabelSpace, stats: ExportStats) -> None:
+    def __init__(self, sink: Sink, labels: LabelSpace, stats: ExportStats, dataset_root: Path | None = None) -> None:
         self.sink = sink
         self.labels = labels
         self.stats = stats
+        # Ultralytics resolves a relative `path:` against its own datasets folder (or the working directory),
+        # never against data.yaml's folder: a folder export names itself absolutely, an archive names nothing.
+        self.dataset_root = dataset_root
 
     def add(self, image: LabeledImage) -> None:
         if image.failed:
@@ -342,10 +364,10 @@ class YoloWriter:
         names = "".join(
             f"  {index}: {json.dumps(name, ensure_ascii=False)}\n" for index, name in enumerate(self.labels.names)
         )
-        # Ultralytics: images/ beside labels/ with the same relative paths; download the images there.
+        root = f"path: {json.dumps(str(self.dataset_root), ensure_ascii=False)}\n" if self.dataset_root else ""
         self.sink.write_text(
             "data.yaml",
-            f"path: .\ntrain: images\nval: images\nnc: {len(self.labels.names)}\nnames:\n{names}",
+            f"{DATA_YAML_HEADER}{root}train: images\nval: images\nnc: {len(self.labels.names)}\nnames:\n{names}",
         )
         self.sink.close()
 
@@ -463,7 +485,10 @@ def make_writers(
                 out_dir.mkdir(parents=True, exist_ok=True)
             target = out_dir / export_file_name(name, archive=archive)
             sink: Sink = TarGzSink(target) if archive else DirectorySink(target)
-            writers.append(YoloWriter(sink, labels, stats) if name == "yolo" else VocWriter(sink, labels))
+            if name == "yolo":
+                writers.append(YoloWriter(sink, labels, stats, None if archive else target.resolve()))
+            else:
+                writers.append(VocWriter(sink, labels))
         else:
             raise ValueError(f"unknown export format {name!r}; choose from {', '.join(FORMATS)}")
     return writers
