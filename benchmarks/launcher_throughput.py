@@ -77,22 +77,10 @@ from labeling_pipeline.images import IMAGE_SUFFIXES  # noqa: E402
 from labeling_pipeline.launcher import Launcher  # noqa: E402
 from labeling_pipeline.ledger import Ledger  # noqa: E402
 from labeling_pipeline.task_config import TaskSettings  # noqa: E402
+from tests.support import settings_json  # noqa: E402
 
-SETTINGS = {
-    "labels": ["Dog", "Cat"],
-    "taskTitle": "Draw a box around each animal",
-    "taskDescription": "Draw tight boxes around dogs and cats.",
-    "taskKeywords": ["Images", "Bounding Box"],
-    "shortInstructions": "One box per animal.",
-    "fullInstructions": "Draw one tight box per animal and pick its label.",
-    "workersPerImage": 1,
-    "taskTimeLimitSeconds": 600,
-    "taskAvailabilitySeconds": 864000,
-    "maxConcurrentTaskCount": 1000,
-    "labelAttributeName": "labels",
-    "jobNamePrefix": "bbox",
-    "maxImagesPerJob": 1000,
-}
+# The launcher's task settings as the stack passes them (the tests' defaults; the job size is what matters).
+SETTINGS_JSON = settings_json(maxImagesPerJob=1000)
 NAIVE_SAMPLE = 200  # uploads measured for the naive approach above this many images
 
 
@@ -311,7 +299,7 @@ class World:
             ledger=Ledger(self.dynamodb, TABLE),
             backend=backend,
             bucket=BUCKET,
-            settings=TaskSettings.from_json(json.dumps(SETTINGS)),
+            settings=TaskSettings.from_json(SETTINGS_JSON),
         )
         return handler.Environment(BUCKET, "https://sqs.us-east-1.amazonaws.com/1/dlq", self.s3, self.sqs, launcher)
 
@@ -680,7 +668,7 @@ def probe_environment(asset: Path) -> dict[str, str]:
         "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/dlq",
         "WORKTEAM_ARN": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/labelers",
         "GROUND_TRUTH_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/GroundTruthExecution",
-        "TASK_SETTINGS": json.dumps(SETTINGS),
+        "TASK_SETTINGS": SETTINGS_JSON,
     }
 
 

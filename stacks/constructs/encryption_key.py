@@ -12,6 +12,9 @@ topic, the Lambda log groups and Ground Truth's output.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -57,6 +60,30 @@ class LabelingKey(Construct):
     @property
     def key_arn(self) -> str:
         return self.key.key_arn
+
+    def use_statement(self, actions: Sequence[str] = ("kms:Decrypt", "kms:GenerateDataKey")) -> iam.PolicyStatement:
+        """The identity-policy statement that lets one of this stack's roles use the key."""
+        return iam.PolicyStatement(sid="UseLabelingKey", actions=list(actions), resources=[self.key_arn])
+
+    def allow_service(
+        self,
+        sid: str,
+        service: str,
+        actions: Sequence[str],
+        who: str,
+        conditions: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Let an AWS service principal use the key (a key policy statement; IAM cannot grant services)."""
+        self.allow(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[iam.ServicePrincipal(service)],
+                actions=list(actions),
+                resources=["*"],
+                conditions=dict(conditions) if conditions else None,
+            ),
+            who,
+        )
 
     def allow(self, statement: iam.PolicyStatement, who: str) -> None:
         """Let a principal that IAM policies cannot grant (a service, or a role the docs name) use the key.

@@ -92,11 +92,7 @@ class GroundTruthRole(Construct):
         )
         if key is not None:
             policy.add_statements(
-                iam.PolicyStatement(
-                    sid="UseLabelingKey",
-                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                    resources=[key.key_arn],
-                )
+                key.use_statement(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"])
             )
             key.allow(
                 iam.PolicyStatement(

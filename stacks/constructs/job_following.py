@@ -143,13 +143,7 @@ class JobFollowing(Construct):
             # encrypted topic (a publisher needs both), and Lambda's own sends of failed asynchronous
             # invocations to the encrypted dead-letter queue, which use this role (aws-cdk-lib grants
             # only sqs:SendMessage for them).
-            policy.add_statements(
-                iam.PolicyStatement(
-                    sid="UseLabelingKey",
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=[key.key_arn],
-                )
-            )
+            policy.add_statements(key.use_statement())
         policy.attach_to_role(self.handler.role)
         function.node.add_dependency(policy)
         acknowledge_wildcard_resources(
@@ -187,12 +181,9 @@ class JobFollowing(Construct):
             # (aws-cdk-lib adds only the queue policy, which is what limits sending to this rule's ARN).
             # The SQS guide's "compatibility with AWS services":
             # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
-            key.allow(
-                iam.PolicyStatement(
-                    sid="EventBridgeDeadLetters",
-                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                    resources=["*"],
-                ),
+            key.allow_service(
+                "EventBridgeDeadLetters",
+                "events.amazonaws.com",
+                ["kms:GenerateDataKey", "kms:Decrypt"],
                 "EventBridge (events.amazonaws.com) for the job-state rule's dead-letter queue",
             )

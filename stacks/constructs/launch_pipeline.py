@@ -55,13 +55,10 @@ class EncryptedQueueDestination:
                 conditions={"ArnLike": {"aws:SourceArn": bucket.bucket_ref.bucket_arn}},
             )
         )
-        self._key.allow(
-            iam.PolicyStatement(
-                sid="S3NotificationsToUploadQueue",
-                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
-                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                resources=["*"],
-            ),
+        self._key.allow_service(
+            "S3NotificationsToUploadQueue",
+            "s3.amazonaws.com",
+            ["kms:GenerateDataKey*", "kms:Decrypt"],
             "Amazon S3 (s3.amazonaws.com) sending upload notifications to the encrypted queue",
         )
         return s3.BucketNotificationDestinationConfig(
@@ -201,13 +198,7 @@ class LaunchPipeline(Construct):
             # SSE-KMS objects under jobs/ (GenerateDataKey to write, Decrypt to read) and the encrypted
             # dead-letter queue (an SQS producer needs both). Reading the upload queue: SqsEventSource
             # grants kms:Decrypt itself.
-            policy.add_statements(
-                iam.PolicyStatement(
-                    sid="UseLabelingKey",
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=[key.key_arn],
-                )
-            )
+            policy.add_statements(key.use_statement())
         policy.attach_to_role(self.launcher.role)
         acknowledge_wildcard_resources(
             policy,

@@ -60,13 +60,10 @@ class OperationsAlarms(Construct):
             # The topic is encrypted with the customer-managed key: CloudWatch alarms may publish to it only
             # if the key policy lets cloudwatch.amazonaws.com use the key ("compatibility with AWS services"
             # in https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
-            key.allow(
-                iam.PolicyStatement(
-                    sid="CloudWatchAlarmsToResultsTopic",
-                    principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                    resources=["*"],
-                ),
+            key.allow_service(
+                "CloudWatchAlarmsToResultsTopic",
+                "cloudwatch.amazonaws.com",
+                ["kms:GenerateDataKey*", "kms:Decrypt"],
                 "CloudWatch alarms (cloudwatch.amazonaws.com) publishing to the results topic",
             )
 

@@ -50,30 +50,15 @@ class PipelineFunction(Construct):
             # service principal use it for this account's log groups (the encryption context names the
             # log group): https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
             # The log groups' own ARNs would make a cycle (the log group needs the key first).
-            key.allow(
-                iam.PolicyStatement(
-                    sid="CloudWatchLogsOfThisAccount",
-                    principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                    actions=[
-                        "kms:Encrypt*",
-                        "kms:Decrypt*",
-                        "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*",
-                        "kms:Describe*",
-                    ],
-                    resources=["*"],
-                    conditions={
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                                service="logs",
-                                resource="log-group",
-                                resource_name="*",
-                                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                            )
-                        }
-                    },
-                ),
+            log_groups = stack.format_arn(
+                service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+            )
+            key.allow_service(
+                "CloudWatchLogsOfThisAccount",
+                f"logs.{stack.region}.amazonaws.com",
+                ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
                 f"CloudWatch Logs (logs.{stack.region}.amazonaws.com) for this account's log groups",
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
             )
         self.role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
