@@ -133,7 +133,7 @@ class Ledger:
             "Put": {
                 "TableName": self._table,
                 "Item": {
-                    "pk": {"S": f"image#{image.image_id}"},
+                    **_image_key(image),
                     "job_name": {"S": job_name},
                     "source_ref": {"S": image.source_ref},
                     "claimed_at": {"S": claimed_at},
@@ -145,44 +145,38 @@ class Ledger:
 
     def owners(self, images: Iterable[ImageRef]) -> dict[ImageRef, str | None]:
         """Consistent read of who owns each image (None when unclaimed)."""
-        wanted = {f"image#{image.image_id}": image for image in images}
+        wanted = {_image_key(image)["pk"]["S"]: image for image in images}
         found: dict[ImageRef, str | None] = dict.fromkeys(wanted.values())
-        keys = list(wanted)
-        for start in range(0, len(keys), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": [{"pk": {"S": key}} for key in keys[start : start + BATCH_GET_LIMIT]],
-                    "ConsistentRead": True,
-                    "ProjectionExpression": "pk, job_name",
-                }
-            }
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    found[wanted[item["pk"]["S"]]] = item["job_name"]["S"]
-                request = response.get("UnprocessedKeys") or {}
+        for item in self._batch_get([{"pk": {"S": pk}} for pk in wanted], "pk, job_name"):
+            found[wanted[item["pk"]["S"]]] = item["job_name"]["S"]
         return found
 
     def created_jobs(self, job_names: Iterable[str]) -> set[str]:
         """Which of these jobs the ledger shows as created (consistent reads, 100 jobs a call)."""
-        names = sorted(set(job_names))
-        created: set[str] = set()
-        for start in range(0, len(names), BATCH_GET_LIMIT):
+        keys = [_job_key(name) for name in sorted(set(job_names))]
+        return {
+            item["pk"]["S"].removeprefix("job#")
+            for item in self._batch_get(keys, "pk, #status", {"#status": "status"})
+            if item.get("status", {}).get("S") == "CREATED"
+        }
+
+    def _batch_get(
+        self, keys: list[dict[str, Any]], projection: str, names: dict[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Consistent BatchGetItem, 100 keys a call, unprocessed keys asked again."""
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
             request: dict[str, Any] = {
                 self._table: {
-                    "Keys": [_job_key(name) for name in names[start : start + BATCH_GET_LIMIT]],
+                    "Keys": keys[start : start + BATCH_GET_LIMIT],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "pk, #status",
-                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ProjectionExpression": projection,
+                    **({"ExpressionAttributeNames": names} if names else {}),
                 }
             }
             while request:
                 response = self._client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    if item.get("status", {}).get("S") == "CREATED":
-                        created.add(item["pk"]["S"].removeprefix("job#"))
+                yield from response.get("Responses", {}).get(self._table, [])
                 request = response.get("UnprocessedKeys") or {}
-        return created
 
     def job_created(self, job_name: str) -> bool:
         response = self._client.get_item(TableName=self._table, Key=_job_key(job_name), ConsistentRead=True)
