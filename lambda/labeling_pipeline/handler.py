@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeling_pipeline.backends import BackendUnavailableError, LabelingBackend
 from labeling_pipeline.backends.ground_truth import GroundTruthBackend
-from labeling_pipeline.images import IMAGE_ORDER, ImageRef, SkipReason, UploadedObject, skip_reason, superseded_versions
+from labeling_pipeline.images import ImageRef, SkipReason, UploadedObject, skip_reason, superseded_versions
 from labeling_pipeline.launcher import ImageOutcome, Launcher
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.s3_events import NotAnS3Event, parse_message
@@ -156,7 +156,7 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
         else:
             images_by_message[message_id].append(uploaded.image_ref())
 
-    all_images = sorted({image for images in images_by_message.values() for image in images}, key=IMAGE_ORDER)
+    all_images = sorted({image for images in images_by_message.values() for image in images})
     outcomes: dict[ImageRef, ImageOutcome]
     if not all_images:
         outcomes = {}

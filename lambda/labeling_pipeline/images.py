@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from operator import attrgetter
 from typing import NamedTuple
 
 INPUT_PREFIX = "images/"
@@ -21,10 +20,6 @@ EXPORTS_PREFIX = "exports/"
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
-
-
-# Images sort by bucket, key, version (ImageRef's own tuple order), so chunks and manifests are stable.
-IMAGE_ORDER = attrgetter("bucket", "key", "version")
 
 
 class SkipReason(StrEnum):
@@ -42,7 +37,8 @@ class ImageRef(NamedTuple):
     """One version of one uploaded object: what the ledger assigns to exactly one job.
 
     A named tuple rather than a dataclass: a launch hashes and sorts thousands of them, and a tuple's
-    hash and comparisons run in C (a frozen dataclass builds a tuple in Python for each)."""
+    hash and comparisons run in C (a frozen dataclass builds a tuple in Python for each). Images sort by
+    bucket, key, version, so chunks and manifests are stable."""
 
     bucket: str
     key: str
@@ -137,7 +133,7 @@ def superseded_versions(objects: Sequence[UploadedObject]) -> dict[int, Uploaded
 def members_digest(images: list[ImageRef]) -> str:
     """A short, order-independent digest of a set of image versions (names a job)."""
     digest = hashlib.sha256()
-    for image in sorted(set(images), key=IMAGE_ORDER):
+    for image in sorted(set(images)):
         digest.update(image.image_id.encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:12]

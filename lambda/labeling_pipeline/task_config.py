@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from labeling_pipeline.images import IMAGE_ORDER, ImageRef, members_digest
+from labeling_pipeline.images import ImageRef, members_digest
 
 LABEL_CONFIG_DOCUMENT_VERSION = "2018-11-28"
 
@@ -67,9 +67,7 @@ _encode_string = json.JSONEncoder(ensure_ascii=False).encode
 def manifest_text(images: Iterable[ImageRef]) -> str:
     """JSON lines, one {"source-ref": "s3://bucket/key"} per image, in a stable order."""
     # Byte for byte json.dumps({"source-ref": ...}, ensure_ascii=False), with one encoder for all lines.
-    return "".join(
-        f'{{"source-ref": {_encode_string(image.source_ref)}}}\n' for image in sorted(images, key=IMAGE_ORDER)
-    )
+    return "".join(f'{{"source-ref": {_encode_string(image.source_ref)}}}\n' for image in sorted(images))
 
 
 def label_category_config(labels: Sequence[str]) -> dict[str, Any]:
@@ -119,5 +117,5 @@ def job_name(prefix: str, when: datetime, members: list[ImageRef]) -> str:
 
 
 def chunks(images: Sequence[ImageRef], size: int) -> list[list[ImageRef]]:
-    ordered = sorted(set(images), key=IMAGE_ORDER)
+    ordered = sorted(set(images))
     return [ordered[start : start + size] for start in range(0, len(ordered), size)]
