@@ -115,7 +115,7 @@ class JobFinisher:
             raise JobBusy(f"job {job_name} is being finished by another invocation")
         try:
             if description.status == "Completed":
-                summary = self._export(description)
+                summary = self._export(description, self._output_manifest(description))
                 action = "exported"
             else:
                 summary = self._finish_unfinished(description)
@@ -128,14 +128,17 @@ class JobFinisher:
         return Outcome(job_name, action, summary)
 
     # --- completed -------------------------------------------------------------------------
-    def _export(
-        self, description: JobDescription, unlabeled_reason: str = "missing from the output manifest"
-    ) -> dict[str, Any]:
+    def _output_manifest(self, description: JobDescription) -> Any:
+        """The streaming body of the job's output manifest."""
         if not description.output_manifest_uri:
-            raise RuntimeError(f"job {description.name} completed without an output manifest location")
-        members = self._members(description.name)
+            raise RuntimeError(f"job {description.name} ended without an output manifest location")
         bucket, key = split_s3_uri(description.output_manifest_uri)
-        body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+        return self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+
+    def _export(
+        self, description: JobDescription, body: Any, unlabeled_reason: str = "missing from the output manifest"
+    ) -> dict[str, Any]:
+        members = self._members(description.name)
         seen: list[tuple[str, int, str | None]] = []
 
         def observed(images: Iterator[LabeledImage]) -> Iterator[LabeledImage]:
@@ -190,14 +193,17 @@ class JobFinisher:
         """A stopped (or failed) job may have labeled part of its images before the end: those are exported
         and recorded as for a completed job, and only the rest is marked for relabeling."""
         reason = description.failure_reason or f"job {description.status.lower()}"
-        if description.output_manifest_uri:
-            try:
-                return self._export(description, unlabeled_reason=reason)
-            except ClientError as error:
-                # No output written yet; without s3:ListBucket a missing object reads as AccessDenied.
-                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "AccessDenied", "404", "403"):
-                    raise
-        return self._mark_for_relabel(description)
+        if not description.output_manifest_uri:
+            return self._mark_for_relabel(description)
+        try:
+            body = self._output_manifest(description)
+        except ClientError as error:
+            # No output written yet; without s3:ListBucket a missing object reads as AccessDenied. Only this
+            # read falls back: a failure while exporting is retried like any other.
+            if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "AccessDenied", "404", "403"):
+                raise
+            return self._mark_for_relabel(description)
+        return self._export(description, body, unlabeled_reason=reason)
 
     def _mark_for_relabel(self, description: JobDescription) -> dict[str, Any]:
         members = self._members(description.name)
