@@ -94,8 +94,7 @@ def _contained(relative: str) -> str:
     """S3 keys may hold "." and ".." segments and repeated slashes ("images/../../x.jpg" is a valid key);
     as a path under an export folder they would reach outside it. Those segments are written as %2E and
     %2E%2E, which no file system reads as a step up, and empty segments are dropped."""
-    plain = relative and not relative.startswith(("/", ".")) and not relative.endswith("/")
-    if plain and "/." not in relative and "//" not in relative:
+    if _plain(relative):
         return relative
     parts = ["%2E%2E" if part == ".." else "%2E" if part == "." else part for part in relative.split("/") if part]
     return "/".join(parts) or "%2E"
