@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +48,25 @@ def manifest_lines(
 IMAGE_FOLDERS = {"yolo": "images", "voc": "JPEGImages"}
 
 
+def _fetch_image(s3: Any, source_ref: str, target: Path) -> str | None:
+    """Download one image to target; None when it came, else why not (the error code)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    bucket, key = split_s3_uri(source_ref)
+    try:
+        s3.download_file(bucket, key, str(target))
+    except ClientError as error:
+        return str(error.response.get("Error", {}).get("Code", error))
+    return None
+
+
 def _download_images(s3: Any, source_refs: list[str], folder: Path) -> tuple[int, list[str]]:
     if s3 is None:
         raise CliError("--with-images needs AWS credentials to read the images from S3")
     missing = []
     for source_ref in tqdm(source_refs, unit="img", disable=None):
-        target = folder / relative_path(source_ref)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        bucket, key = split_s3_uri(source_ref)
-        try:
-            s3.download_file(bucket, key, str(target))
-        except ClientError as error:
-            missing.append(f"{source_ref}: {error.response.get('Error', {}).get('Code', error)}")
+        problem = _fetch_image(s3, source_ref, folder / relative_path(source_ref))
+        if problem is not None:
+            missing.append(f"{source_ref}: {problem}")
     return len(source_refs) - len(missing), missing
 
 
@@ -130,11 +137,8 @@ def review_command(
                 if images == "s3":
                     target = out_dir / "images" / relative
                     if not image.failed:
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        bucket, key = split_s3_uri(image.source_ref)
                         # A picture that cannot be fetched shows as "image not found" in the gallery.
-                        with suppress(ClientError):
-                            s3.download_file(bucket, key, str(target))
+                        _fetch_image(s3, image.source_ref, target)
                 else:
                     target = Path(images) / relative
                 items.append(ReviewItem(image, local_href(target, out_dir)))
