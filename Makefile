@@ -1,4 +1,4 @@
-# make setup | make test | make synth | make deploy | make destroy | make bench
+# make setup | make demo | make test | make synth | make deploy | make destroy | make bench
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # npm's "new version available" notice is a registry lookup and noise in every build.
 export NPM_CONFIG_UPDATE_NOTIFIER := false
 
-.PHONY: setup test lint synth deploy destroy bench clean
+.PHONY: setup demo test lint synth deploy destroy bench clean
 
 setup: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
@@ -32,6 +32,10 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The whole pipeline on this machine, no AWS account: emulator, real Lambda code, simulated workers.
+demo: setup
+	$(PY) -m sandbox.demo $(DEMO_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
@@ -59,4 +63,4 @@ bench: setup
 	$(PY) benchmarks/export_throughput.py
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out demo-output .pytest_cache .mypy_cache .ruff_cache

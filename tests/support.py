@@ -13,7 +13,7 @@ from labeling_pipeline.backends.ground_truth import GroundTruthBackend
 from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.task_config import TaskSettings
-from tests.fakes.ground_truth import ACCOUNT, FakeGroundTruth
+from sandbox.fake_ground_truth import ACCOUNT, FakeGroundTruth
 
 REGION = "us-east-1"
 BUCKET = "labeling-bucket-example"

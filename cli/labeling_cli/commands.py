@@ -126,6 +126,7 @@ def review_command(
     attribute: str | None,
     s3: Any,
     backend: LabelingBackend | None,
+    note: str | None = None,
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     label_space = LabelSpace(labels)
@@ -145,7 +146,7 @@ def review_command(
         except ManifestError as error:
             raise CliError(f"{source}: {error}") from error
     index = out_dir / "index.html"
-    index.write_text(render_gallery(items, label_space, f"Review of {source}"), encoding="utf-8")
+    index.write_text(render_gallery(items, label_space, f"Review of {source}", note), encoding="utf-8")
     return index
 
 

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         else:
             p.add_argument("--images", required=True, help="local folder of the images, or 's3' to download them")
+            p.add_argument("--note", help="a line shown above the gallery, e.g. who labeled these images")
 
     p = sub.add_parser("workers", help="manage the worker group without a redeploy")
     p.add_argument("action", choices=["add", "remove", "list"])
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace, session: Any) -> list[str]:
                 args.source, args.format, args.out, labels, attribute, s3, backend, with_images=args.with_images
             )
             return [f"wrote {args.format} to {args.out}", json.dumps(summary, indent=1, ensure_ascii=False)]
-        index = commands.review_command(args.source, args.images, args.out, labels, attribute, s3, backend)
+        index = commands.review_command(args.source, args.images, args.out, labels, attribute, s3, backend, args.note)
         return [f"open {index}"]
     assert stack is not None
     ledger = Ledger(session.client("dynamodb"), stack.ledger_table)

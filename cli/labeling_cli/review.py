@@ -29,7 +29,7 @@ def colour(class_id: int) -> str:
     return PALETTE[class_id % len(PALETTE)]
 
 
-def render_gallery(items: Iterable[ReviewItem], labels: LabelSpace, title: str) -> str:
+def render_gallery(items: Iterable[ReviewItem], labels: LabelSpace, title: str, note: str | None = None) -> str:
     figures = []
     for item in items:
         image = item.image
@@ -66,6 +66,7 @@ def render_gallery(items: Iterable[ReviewItem], labels: LabelSpace, title: str) 
         f'<li><span style="background:{colour(index)}"></span>{html.escape(label)}</li>'
         for index, label in enumerate(labels.names)
     )
+    note_paragraph = f'<p class="note">{html.escape(note)}</p>' if note else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -78,10 +79,11 @@ figure {{ margin: 0; width: 360px; }}
 .frame svg {{ position: absolute; inset: 0; width: 100%; height: 100%; }}
 .missing {{ background: #ddd; line-height: normal; }}
 figure.failed figcaption {{ color: #b00020; }}
+p.note {{ background: #fff3cd; border: 2px solid #b58100; padding: .5rem 1rem; font-weight: bold; }}
 ul.legend {{ list-style: none; padding: 0; display: flex; gap: 1rem; }}
 ul.legend span {{ display: inline-block; width: 1em; height: 1em; margin-right: .3em; vertical-align: middle; }}
 </style></head>
-<body><h1>{html.escape(title)}</h1><ul class="legend">{legend}</ul>
+<body><h1>{html.escape(title)}</h1>{note_paragraph}<ul class="legend">{legend}</ul>
 <div class="gallery">
 {"".join(figures)}
 </div></body></html>

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.fakes.ground_truth import FakeGroundTruth
+from sandbox.fake_ground_truth import FakeGroundTruth
 from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, build_world
 
 PROJECT = "gt-labeling"

@@ -18,7 +18,7 @@ from labeling_pipeline.backends.ground_truth import (
     built_in_lambda_arns,
 )
 from labeling_pipeline.task_config import label_category_config, worker_template
-from tests.fakes.ground_truth import FakeGroundTruth, ModelValidator
+from sandbox.fake_ground_truth import FakeGroundTruth, ModelValidator
 from tests.support import BUCKET, ROLE_ARN, WORKTEAM_ARN, World, make_settings
 
 

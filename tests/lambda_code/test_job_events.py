@@ -15,7 +15,7 @@ import pytest
 from labeling_pipeline import job_events
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.job_results import JobBusy
-from tests.fakes.ground_truth import ACCOUNT
+from sandbox.fake_ground_truth import ACCOUNT
 from tests.lambda_code.test_handler import FakeContext
 from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World
 

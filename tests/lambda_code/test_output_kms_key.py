@@ -13,7 +13,7 @@ from labeling_pipeline import handler
 from labeling_pipeline.backends import JobSpec, PermanentBackendError
 from labeling_pipeline.backends.ground_truth import GroundTruthBackend, build_create_labeling_job_request
 from labeling_pipeline.images import ImageRef
-from tests.fakes.ground_truth import ACCOUNT
+from sandbox.fake_ground_truth import ACCOUNT
 from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, make_settings, settings_json
 
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"

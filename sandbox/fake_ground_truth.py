@@ -7,12 +7,16 @@ value and enum from the same model, and the service's own rules: job names uniqu
 region compared case-insensitively and never reusable, the region's built-in Lambda ARNs, readable
 S3 inputs (manifest lines with "source-ref", a label category file of 1-50 unique labels), and
 the label attribute name rules. Failures come back as the service's error codes.
+
+Tests attach it to a boto3 client (`attach`); the local demo serves it over HTTP on loopback
+(`sandbox.ground_truth_endpoint`). Both go through `handle`, so both enforce the same rules.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +31,12 @@ ACCOUNT = "123456789012"
 
 
 def _java_pattern_to_python(pattern: str) -> str:
-    # The model's patterns are Java regexes; Python lacks \p{..} classes. Letters/numbers/separators
-    # become \w and \s (close enough for tag values, the only fields that use them).
-    return pattern.replace(r"\p{L}", r"\w").replace(r"\p{Z}", r"\s").replace(r"\p{N}", r"\w")
+    # The model's patterns are Java regexes; Python's re lacks \p{..} classes. Letters, numbers and
+    # separators become \w and \s; marks, symbols and punctuation become \S (any visible character),
+    # which is looser than the service but never refuses what it accepts.
+    for java, python in ((r"\p{L}", r"\w"), (r"\p{N}", r"\w"), (r"\p{Z}", r"\s")):
+        pattern = pattern.replace(java, python)
+    return re.sub(r"\\p\{\w+\}", lambda _: r"\S", pattern)
 
 
 class ModelValidator:
@@ -72,8 +79,13 @@ class FakeGroundTruth:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     fault: Callable[[str, dict[str, Any]], str | None] | None = None
+    workforces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Once a workteam was created through the API (the demo does), jobs must name one of them.
+    workteams: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # The demo's HTTP endpoint serves calls from several threads.
+        self._lock = threading.RLock()
         self._validator = ModelValidator(botocore.session.get_session().get_service_model("sagemaker"))
 
     def attach(self, client: Any) -> Any:
@@ -86,35 +98,37 @@ class FakeGroundTruth:
         return [job["LabelingJobName"] for job in self.jobs.values()]
 
     def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        operation = model.name
         # Parameters here are the serialized request body; for SageMaker's JSON protocol that is
         # the same member names the caller passed.
         request = params["body"] if isinstance(params.get("body"), dict) else json.loads(params["body"] or b"{}")
-        self.calls.append((operation, request))
-        if self.fault is not None:
-            code = self.fault(operation, request)
-            if code:
-                return self._error(code, f"injected {code}", 400 if code != "InternalFailure" else 500)
-        handler = getattr(self, f"_op_{operation}", None)
-        if handler is None:
-            raise NotImplementedError(f"FakeGroundTruth does not implement {operation}")
-        return handler(request)
-
-    def _error(self, code: str, message: str, status: int = 400) -> tuple[AWSResponse, dict[str, Any]]:
-        response = AWSResponse("https://api.sagemaker.fake", status, {}, None)
-        return response, {
-            "Error": {"Code": code, "Message": message},
+        status, body = self.handle(model.name, request)
+        return AWSResponse("https://api.sagemaker.fake", status, {}, None), {
+            **body,
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
 
-    def _ok(self, body: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
-        return AWSResponse("https://api.sagemaker.fake", 200, {}, None), {
-            **body,
-            "ResponseMetadata": {"HTTPStatusCode": 200},
-        }
+    def handle(self, operation: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One SageMaker call: (HTTP status, response body, or {"Error": {"Code", "Message"}})."""
+        with self._lock:
+            self.calls.append((operation, request))
+            if self.fault is not None:
+                code = self.fault(operation, request)
+                if code:
+                    return self._error(code, f"injected {code}", 400 if code != "InternalFailure" else 500)
+            handler = getattr(self, f"_op_{operation}", None)
+            if handler is None:
+                return self._error("UnknownOperationException", f"FakeGroundTruth does not implement {operation}")
+            result: tuple[int, dict[str, Any]] = handler(request)
+            return result
+
+    def _error(self, code: str, message: str, status: int = 400) -> tuple[int, dict[str, Any]]:
+        return status, {"Error": {"Code": code, "Message": message}}
+
+    def _ok(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return 200, body
 
     # --- operations -------------------------------------------------------------------------
-    def _op_CreateLabelingJob(self, request: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
+    def _op_CreateLabelingJob(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.refuse_account:
             return self._error(
                 "AccessDeniedException",
@@ -145,11 +159,42 @@ class FakeGroundTruth:
         }
         return self._ok({"LabelingJobArn": arn})
 
-    def _op_DescribeLabelingJob(self, request: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
+    def _op_DescribeLabelingJob(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         job = self.jobs.get(request["LabelingJobName"].lower())
         if job is None:
             return self._error("ResourceNotFound", f"Labeling job {request['LabelingJobName']} not found")
         return self._ok(job)
+
+    def _op_CreateWorkforce(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        errors = self._validator.validate("CreateWorkforce", request)
+        if errors:
+            return self._error("ValidationException", "; ".join(errors))
+        # AWS allows one private workforce per account and region.
+        if self.workforces:
+            return self._error("ResourceLimitExceeded", "This account already has a private workforce in this region")
+        name = request["WorkforceName"]
+        arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:workforce/{name}"
+        subdomain = f"{name}.labeling.{self.region}.sagemaker.aws"
+        self.workforces[name] = {**request, "WorkforceArn": arn, "SubDomain": subdomain}
+        return self._ok({"WorkforceArn": arn})
+
+    def _op_DescribeWorkforce(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        workforce = self.workforces.get(request["WorkforceName"])
+        if workforce is None:
+            return self._error("ValidationException", f"Workforce {request['WorkforceName']} not found")
+        return self._ok({"Workforce": workforce})
+
+    def _op_CreateWorkteam(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        errors = self._validator.validate("CreateWorkteam", request)
+        if request.get("WorkforceName") and request["WorkforceName"] not in self.workforces:
+            errors.append(f"workforce {request['WorkforceName']} does not exist")
+        if errors:
+            return self._error("ValidationException", "; ".join(errors))
+        arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:workteam/private-crowd/{request['WorkteamName']}"
+        if arn in self.workteams:
+            return self._error("ResourceInUse", f"Workteam {request['WorkteamName']} already exists")
+        self.workteams[arn] = {**request, "WorkteamArn": arn}
+        return self._ok({"WorkteamArn": arn})
 
     # --- service rules that the model does not express --------------------------------------
     def _service_rules(self, request: dict[str, Any]) -> list[str]:
@@ -171,6 +216,8 @@ class FakeGroundTruth:
             errors.append("TaskAvailabilityLifetimeInSeconds is above 30 days for a private workforce")
         if f":sagemaker:{self.region}:" not in task["WorkteamArn"]:
             errors.append("WorkteamArn is not in this region")
+        elif self.workteams and task["WorkteamArn"] not in self.workteams:
+            errors.append(f"WorkteamArn {task['WorkteamArn']} does not exist")
         if self.s3_client is not None:
             errors += self._check_inputs(request)
         return errors
