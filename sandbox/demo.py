@@ -104,6 +104,13 @@ def synthesize(out: Path, region: str) -> Path:
     context = [arg for key, value in DEMO_CONTEXT.items() for arg in ("-c", f"{key}={value}")]
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     environment.update(
+        # The CDK CLI looks up credentials and a default account; with none it synthesizes
+        # environment-agnostic for this region, and never calls AWS.
+        AWS_REGION=region,
+        AWS_DEFAULT_REGION=region,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
         CDK_DEFAULT_REGION=region,
         JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=environment.get(
             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20"
@@ -153,22 +160,25 @@ def run_cli(argv: list[str]) -> list[str]:
     return captured.getvalue().splitlines()
 
 
-def point_aws_at(emulator_url: str, ground_truth_url: str, region: str) -> None:
-    """Every AWS call of this process (the CLI, the Lambda code, boto3 here) goes to loopback."""
+def isolate_from_aws(region: str) -> None:
+    """Forget the user's AWS settings (profile, keys, config files) for this process: the demo never
+    reaches AWS, and a profile that exists only on the user's machine must not break it."""
     for key in [key for key in os.environ if key.startswith("AWS_")]:
         del os.environ[key]
     os.environ.update(
-        AWS_ENDPOINT_URL=emulator_url,
-        AWS_ENDPOINT_URL_SAGEMAKER=ground_truth_url,
         AWS_ACCESS_KEY_ID="local-demo",
         AWS_SECRET_ACCESS_KEY="local-demo",
         AWS_REGION=region,
         AWS_DEFAULT_REGION=region,
-        # No profile or config file of the user's can redirect a call to a real account.
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
     )
+
+
+def point_aws_at(emulator_url: str, ground_truth_url: str) -> None:
+    """Every AWS call of this process (the CLI, the Lambda code, boto3 here) goes to loopback."""
+    os.environ.update(AWS_ENDPOINT_URL=emulator_url, AWS_ENDPOINT_URL_SAGEMAKER=ground_truth_url)
 
 
 def manifest_sources(s3: Any, fake: FakeGroundTruth) -> set[str]:
@@ -199,6 +209,7 @@ def can_open_browser() -> bool:
 
 def run(out: Path, region: str, open_browser: bool) -> dict[str, Any]:
     started = time.monotonic()
+    isolate_from_aws(region)
     say("No AWS account is used: AWS is emulated on this machine (moto), and Amazon SageMaker Ground Truth")
     say("is stood in for by the project's fake. " + SIMULATED_NOTE[0].upper() + SIMULATED_NOTE[1:] + ".")
     prepare_output(out)
@@ -213,7 +224,7 @@ def run(out: Path, region: str, open_browser: bool) -> dict[str, Any]:
         say(f"2/6 Emulator (moto server) on {emulator.url}, pid {emulator.process.pid if emulator.process else '?'}")
         fake = FakeGroundTruth(region=region)
         with GroundTruthEndpoint(fake) as ground_truth:
-            point_aws_at(emulator.url, ground_truth.url, region)
+            point_aws_at(emulator.url, ground_truth.url)
             session = boto3.Session()
             s3 = session.client("s3")
             fake.s3_client = s3
