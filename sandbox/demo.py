@@ -207,7 +207,7 @@ def can_open_browser() -> bool:
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run(out: Path, region: str, open_browser: bool) -> dict[str, Any]:
+def run(out: Path, region: str, open_browser: bool, ground_truth_refuses: bool = False) -> dict[str, Any]:
     started = time.monotonic()
     isolate_from_aws(region)
     say("No AWS account is used: AWS is emulated on this machine (moto), and Amazon SageMaker Ground Truth")
@@ -219,10 +219,9 @@ def run(out: Path, region: str, open_browser: bool) -> dict[str, Any]:
         f"(with {', '.join(f'{k}={v}' for k, v in DEMO_CONTEXT.items())})"
     )
     stacks = stacks_in_deploy_order(synthesize(out, region))
-    header = f"# moto server for the local demo; {SIMULATED_NOTE}\n"
-    with MotoServer(logs / "emulator.log", header) as emulator:
+    with MotoServer(logs / "emulator.log", f"{PREFIX} ") as emulator:
         say(f"2/6 Emulator (moto server) on {emulator.url}, pid {emulator.process.pid if emulator.process else '?'}")
-        fake = FakeGroundTruth(region=region)
+        fake = FakeGroundTruth(region=region, refuse_account=ground_truth_refuses)
         with GroundTruthEndpoint(fake) as ground_truth:
             point_aws_at(emulator.url, ground_truth.url)
             session = boto3.Session()
@@ -242,122 +241,180 @@ def run(out: Path, region: str, open_browser: bool) -> dict[str, Any]:
                 skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(stack.not_emulated.items()))
                 say(f"3/6 {name}: created {created}")
                 say(f"   not emulated: {skipped}")
-                if any("SecureTransport" in setting or "TLS" in setting for setting in stack.ignored_settings):
-                    say("   left out: the TLS-only deny statements (the emulator speaks plain HTTP on loopback)")
+                if stack.tls_only_statements_left_out:
+                    say(
+                        f"   left out: {stack.tls_only_statements_left_out} TLS-only deny statement(s) "
+                        "(the emulator speaks plain HTTP on loopback)"
+                    )
             pipeline = next(stack for stack in provisioned if stack.event_sources)
-            bucket = pipeline.outputs["BucketName"]
             runtime = LocalLambda(session.client("sqs"), region, logs, SIMULATED_NOTE)
+            labeling = LabelingRun(out, session, fake, runtime, pipeline)
             try:
-                result = _label(out, session, fake, runtime, pipeline, bucket, open_browser)
+                uploaded = labeling.upload_and_launch()
+                refusals = labeling.refusal_then_redrive(uploaded) if ground_truth_refuses else []
+                jobs = labeling.label_and_export(uploaded)
+                show_gallery(Path(jobs[0]["gallery"]), open_browser)
+                result: dict[str, Any] = {"uploaded": uploaded, "refusals": refusals, "jobs": jobs}
             finally:
                 runtime.close()
+            result.update(
+                simulated=True,
+                note=SIMULATED_NOTE,
+                bucket=labeling.bucket,
+                invocations=[invocation.__dict__ for invocation in runtime.invocations],
+            )
     result["seconds"] = round(time.monotonic() - started, 1)
     say(f"Emulator stopped; nothing is left running. The demo took {result['seconds']} s.")
     (out / "demo-summary.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
-def _label(
-    out: Path,
-    session: Any,
-    fake: FakeGroundTruth,
-    runtime: LocalLambda,
-    pipeline: ProvisionedStack,
-    bucket: str,
-    open_browser: bool,
-) -> dict[str, Any]:
-    s3 = session.client("s3")
-    samples, expected_keys = sample_folder(out)
-    say(f"4/6 gt-labeling upload {samples} --dataset {DATASET}")
-    for line in run_cli(["upload", str(samples), "--dataset", DATASET]):
-        say("   " + line)
-    source = pipeline.event_sources[0]
-    say(
-        f"   S3 notification -> queue -> launcher Lambda (batch size {source.batch_size}, "
-        f"batching window {source.batching_window_seconds} s, from the template)"
-    )
-    deadline = time.monotonic() + source.batching_window_seconds + WAIT_SECONDS
-    while not set(expected_keys) <= manifest_sources(s3, fake):
-        if time.monotonic() > deadline:
-            raise DemoError(f"no labeling job for every upload after {WAIT_SECONDS} s; see {out / 'logs'}")
-        runtime.poll_queue_source(source)
-    jobs = sorted(fake.jobs.values(), key=lambda job: job["CreationTime"])
-    for job in jobs:
-        say(f"   labeling job {job['LabelingJobName']} created: the fake accepted the request as the service would")
+class LabelingRun:
+    """Steps 4 to 6 on the provisioned stacks: upload, launch, label (simulated), export, show."""
 
-    labels = json.loads(pipeline.outputs["Labels"])
-    say(f"5/6 Simulated workers label {len(expected_keys)} images ({SIMULATED_NOTE})")
-    events = session.client("events")
-    for job in jobs:
-        lines = answer_job(s3, job, labels, datetime.now(UTC))
-        fake.finish(job["LabelingJobName"], "Completed", lines)
-        events.put_events(Entries=[state_change_event(job)])
-        say(f"   {job['LabelingJobName']}: Completed; state-change event sent to EventBridge")
-    delivery = pipeline.rule_deliveries[0]
-    deadline = time.monotonic() + WAIT_SECONDS
-    pending = {job["LabelingJobName"] for job in jobs}
-    while pending:
-        if time.monotonic() > deadline:
-            raise DemoError(f"no exports for {sorted(pending)} after {WAIT_SECONDS} s; see {out / 'logs'}")
-        runtime.poll_rule_delivery(delivery)
-        pending = {name for name in pending if not _exists(s3, bucket, f"exports/{name}/summary.json")}
-    say(f"   EventBridge rule -> job-events Lambda: exports written for {len(jobs)} job(s)")
+    def __init__(
+        self, out: Path, session: Any, fake: FakeGroundTruth, runtime: LocalLambda, pipeline: ProvisionedStack
+    ) -> None:
+        self.out = out
+        self.session = session
+        self.s3 = session.client("s3")
+        self.sqs = session.client("sqs")
+        self.fake = fake
+        self.runtime = runtime
+        self.pipeline = pipeline
+        self.bucket = pipeline.outputs["BucketName"]
 
-    say("6/6 Results (every box below is simulated)")
-    job_results = []
-    for job in jobs:
-        name = job["LabelingJobName"]
-        job_dir = out / "jobs" / name
-        download_prefix(s3, bucket, f"jobs/{name}/", job_dir)
-        request = next(r for op, r in fake.calls if op == "CreateLabelingJob" and r["LabelingJobName"] == name)
-        (job_dir / "create-labeling-job.json").write_text(json.dumps(request, indent=1) + "\n")
-        output_uri = job["LabelingJobOutput"]["OutputDatasetS3Uri"]
-        s3.download_file(bucket, output_uri.split(f"s3://{bucket}/", 1)[1], str(job_dir / "output.manifest"))
-        exports = download_prefix(s3, bucket, f"exports/{name}/", out / "exports" / name)
-        gallery = out / "gallery" / name
-        run_cli(["review", name, "--images", "s3", "--out", str(gallery), "--note", SIMULATED_NOTE.capitalize()])
-        job_results.append(
-            {
-                "name": name,
-                "accepted": name.lower() in fake.jobs,
-                "manifest": str(job_dir / "input.manifest"),
-                "job_definition": str(job_dir / "create-labeling-job.json"),
-                "output_manifest": str(job_dir / "output.manifest"),
-                "exports": sorted(str(path) for path in exports),
-                "gallery": str(gallery / "index.html"),
-            }
+    def upload_and_launch(self) -> list[str]:
+        samples, expected_keys = sample_folder(self.out)
+        say(f"4/6 gt-labeling upload {samples} --dataset {DATASET}")
+        for line in run_cli(["upload", str(samples), "--dataset", DATASET]):
+            say("   " + line)
+        source = self.pipeline.event_sources[0]
+        say(
+            f"   S3 notification -> queue -> launcher Lambda (batch size {source.batch_size}, "
+            f"batching window {source.batching_window_seconds} s, from the template)"
         )
+        self._launch(expected_keys)
+        return expected_keys
+
+    def _all_handled(self, expected_keys: list[str]) -> bool:
+        if self.fake.refuse_account:
+            # Each upload is its own notification; a refusal sends each to the dead-letter queue.
+            return self._queue_depth(self.pipeline.outputs["DeadLetterQueueUrl"]) >= len(expected_keys)
+        return set(expected_keys) <= manifest_sources(self.s3, self.fake)
+
+    def _queue_depth(self, url: str) -> int:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+    def _launch(self, expected_keys: list[str]) -> None:
+        source = self.pipeline.event_sources[0]
+        deadline = time.monotonic() + source.batching_window_seconds + WAIT_SECONDS
+        while not self._all_handled(expected_keys):
+            if time.monotonic() > deadline:
+                raise DemoError(f"the uploads were not all handled after {WAIT_SECONDS} s; see {self.out / 'logs'}")
+            self.runtime.poll_queue_source(source)
+
+    def refusal_then_redrive(self, expected_keys: list[str]) -> list[str]:
+        """What an account without Ground Truth sees, then the operator's redrive once it has access."""
+        dead_letters = self.pipeline.outputs["DeadLetterQueueUrl"]
+        messages = self._drain(dead_letters)
+        reasons = sorted({m["MessageAttributes"]["FailureReason"]["StringValue"] for m in messages})
+        say("   Ground Truth refused the job, as it does for accounts that are new since 2026-07-30. The launcher")
+        say(f"   sent the {len(messages)} upload messages to the dead-letter queue, nothing lost, with this reason:")
+        for reason in reasons:
+            say(f"     {reason}")
+        for line in run_cli(["status"]):
+            say("   " + line)
+        # The operator's step is `aws sqs start-message-move-task`; moto lacks it, so the demo moves the
+        # messages itself, unchanged.
+        self.fake.refuse_account = False
+        for message in messages:
+            self.sqs.send_message(QueueUrl=self.pipeline.outputs["UploadQueueUrl"], MessageBody=message["Body"])
+            self.sqs.delete_message(QueueUrl=dead_letters, ReceiptHandle=message["ReceiptHandle"])
+        say("   Now the account has Ground Truth: the messages go back to the upload queue (the redrive an operator")
+        say("   starts with `aws sqs start-message-move-task`), and the launcher runs again.")
+        self._launch(expected_keys)
+        return reasons
+
+    def _drain(self, url: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while batch := self.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=60
+        ).get("Messages", []):
+            messages += batch
+        return messages
+
+    def label_and_export(self, expected_keys: list[str]) -> list[dict[str, Any]]:
+        jobs = sorted(self.fake.jobs.values(), key=lambda job: job["CreationTime"])
+        for job in jobs:
+            say(f"   labeling job {job['LabelingJobName']} created: the fake accepted the request as the service would")
+        labels = json.loads(self.pipeline.outputs["Labels"])
+        say(f"5/6 Simulated workers label {len(expected_keys)} images ({SIMULATED_NOTE})")
+        events = self.session.client("events")
+        for job in jobs:
+            lines = answer_job(self.s3, job, labels, datetime.now(UTC))
+            self.fake.finish(job["LabelingJobName"], "Completed", lines)
+            events.put_events(Entries=[state_change_event(job)])
+            say(f"   {job['LabelingJobName']}: Completed; state-change event sent to EventBridge")
+        delivery = self.pipeline.rule_deliveries[0]
+        deadline = time.monotonic() + WAIT_SECONDS
+        pending = {job["LabelingJobName"] for job in jobs}
+        while pending:
+            if time.monotonic() > deadline:
+                raise DemoError(f"no exports for {sorted(pending)} after {WAIT_SECONDS} s; see {self.out / 'logs'}")
+            self.runtime.poll_rule_delivery(delivery)
+            pending = {name for name in pending if not self._exists(f"exports/{name}/summary.json")}
+        say(f"   EventBridge rule -> job-events Lambda: exports written for {len(jobs)} job(s)")
+        say("6/6 Results (every box below is simulated)")
+        results = [self._collect(job) for job in jobs]
+        for line in run_cli(["status"]):
+            say("   " + line)
+        say(f"   Lambda logs: {self.out / 'logs'}")
+        return results
+
+    def _collect(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The job's files from the emulator into the output folder, and its review gallery."""
+        name = job["LabelingJobName"]
+        job_dir = self.out / "jobs" / name
+        download_prefix(self.s3, self.bucket, f"jobs/{name}/", job_dir)
+        request = next(r for op, r in self.fake.calls if op == "CreateLabelingJob" and r["LabelingJobName"] == name)
+        (job_dir / "create-labeling-job.json").write_text(json.dumps(request, indent=1) + "\n")
+        output_key = job["LabelingJobOutput"]["OutputDatasetS3Uri"].split(f"s3://{self.bucket}/", 1)[1]
+        self.s3.download_file(self.bucket, output_key, str(job_dir / "output.manifest"))
+        exports = sorted(download_prefix(self.s3, self.bucket, f"exports/{name}/", self.out / "exports" / name))
+        gallery = self.out / "gallery" / name
+        run_cli(["review", name, "--images", "s3", "--out", str(gallery), "--note", SIMULATED_NOTE.capitalize()])
         say(f"   job {name}")
         say(f"     manifest        {job_dir / 'input.manifest'}")
         say(f"     job definition  {job_dir / 'create-labeling-job.json'} (+ worker template, label categories)")
         say(f"     answers         {job_dir / 'output.manifest'} (simulated)")
-        for path in sorted(exports):
+        for path in exports:
             say(f"     export          {path}")
         say(f"     review gallery  {gallery / 'index.html'}")
-    for line in run_cli(["status"]):
-        say("   " + line)
-    say(f"   Lambda logs: {out / 'logs'}")
-    gallery_index = Path(job_results[0]["gallery"])
-    if open_browser and can_open_browser() and webbrowser.open(gallery_index.resolve().as_uri()):
+        return {
+            "name": name,
+            "accepted": name.lower() in self.fake.jobs,
+            "manifest": str(job_dir / "input.manifest"),
+            "job_definition": str(job_dir / "create-labeling-job.json"),
+            "output_manifest": str(job_dir / "output.manifest"),
+            "exports": [str(path) for path in exports],
+            "gallery": str(gallery / "index.html"),
+        }
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except self.s3.exceptions.ClientError:
+            return False
+        return True
+
+
+def show_gallery(index: Path, open_browser: bool) -> None:
+    if open_browser and can_open_browser() and webbrowser.open(index.resolve().as_uri()):
         say("   The gallery is open in your browser.")
     else:
-        say(f"   Open the gallery in a browser: {gallery_index.resolve().as_uri()}")
-    return {
-        "simulated": True,
-        "note": SIMULATED_NOTE,
-        "bucket": bucket,
-        "uploaded": expected_keys,
-        "jobs": job_results,
-        "invocations": [invocation.__dict__ for invocation in runtime.invocations],
-    }
-
-
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError:
-        return False
-    return True
+        say(f"   Open the gallery in a browser: {index.resolve().as_uri()}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,10 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output", help="output folder (default demo-output/)")
     parser.add_argument("--region", default="us-east-1", help="region the stacks are synthesized for")
     parser.add_argument("--no-browser", action="store_true", help="do not open the gallery")
+    parser.add_argument(
+        "--ground-truth-refuses",
+        action="store_true",
+        help="play an account that Ground Truth first refuses (closed to new customers since 2026-07-30), "
+        "then the redrive once it has access",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        run(args.out.resolve(), args.region, open_browser=not args.no_browser)
+        run(args.out.resolve(), args.region, not args.no_browser, args.ground_truth_refuses)
     except KeyboardInterrupt:
         say("Interrupted: the emulator is stopped and nothing is left running. Run `make demo` again at any time.")
         return 130

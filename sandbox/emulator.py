@@ -7,15 +7,18 @@ stops the server itself: nothing is left running whichever way the demo ends.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 30
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 STOP_TIMEOUT_SECONDS = 5
 
 
@@ -30,26 +33,26 @@ class EmulatorError(Exception):
 
 
 class MotoServer:
-    def __init__(self, log_path: Path, header: str = "") -> None:
+    def __init__(self, log_path: Path, line_prefix: str = "") -> None:
         self.log_path = log_path
-        self.header = header
+        self.line_prefix = line_prefix
+        self._log_writer: threading.Thread | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> MotoServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            log.write(self.header.encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                # moto's server only needs to serve; it must never reach AWS itself.
-                env={**os.environ, "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"},
-            )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # moto's server only needs to serve; it must never reach AWS itself.
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"},
+        )
+        self._log_writer = threading.Thread(target=self._copy_log, name="emulator-log", daemon=True)
+        self._log_writer.start()
         try:
             self._wait_until_ready()
         except BaseException:
@@ -59,6 +62,16 @@ class MotoServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    def _copy_log(self) -> None:
+        """The server's output, each line prefixed (the demo marks every log line as a demo's)."""
+        assert self.process is not None and self.process.stdout is not None
+        with self.log_path.open("w", encoding="utf-8") as log:
+            for line in self.process.stdout:
+                # Without the terminal colours the server adds to its banner.
+                text = ANSI_ESCAPE.sub("", line.decode(errors="replace"))
+                log.write(f"{self.line_prefix}{text}")
+                log.flush()
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -83,3 +96,5 @@ class MotoServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        if self._log_writer is not None:
+            self._log_writer.join(STOP_TIMEOUT_SECONDS)

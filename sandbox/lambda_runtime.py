@@ -66,6 +66,7 @@ class FunctionHost:
         self.log_note = log_note
         self._log: TextIO | None = None
         self._handler: Callable[[Any, Any], Any] | None = None
+        self._module: Any = None
 
     def close(self) -> None:
         if self._log is not None:
@@ -100,11 +101,15 @@ class FunctionHost:
                 # Imported inside the function's environment and stdout: module-level settings and
                 # Powertools' log handler see what they would see in Lambda.
                 module_name, _, attribute = self.spec.handler.rpartition(".")
-                module = importlib.import_module(module_name)
-                stamp = getattr(getattr(module, "logger", None), "append_keys", None)
+                self._module = importlib.import_module(module_name)
+                stamp = getattr(getattr(self._module, "logger", None), "append_keys", None)
                 if stamp is not None:
                     stamp(sandbox=self.log_note)
-                self._handler = getattr(module, attribute)
+                self._handler = getattr(self._module, attribute)
+            # Powertools clears metric metadata at every flush: the note goes on each invocation's metric line.
+            add_metadata = getattr(getattr(self._module, "metrics", None), "add_metadata", None)
+            if add_metadata is not None:
+                add_metadata(key="sandbox", value=self.log_note)
             context = LambdaContext(
                 function_name=self.spec.name,
                 memory_limit_in_mb=self.spec.memory_mb,

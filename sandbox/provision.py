@@ -96,6 +96,7 @@ class ProvisionedStack:
     event_sources: list[QueueEventSource] = field(default_factory=list)
     rule_deliveries: list[RuleDelivery] = field(default_factory=list)
     ignored_settings: list[str] = field(default_factory=list)
+    tls_only_statements_left_out: int = 0
 
 
 def _references(value: Any) -> set[str]:
@@ -581,6 +582,7 @@ def _without_tls_only(policy: dict[str, Any], logical_id: str, result: Provision
     for statement in policy.get("Statement", []):
         if statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false":
             result.ignored_settings.append(f"{logical_id}: {statement.get('Sid', 'TLS-only statement')}")
+            result.tls_only_statements_left_out += 1
         else:
             kept.append(statement)
     return {**policy, "Statement": kept}

@@ -33,12 +33,12 @@ EMULATOR_LINE = re.compile(r"Emulator \(moto server\) on (http://127\.0\.0\.1:(\
 DEMO_LIMIT_SECONDS = 180
 
 
-def _demo(out: Path) -> subprocess.Popen[str]:
+def _demo(out: Path, *options: str) -> subprocess.Popen[str]:
     # A newcomer's shell may name a profile that does not exist here: the demo must ignore it, as it
     # ignores any real credentials.
     environment = {**os.environ, "AWS_PROFILE": "only-on-a-laptop", "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"}
     return subprocess.Popen(
-        [sys.executable, "-m", "sandbox.demo", "--no-browser", "--out", str(out)],
+        [sys.executable, "-m", "sandbox.demo", "--no-browser", "--out", str(out), *options],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.PIPE,
@@ -139,10 +139,12 @@ def test_every_lambda_log_line_says_so(demo_run: dict[str, Any]) -> None:
     assert len(logs) == 2  # the launcher and the job-events function
     for log in logs:
         records = [json.loads(line) for line in log.read_text().splitlines()]
-        log_lines = [record for record in records if "level" in record]  # not the metric (EMF) lines
-        assert log_lines, log
-        assert all(record["sandbox"] == SIMULATED_NOTE for record in log_lines)
-    assert SIMULATED_NOTE in (demo_run["out"] / "logs" / "emulator.log").read_text().splitlines()[0]
+        assert any("level" in record for record in records) and any("_aws" in record for record in records)
+        # Log lines and the metric (EMF) lines alike.
+        assert all(record["sandbox"] == SIMULATED_NOTE for record in records), log
+    emulator_lines = (demo_run["out"] / "logs" / "emulator.log").read_text().splitlines()
+    assert any("PutObject" in line or "PUT /" in line for line in emulator_lines)
+    assert all(line.startswith(PREFIX) for line in emulator_lines)
 
 
 def test_the_manifest_lists_every_uploaded_image(demo_run: dict[str, Any], job: dict[str, Any]) -> None:
@@ -233,3 +235,25 @@ def test_the_gallery_renders_with_the_simulated_notice(job: dict[str, Any], tmp_
     # The notice's background (#fff3cd) is on screen, and the pictures loaded (many distinct colours).
     assert count.get((255, 243, 205), 0) > 5000
     assert len(count) > 10000
+
+
+def test_an_account_without_ground_truth_sees_the_refusal_and_loses_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    out = tmp_path_factory.mktemp("refused") / "demo-output"
+    demo = _demo(out, "--ground-truth-refuses")
+    output, _ = demo.communicate(timeout=DEMO_LIMIT_SECONDS * 2)
+    assert demo.returncode == 0, output
+    summary = json.loads((out / "demo-summary.json").read_text())
+    (reason,) = summary["refusals"]
+    assert "AccessDeniedException" in reason and "closed to new AWS customers since 2026-07-30" in reason
+    assert f"sent the {len(SAMPLE_IMAGES)} upload messages to the dead-letter queue" in output
+    # The status shown while refused, then after the redrive: every upload labeled, the DLQ empty.
+    assert output.index(f"messages in the dead-letter queue: {len(SAMPLE_IMAGES)}") < output.index(
+        "messages in the dead-letter queue: 0"
+    )
+    (job,) = summary["jobs"]
+    sources = Path(job["manifest"]).read_text().splitlines()
+    assert len(sources) == len(SAMPLE_IMAGES)
+    coco = json.loads(_export(job, "coco.json").read_text())
+    assert len(coco["images"]) == len(SAMPLE_IMAGES)
