@@ -6,8 +6,9 @@
    (sandbox.lambda_runtime), with every AWS call going through AWS_ENDPOINT_URL.
 4. Uploads sample photos from scikit-image with `gt-labeling upload`; the S3 notification, the queue
    and the launcher create a labeling job, which the fake validates as the service would.
-5. Simulated workers answer in Ground Truth's output format; the fake emits the state-change event;
-   the EventBridge rule and the job-events Lambda export COCO, YOLO and Pascal VOC.
+5. Simulated workers answer in Ground Truth's output format; standing in for the service, the demo
+   puts the job's state-change event on EventBridge, whose rule calls the job-events Lambda, which
+   exports COCO, YOLO and Pascal VOC.
 6. Writes everything under demo-output/, builds the `gt-labeling review` gallery, opens it, and
    stops the emulator. Ctrl-C at any point stops it too.
 """
@@ -100,27 +101,25 @@ def sample_folder(out: Path) -> tuple[Path, list[str]]:
 
 
 def synthesize(out: Path, region: str) -> Path:
+    """`cdk synth` into the demo's folder. Runs after `isolate_from_aws`, so the CDK CLI finds no
+    credentials: it synthesizes for the region without looking up an account, and never calls AWS."""
     cdk_out = out / "cdk.out"
     context = [arg for key, value in DEMO_CONTEXT.items() for arg in ("-c", f"{key}={value}")]
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    environment.update(
-        # The CDK CLI looks up credentials and a default account; with none it synthesizes
-        # environment-agnostic for this region, and never calls AWS.
-        AWS_REGION=region,
-        AWS_DEFAULT_REGION=region,
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        AWS_EC2_METADATA_DISABLED="true",
-        CDK_DEFAULT_REGION=region,
-        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=environment.get(
+    environment = {
+        **os.environ,
+        "CDK_DEFAULT_REGION": region,
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": os.environ.get(
             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20"
         ),
-        CDK_DISABLE_CLI_TELEMETRY="true",
-    )
+    }
     command = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "-o", str(cdk_out), *context]
-    completed = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
+    try:
+        completed = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
+    except FileNotFoundError as error:
+        raise DemoError("npx is not installed: install Node.js 20 or newer, then run `make setup`") from error
     if completed.returncode != 0:
-        raise DemoError(f"cdk synth failed:\n{completed.stderr or completed.stdout}")
+        raise DemoError(f"cdk synth failed (run `make setup` first):\n{completed.stderr or completed.stdout}")
     return cdk_out
 
 
@@ -207,6 +206,26 @@ def can_open_browser() -> bool:
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def provision_stacks(session: Any, region: str, stacks: list[tuple[str, dict[str, Any]]]) -> list[ProvisionedStack]:
+    provisioner = Provisioner(session, region)
+    provisioned = []
+    for name, template in stacks:
+        stack = provisioner.provision(name, template)
+        provisioned.append(stack)
+        created = ", ".join(
+            f"{count} {kind.split('::')[-1]}" + (" (run by the demo)" if kind == "AWS::Lambda::Function" else "")
+            for kind, count in sorted(stack.created.items())
+        )
+        say(f"3/6 {name}: created {created}")
+        say("   not emulated: " + ", ".join(f"{count} {kind}" for kind, count in sorted(stack.not_emulated.items())))
+        if stack.tls_only_statements_left_out:
+            say(
+                f"   left out: {stack.tls_only_statements_left_out} TLS-only deny statement(s) "
+                "(the emulator speaks plain HTTP on loopback)"
+            )
+    return provisioned
+
+
 def run(out: Path, region: str, open_browser: bool, ground_truth_refuses: bool = False) -> dict[str, Any]:
     started = time.monotonic()
     isolate_from_aws(region)
@@ -220,7 +239,7 @@ def run(out: Path, region: str, open_browser: bool, ground_truth_refuses: bool =
     )
     stacks = stacks_in_deploy_order(synthesize(out, region))
     with MotoServer(logs / "emulator.log", f"{PREFIX} ") as emulator:
-        say(f"2/6 Emulator (moto server) on {emulator.url}, pid {emulator.process.pid if emulator.process else '?'}")
+        say(f"2/6 Emulator (moto server) on {emulator.url}, pid {emulator.pid}")
         fake = FakeGroundTruth(region=region, refuse_account=ground_truth_refuses)
         with GroundTruthEndpoint(fake) as ground_truth:
             point_aws_at(emulator.url, ground_truth.url)
@@ -228,24 +247,7 @@ def run(out: Path, region: str, open_browser: bool, ground_truth_refuses: bool =
             s3 = session.client("s3")
             fake.s3_client = s3
             say(f"   Ground Truth fake on {ground_truth.url} (validates requests against botocore's SageMaker model)")
-            provisioner = Provisioner(session, region)
-            provisioned: list[ProvisionedStack] = []
-            for name, template in stacks:
-                stack = provisioner.provision(name, template)
-                provisioned.append(stack)
-                created = ", ".join(
-                    f"{count} {kind.split('::')[-1]}"
-                    + (" (run by the demo)" if kind == "AWS::Lambda::Function" else "")
-                    for kind, count in sorted(stack.created.items())
-                )
-                skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(stack.not_emulated.items()))
-                say(f"3/6 {name}: created {created}")
-                say(f"   not emulated: {skipped}")
-                if stack.tls_only_statements_left_out:
-                    say(
-                        f"   left out: {stack.tls_only_statements_left_out} TLS-only deny statement(s) "
-                        "(the emulator speaks plain HTTP on loopback)"
-                    )
+            provisioned = provision_stacks(session, region, stacks)
             pipeline = next(stack for stack in provisioned if stack.event_sources)
             runtime = LocalLambda(session.client("sqs"), region, logs, SIMULATED_NOTE)
             labeling = LabelingRun(out, session, fake, runtime, pipeline)
