@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -13,9 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from sandbox import demo
 from sandbox.fake_ground_truth import FakeGroundTruth
 from sandbox.ground_truth_endpoint import GroundTruthEndpoint
-from sandbox.provision import Provisioner, ProvisionError
+from sandbox.lambda_runtime import LocalLambda
+from sandbox.provision import FunctionSpec, Provisioner, ProvisionError, QueueEventSource, RuleDelivery
 from sandbox.simulated_workers import output_line, simulated_boxes
 
 REGION = "us-east-1"
@@ -170,3 +176,105 @@ def test_output_line_reads_back_through_the_export_parser() -> None:
     assert [(box.label, box.left, box.top) for box in image.boxes] == [
         (["Dog", "Cat"][b["class_id"]], b["left"], b["top"]) for b in line["labels"]["annotations"]
     ]
+
+
+HANDLER_MODULE = """
+import os
+
+calls = []
+
+
+def handle(event, context):
+    calls.append({"records": len(event.get("Records", [])), "setting": os.environ["SETTING"], "context": context})
+    if event.get("explode"):
+        raise RuntimeError("always fails")
+    failed = [r["messageId"] for r in event.get("Records", []) if r["body"] == "fail"]
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+"""
+
+
+@pytest.fixture
+def handler_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = f"sandbox_probe_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(HANDLER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def _spec(module: str, **overrides: Any) -> FunctionSpec:
+    values: dict[str, Any] = {
+        "logical_id": "Probe",
+        "name": "probe",
+        "handler": f"{module}.handle",
+        "environment": {"SETTING": "from-the-template"},
+        "timeout_seconds": 30,
+        "memory_mb": 256,
+    }
+    values.update(overrides)
+    return FunctionSpec(**values)
+
+
+def test_a_batch_deletes_only_what_the_handler_did_not_report(
+    session: Any, handler_module: str, tmp_path: Path
+) -> None:
+    sqs = session.client("sqs")
+    url = sqs.create_queue(QueueName="uploads")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for body in ("ok-1", "fail", "ok-2"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    runtime = LocalLambda(sqs, REGION, tmp_path / "logs", "note")
+    source = QueueEventSource(
+        url, arn, _spec(handler_module), batch_size=10, batching_window_seconds=0, report_batch_item_failures=True
+    )
+    assert "SETTING" not in os.environ
+    assert runtime.poll_queue_source(source) == 3
+    assert "SETTING" not in os.environ  # the function's environment is its own
+    (call,) = importlib.import_module(handler_module).calls
+    assert call["records"] == 3 and call["setting"] == "from-the-template"
+    assert call["context"].function_name == "probe" and call["context"].get_remaining_time_in_millis() > 0
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    # The reported message stays, invisible until its visibility timeout; the other two are deleted.
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
+        "0",
+        "1",
+    )
+    runtime.close()
+
+
+def test_an_event_that_keeps_failing_is_retried_then_dead_lettered(
+    session: Any, handler_module: str, tmp_path: Path
+) -> None:
+    sqs = session.client("sqs")
+    delivery_url = sqs.create_queue(QueueName="rule-delivery")["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName="failed-events")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    function = _spec(handler_module, maximum_retry_attempts=2, dead_letter_queue_arn=dlq_arn)
+    sqs.send_message(QueueUrl=delivery_url, MessageBody=json.dumps({"explode": True}))
+    runtime = LocalLambda(sqs, REGION, tmp_path / "logs", "note")
+    assert runtime.poll_rule_delivery(RuleDelivery("rule", delivery_url, function, None)) == 1
+    assert len(importlib.import_module(handler_module).calls) == 3  # the first try and two retries
+    (dead,) = sqs.receive_message(QueueUrl=dlq_url).get("Messages", [])
+    assert json.loads(dead["Body"]) == {"explode": True}
+    assert runtime.invocations[-1].error == "RuntimeError: always fails"
+    runtime.close()
+
+
+def test_the_gallery_opens_only_where_there_is_a_display(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    opened: list[str] = []
+
+    def fake_open(uri: str) -> bool:
+        opened.append(uri)
+        return True
+
+    monkeypatch.setattr(demo.webbrowser, "open", fake_open)
+    monkeypatch.setattr(demo.sys, "platform", "linux")
+    index = tmp_path / "index.html"
+    for variable in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(variable, raising=False)
+    demo.show_gallery(index, open_browser=True)
+    assert opened == []
+    monkeypatch.setenv("DISPLAY", ":0")
+    demo.show_gallery(index, open_browser=False)
+    assert opened == []
+    demo.show_gallery(index, open_browser=True)
+    assert opened == [index.resolve().as_uri()]
