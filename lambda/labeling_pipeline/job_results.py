@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
@@ -67,10 +66,12 @@ def write_exports(
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
+    """Bucket and key of an s3:// URI as manifests write it: the key verbatim, not URL-encoded, so a
+    '#' or '?' in it is part of the key (a URL parser would cut the key there)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
         raise ValueError(f"not an s3:// URI: {uri}")
-    return parsed.netloc, parsed.path.lstrip("/")
+    return bucket, key.lstrip("/")
 
 
 class JobFinisher:

@@ -19,6 +19,7 @@ from labeling_pipeline.images import (
     skip_reason,
     superseded_versions,
 )
+from labeling_pipeline.job_results import split_s3_uri
 from labeling_pipeline.s3_events import NotAnS3Event, parse_message
 from labeling_pipeline.task_config import (
     chunks,
@@ -206,3 +207,12 @@ def test_the_newest_version_of_a_key_wins_by_sequencer_then_event_time() -> None
     # One version delivered twice, or two different keys: nothing is superseded.
     assert superseded_versions([upload("v1", "01"), upload("v1", "01")]) == {}
     assert superseded_versions([upload("v1", "01"), upload("v2", "02", key="images/b.jpg")]) == {}
+
+
+def test_an_s3_uri_keeps_url_special_characters_in_its_key() -> None:
+    # Manifests write keys verbatim: '#', '?' and '%' are part of the key, as S3 allows.
+    assert split_s3_uri("s3://bucket/images/walk #1?.jpg") == ("bucket", "images/walk #1?.jpg")
+    assert split_s3_uri("s3://bucket/images/100%25.png") == ("bucket", "images/100%25.png")
+    for not_s3 in ("https://bucket/key.jpg", "s3:///key.jpg", "bucket/key.jpg"):
+        with pytest.raises(ValueError):
+            split_s3_uri(not_s3)
