@@ -34,6 +34,8 @@ from typing import Any
 
 import boto3
 
+from labeling_cli.commands import queue_depth
+from labeling_pipeline.job_results import split_s3_uri
 from sandbox.emulator import MotoServer
 from sandbox.fake_ground_truth import FakeGroundTruth
 from sandbox.ground_truth_endpoint import GroundTruthEndpoint
@@ -180,16 +182,6 @@ def point_aws_at(emulator_url: str, ground_truth_url: str) -> None:
     os.environ.update(AWS_ENDPOINT_URL=emulator_url, AWS_ENDPOINT_URL_SAGEMAKER=ground_truth_url)
 
 
-def manifest_sources(s3: Any, fake: FakeGroundTruth) -> set[str]:
-    sources = set()
-    for job in fake.jobs.values():
-        uri = job["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-        sources |= {json.loads(line)["source-ref"].split("/", 3)[3] for line in body.splitlines()}
-    return sources
-
-
 def download_prefix(s3: Any, bucket: str, prefix: str, target: Path) -> list[Path]:
     paths = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -302,12 +294,9 @@ class LabelingRun:
     def _all_handled(self, expected_keys: list[str]) -> bool:
         if self.fake.refuse_account:
             # Each upload is its own notification; a refusal sends each to the dead-letter queue.
-            return self._queue_depth(self.pipeline.outputs["DeadLetterQueueUrl"]) >= len(expected_keys)
-        return set(expected_keys) <= manifest_sources(self.s3, self.fake)
-
-    def _queue_depth(self, url: str) -> int:
-        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+            return queue_depth(self.sqs, self.pipeline.outputs["DeadLetterQueueUrl"]) >= len(expected_keys)
+        labeled = {split_s3_uri(source_ref)[1] for source_ref in self.fake.input_source_refs()}
+        return set(expected_keys) <= labeled
 
     def _launch(self, expected_keys: list[str]) -> None:
         source = self.pipeline.event_sources[0]
@@ -355,7 +344,7 @@ class LabelingRun:
         say(f"5/6 Simulated workers label {len(expected_keys)} images ({SIMULATED_NOTE})")
         events = self.session.client("events")
         for job in jobs:
-            lines = answer_job(self.s3, job, labels, datetime.now(UTC))
+            lines = answer_job(self.fake.read, job, labels, datetime.now(UTC))
             self.fake.finish(job["LabelingJobName"], "Completed", lines)
             events.put_events(Entries=[state_change_event(job)])
             say(f"   {job['LabelingJobName']}: Completed; state-change event sent to EventBridge")

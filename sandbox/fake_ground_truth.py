@@ -21,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
 
 import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.model import Shape
+
+from labeling_pipeline.job_results import split_s3_uri
 
 ACCOUNT = "123456789012"
 
@@ -222,19 +223,30 @@ class FakeGroundTruth:
             errors += self._check_inputs(request)
         return errors
 
-    def _read(self, uri: str) -> bytes:
-        parsed = urlparse(uri)
-        return bytes(self.s3_client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read())
+    def read(self, uri: str) -> bytes:
+        """An s3:// object, read as the service reads its inputs."""
+        bucket, key = split_s3_uri(uri)
+        return bytes(self.s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def input_source_refs(self) -> list[str]:
+        """Every source-ref in every accepted job's input manifest, in creation order, repeats kept."""
+        with self._lock:  # the demo's endpoint may be creating a job meanwhile
+            jobs = list(self.jobs.values())
+        return [
+            json.loads(line)["source-ref"]
+            for job in jobs
+            for line in self.read(job["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines()
+        ]
 
     def _manifest_size(self, request: dict[str, Any]) -> int:
         if self.s3_client is None:
             return 0
-        return len(self._read(request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines())
+        return len(self.read(request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines())
 
     def _check_inputs(self, request: dict[str, Any]) -> list[str]:
         errors = []
         try:
-            lines = self._read(request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines()
+            lines = self.read(request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines()
         except Exception as error:
             return [f"cannot read the input manifest: {error}"]
         if not lines or len(lines) > 100_000:
@@ -248,7 +260,7 @@ class FakeGroundTruth:
             if not str(entry.get("source-ref", "")).startswith("s3://"):
                 errors.append(f"manifest line {number} has no s3:// source-ref")
         try:
-            config = json.loads(self._read(request["LabelCategoryConfigS3Uri"]))
+            config = json.loads(self.read(request["LabelCategoryConfigS3Uri"]))
             labels = [entry["label"] for entry in config["labels"]]
             if config.get("document-version") != "2018-11-28":
                 errors.append("label category config has the wrong document-version")
@@ -257,7 +269,7 @@ class FakeGroundTruth:
         except Exception as error:
             errors.append(f"cannot read the label category config: {error}")
         try:
-            template = self._read(request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]).decode()
+            template = self.read(request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]).decode()
             if "crowd-bounding-box" not in template:
                 errors.append("the worker template has no crowd-bounding-box element")
         except Exception as error:
@@ -275,7 +287,7 @@ class FakeGroundTruth:
             output_uri = (
                 f"{job['OutputConfig']['S3OutputPath']}{job['LabelingJobName']}/manifests/output/output.manifest"
             )
-            bucket, _, key = output_uri.removeprefix("s3://").partition("/")
+            bucket, key = split_s3_uri(output_uri)
             self.s3_client.put_object(
                 Bucket=bucket, Key=key, Body="".join(line + "\n" for line in output_lines).encode()
             )

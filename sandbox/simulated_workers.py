@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import random
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -76,13 +77,13 @@ def image_size(picture: bytes) -> tuple[int, int, int]:
         return image.width, image.height, len(image.getbands())
 
 
-def answer_job(s3: Any, job: dict[str, Any], labels: list[str], created: datetime) -> list[str]:
-    """The output manifest lines for a created job, reading its input manifest and images from S3."""
+def answer_job(read: Callable[[str], bytes], job: dict[str, Any], labels: list[str], created: datetime) -> list[str]:
+    """The output manifest lines for a created job; `read` fetches an s3:// URI (its input manifest, its images)."""
     manifest_uri = job["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]
     lines = []
-    for entry in _read(s3, manifest_uri).decode().splitlines():
+    for entry in read(manifest_uri).decode().splitlines():
         source_ref = json.loads(entry)["source-ref"]
-        size = image_size(_read(s3, source_ref))
+        size = image_size(read(source_ref))
         line = output_line(source_ref, size, labels, job["LabelAttributeName"], job["LabelingJobName"], created)
         lines.append(json.dumps(line))
     return lines
@@ -96,8 +97,3 @@ def state_change_event(job: dict[str, Any]) -> dict[str, Any]:
         "Resources": [job["LabelingJobArn"]],
         "Detail": json.dumps({"LabelingJobStatus": job["LabelingJobStatus"]}),
     }
-
-
-def _read(s3: Any, uri: str) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())

@@ -73,14 +73,7 @@ class World:
 
     def manifest_sources(self) -> list[str]:
         """Every source-ref in every created job's manifest (duplicates kept, so they can be counted)."""
-        sources = []
-        for name in self.ground_truth.created_names:
-            job = self.ground_truth.jobs[name.lower()]
-            uri = job["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]
-            key = uri.split(f"s3://{BUCKET}/", 1)[1]
-            body = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
-            sources += [json.loads(line)["source-ref"] for line in body.splitlines()]
-        return sources
+        return self.ground_truth.input_source_refs()
 
 
 def build_world(*, versioned: bool = False) -> World:

@@ -169,15 +169,16 @@ def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, s
         lines.append(
             f"{job['name']:40s} {state:12s} {job.get('image_count', '?'):>6s} {labeled:7d} {failed:6d} {left:6d}"
         )
-    waiting = _queue_depth(sqs, stack.upload_queue_url)
-    dead = _queue_depth(sqs, stack.dead_letter_queue_url)
+    waiting = queue_depth(sqs, stack.upload_queue_url)
+    dead = queue_depth(sqs, stack.dead_letter_queue_url)
     lines += [f"could not describe {note}" for note in notes]
     lines.append(f"uploads waiting in the queue: {waiting}")
     lines.append(f"messages in the dead-letter queue: {dead}" + ("  <- needs attention" if dead else ""))
     return lines
 
 
-def _queue_depth(sqs: Any, url: str) -> int:
+def queue_depth(sqs: Any, url: str) -> int:
+    """Messages in the queue, visible or being handled."""
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
