@@ -228,30 +228,21 @@ class Provisioner:
                 result.not_emulated[kind] += 1
             else:
                 result.created[kind] += 1
-        for key, output in template.get("Outputs", {}).items():
-            value = str(self._resolve(output["Value"], stack))
-            result.outputs[key] = value
+        outputs = self._resolve(template.get("Outputs", {}), stack)
+        for key, output in outputs.items():
+            result.outputs[key] = str(output["Value"])
             if "Export" in output:
-                self.exports[str(self._resolve(output["Export"]["Name"], stack))] = value
-        self._register_outputs(stack_name, template.get("Outputs", {}), result.outputs, stack)
+                self.exports[output["Export"]["Name"]] = result.outputs[key]
+        self._register_outputs(stack_name, outputs)
         return result
 
-    def _register_outputs(
-        self, stack_name: str, outputs: dict[str, Any], values: dict[str, str], stack: _StackState
-    ) -> None:
+    def _register_outputs(self, stack_name: str, outputs: dict[str, Any]) -> None:
         """A stack of the same name holding the resolved outputs, so tools that read outputs find them."""
         body = {
             "Description": "Local sandbox: the outputs of the synthesized stack, resolved on the emulator",
             "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
             "Outputs": {
-                key: {
-                    "Value": values[key],
-                    **(
-                        {"Export": {"Name": self._resolve(output["Export"]["Name"], stack)}}
-                        if "Export" in output
-                        else {}
-                    ),
-                }
+                key: {"Value": str(output["Value"]), **({"Export": output["Export"]} if "Export" in output else {})}
                 for key, output in outputs.items()
             },
         }
