@@ -35,6 +35,7 @@ from typing import Any
 import boto3
 
 from labeling_cli.commands import queue_depth
+from labeling_cli.main import main as gt_labeling
 from labeling_pipeline.job_results import split_s3_uri
 from sandbox.emulator import MotoServer
 from sandbox.fake_ground_truth import FakeGroundTruth
@@ -151,11 +152,9 @@ def stacks_in_deploy_order(cdk_out: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def run_cli(argv: list[str]) -> list[str]:
     """The project's own `gt-labeling` command, in this process (so it reaches the emulator)."""
-    from labeling_cli.main import main
-
     captured, errors = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(errors):
-        code = main(argv)
+        code = gt_labeling(argv)
     if code != 0:
         raise DemoError(f"gt-labeling {' '.join(argv)} failed: {errors.getvalue().strip()}")
     return captured.getvalue().splitlines()

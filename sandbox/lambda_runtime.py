@@ -73,7 +73,7 @@ class FunctionHost:
             self._log.close()
 
     @contextlib.contextmanager
-    def _running(self) -> Iterator[TextIO]:
+    def _running(self) -> Iterator[None]:
         """The function's environment and stdout (CloudWatch Logs, for a deployed function)."""
         if self._log is None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ class FunctionHost:
         os.environ.update({**self.spec.environment, **lambda_variables})
         try:
             with contextlib.redirect_stdout(self._log):
-                yield self._log
+                yield
         finally:
             os.environ.clear()
             os.environ.update(saved)
