@@ -12,9 +12,14 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # npm's "new version available" notice is a registry lookup and noise in every build.
 export NPM_CONFIG_UPDATE_NOTIFIER := false
 
-.PHONY: setup demo test lint synth deploy destroy bench clean
+.PHONY: setup browser demo test lint synth deploy destroy bench clean
 
-setup: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed browser
+
+# The browser tests drive a system Chromium: found, or installed with apt-get when run as root on
+# Debian/Ubuntu; elsewhere one line says what to install (scripts/browser.py).
+browser:
+	@python3 scripts/browser.py --install
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)

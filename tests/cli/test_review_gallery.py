@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import pytest
 from PIL import Image
 
 from labeling_cli.commands import review_command
+from scripts.browser import INSTALL_HINT, find_chromium
 
 IMAGE_COLOUR = (30, 60, 200)
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _line(source_ref: str, boxes: list[tuple[int, int, int, int, int]]) -> str:
@@ -38,13 +37,15 @@ def _line(source_ref: str, boxes: list[tuple[int, int, int, int, int]]) -> str:
 
 
 def screenshot(page: Path, target: Path) -> Image.Image:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed here (apt-get install chromium)")
+    chromium = find_chromium()
+    if chromium is None:
+        # Under CI a skip would hide a setup that failed to install the browser.
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and no browser: make setup should have installed it. {INSTALL_HINT}")
+        pytest.skip(INSTALL_HINT)
     subprocess.run(
         [
-            CHROMIUM,
+            chromium,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
