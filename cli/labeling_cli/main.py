@@ -5,20 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
 from labeling_cli import commands
-from labeling_cli.stack import CliError, StackInfo, load_stack
+from labeling_cli.sources import local_manifest
+from labeling_cli.stack import CliError, StackInfo, load_stack, resolve_region
 from labeling_cli.upload import upload
 from labeling_pipeline.backends import BackendError
 from labeling_pipeline.backends.ground_truth import GroundTruthBackend
 from labeling_pipeline.ledger import Ledger
 
 DEFAULT_PROJECT = "gt-labeling"
+LABELS_EXAMPLE = """'["Dog","Cat"]'"""  # as typed in a shell
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PROJECT,
         help="projectName of the deployment (stacks <project>-pipeline and <project>-workforce)",
     )
-    parser.add_argument("--region", help="AWS region (default: from your AWS configuration)")
+    parser.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION or your AWS profile's region)"
+    )
     parser.add_argument("--profile", help="AWS profile")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -70,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _session(args: argparse.Namespace) -> Any:
-    return boto3.Session(profile_name=args.profile, region_name=args.region)
+    return boto3.Session(profile_name=args.profile, region_name=resolve_region(args.region))
 
 
 def _backend(session: Any, stack: StackInfo) -> GroundTruthBackend:
@@ -82,51 +87,92 @@ def _backend(session: Any, stack: StackInfo) -> GroundTruthBackend:
     )
 
 
-def run(args: argparse.Namespace, session: Any) -> list[str]:
-    if args.command in ("export", "review") and Path(args.source).is_file():
-        # A local manifest needs no deployment; labels come from --labels or the manifest itself.
-        stack = None
-        try:
-            stack = load_stack(session, args.project)
-        except (CliError, BotoCoreError, NoCredentialsError):
-            stack = None
-    else:
+def _labels(raw: str | None) -> list[str] | None:
+    if not raw:
+        return None
+    try:
+        labels = json.loads(raw)
+    except json.JSONDecodeError:
+        labels = None
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise CliError(f"--labels takes a JSON list of label names, e.g. {LABELS_EXAMPLE}, not {raw}")
+    return labels
+
+
+def _export_or_review(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
+    # A local file that is not there is said first: no region or credentials are needed to say it.
+    manifest = local_manifest(args.source)
+    labels = _labels(args.labels)
+    wants_s3 = getattr(args, "images", None) == "s3" or getattr(args, "with_images", False)
+    session: Any = None
+    stack: StackInfo | None = None
+    if manifest is None:
+        session = connect()
         stack = load_stack(session, args.project)
-    needs_s3 = stack is not None or getattr(args, "images", None) == "s3" or getattr(args, "with_images", False)
-    s3 = session.client("s3") if needs_s3 else None
+    elif labels is None:
+        # A local manifest needs the deployment only for the label order (the stack's labels).
+        try:
+            session = connect()
+            stack = load_stack(session, args.project)
+        except (CliError, BotoCoreError) as error:
+            if args.command == "export":
+                reason = str(error).split(": ", 1)[0].rstrip(".")
+                print(
+                    f"gt-labeling: note: no --labels, and the deployed stack's labels were not read ({reason}): "
+                    "class ids follow the order in which labels first appear in the manifest. "
+                    f"Pass --labels {LABELS_EXAMPLE} to set it.",
+                    file=sys.stderr,
+                )
+    if session is None and wants_s3:
+        session = connect()
+    s3 = session.client("s3") if stack is not None or wants_s3 else None
+    attribute = args.attribute or (stack.label_attribute if stack and manifest is None else None)
+    backend = _backend(session, stack) if stack else None
+    if labels is None:
+        labels = stack.labels if stack else []
+    if args.command == "export":
+        summary = commands.export_command(
+            args.source, args.format, args.out, labels, attribute, s3, backend, with_images=args.with_images
+        )
+        return [f"wrote {args.format} to {args.out}", json.dumps(summary, indent=1, ensure_ascii=False)]
+    index = commands.review_command(args.source, args.images, args.out, labels, attribute, s3, backend, args.note)
+    return [f"open {index}"]
+
+
+def run(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
+    """The subcommand's output lines; connect() makes the boto3 session, only once AWS is needed."""
+    if args.command in ("export", "review"):
+        return _export_or_review(args, connect)
+    session = connect()
+    stack = load_stack(session, args.project)
     if args.command == "upload":
-        assert stack is not None
-        report = upload(s3, stack.bucket, args.directory, args.dataset, args.workers)
+        report = upload(session.client("s3"), stack.bucket, args.directory, args.dataset, args.workers)
         if report.failed:
             raise CliError("\n".join(report.lines()))
         return report.lines()
-    if args.command in ("export", "review"):
-        labels = json.loads(args.labels) if args.labels else (stack.labels if stack else [])
-        attribute = args.attribute or (stack.label_attribute if stack and not Path(args.source).is_file() else None)
-        backend = _backend(session, stack) if stack else None
-        if args.command == "export":
-            summary = commands.export_command(
-                args.source, args.format, args.out, labels, attribute, s3, backend, with_images=args.with_images
-            )
-            return [f"wrote {args.format} to {args.out}", json.dumps(summary, indent=1, ensure_ascii=False)]
-        index = commands.review_command(args.source, args.images, args.out, labels, attribute, s3, backend, args.note)
-        return [f"open {index}"]
-    assert stack is not None
     ledger = Ledger(session.client("dynamodb"), stack.ledger_table)
     if args.command == "status":
         return commands.status_command(stack, ledger, _backend(session, stack), session.client("sqs"), args.limit)
     if args.command == "workers":
         return commands.workers_command(session.client("cognito-idp"), stack, args.action, args.email)
-    return commands.relabel_command(s3, ledger, args.job)
+    return commands.relabel_command(session.client("s3"), ledger, args.job)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        for line in run(args, _session(args)):
+        for line in run(args, lambda: _session(args)):
             print(line)
     except CliError as error:
         print(f"gt-labeling: {error}", file=sys.stderr)
+        return 2
+    except ProfileNotFound as error:
+        profile = error.kwargs.get("profile", "")
+        print(
+            f"gt-labeling: AWS profile {profile!r} is not in your AWS config or credentials file: "
+            f"check --profile and AWS_PROFILE, or create it with `aws configure --profile {profile}`.",
+            file=sys.stderr,
+        )
         return 2
     except NoCredentialsError:
         print("gt-labeling: no AWS credentials found: run `aws configure` or `aws sso login`.", file=sys.stderr)

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+NO_REGION = (
+    "No AWS region set: export AWS_REGION (or AWS_DEFAULT_REGION) or pass --region, with the region you deployed to."
+)
+NO_CREDENTIALS = "No AWS credentials found: run `aws configure` or `aws sso login`, or export AWS_PROFILE."
+
 
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
+
+
+def resolve_region(flag: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """--region, else AWS_REGION, else None so that boto3 takes AWS_DEFAULT_REGION or the profile's region.
+
+    boto3 (1.43) does not read AWS_REGION; the CDK CLI does, first, and so does scripts/deploy_preflight.py
+    (``os.environ.get("AWS_REGION") or session.region_name``): the CLI finds the stacks where `make deploy`
+    put them."""
+    return flag or environ.get("AWS_REGION") or None
 
 
 @dataclass(frozen=True)
@@ -33,16 +49,14 @@ def _outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except NoCredentialsError as error:
-        raise CliError(
-            "No AWS credentials found: run `aws configure` or `aws sso login`, or export AWS_PROFILE."
-        ) from error
+        raise CliError(NO_CREDENTIALS) from error
     except NoRegionError as error:
-        raise CliError("No AWS region set: export AWS_REGION or pass --region.") from error
+        raise CliError(NO_REGION) from error
     except ClientError as error:
         if "does not exist" in str(error):
             raise CliError(
-                f"Stack {stack_name} was not found in this account and region: deploy with `make deploy`, "
-                "or pass --project/--region for another deployment."
+                f"Stack {stack_name} was not found in this account in region {cloudformation.meta.region_name}: "
+                "deploy with `make deploy`, or pass --project/--region for another deployment."
             ) from error
         raise CliError(f"Cannot read stack {stack_name}: {error}") from error
     except BotoCoreError as error:
@@ -52,9 +66,9 @@ def _outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
 
 def load_stack(session: Any, project: str) -> StackInfo:
     if not session.region_name:
-        raise CliError("No AWS region set: export AWS_REGION or pass --region.")
+        raise CliError(NO_REGION)
     if session.get_credentials() is None:
-        raise CliError("No AWS credentials found: run `aws configure` or `aws sso login`, or export AWS_PROFILE.")
+        raise CliError(NO_CREDENTIALS)
     cloudformation = session.client("cloudformation")
     pipeline = _outputs(cloudformation, f"{project}-pipeline")
     workforce: dict[str, str] = {}
