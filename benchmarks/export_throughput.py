@@ -24,11 +24,13 @@ compare two ways of producing the same files.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import subprocess
@@ -40,7 +42,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lambda"), str(ROOT)]
@@ -115,9 +116,16 @@ def streaming(kind: str, manifest: Path, out: Path) -> int:
 # --- naive: everything in memory, then written -----------------------------------------------------------
 
 
-def _relative(source_ref: str) -> str:
-    key = urlparse(source_ref).path.lstrip("/")
-    return key.removeprefix("images/") or PurePosixPath(key).name
+def _name(source_ref: str) -> tuple[str, str, str]:
+    """The image's id, file name and split, spelled out with pathlib and re (the exports' rule)."""
+    key = source_ref.removeprefix("s3://").partition("/")[2].lstrip("/")
+    relative = PurePosixPath(key.removeprefix("images/") or key)
+    suffix = relative.suffix.lower() if relative.suffix[1:].isascii() and relative.suffix[1:].isalnum() else ""
+    stem = str(relative.with_suffix("")) if suffix else str(relative)
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__"))[-100:].strip("._-")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    image_id = f"{readable}-{digest}" if readable else digest
+    return image_id, image_id + suffix, "val" if int(digest, 16) % 100 < 10 else "train"
 
 
 def _coco_number(value: float) -> float | int:
@@ -161,7 +169,7 @@ def naive_coco(images: list[dict[str, Any]]) -> dict[str, Any]:
         document["images"].append(
             {
                 "id": image_id,
-                "file_name": _relative(image["source_ref"]),
+                "file_name": _name(image["source_ref"])[1],
                 "width": image["width"],
                 "height": image["height"],
                 "source_ref": image["source_ref"],
@@ -184,8 +192,11 @@ def naive_coco(images: list[dict[str, Any]]) -> dict[str, Any]:
     return document
 
 
-def naive_yolo(images: list[dict[str, Any]]) -> dict[str, str]:
+def naive_yolo(images: list[dict[str, Any]], root: Path | None) -> dict[str, str]:
+    from labeling_pipeline.exports.formats import DATA_YAML_HEADER, NO_VAL_COMMENT
+
     files = {}
+    splits: dict[str, list[str]] = {"train": [], "val": []}
     for image in images:
         width, height = image["width"], image["height"]
         lines = [
@@ -193,20 +204,27 @@ def naive_yolo(images: list[dict[str, Any]]) -> dict[str, str]:
             f"{w / width:.6f} {h / height:.6f}\n"
             for name, left, top, w, h in image["boxes"]
         ]
-        files[f"labels/{PurePosixPath(_relative(image['source_ref'])).with_suffix('.txt')}"] = "".join(lines)
+        image_id, file_name, split = _name(image["source_ref"])
+        files[f"labels/{image_id}.txt"] = "".join(lines)
+        splits[split].append(f"./images/{file_name}\n")
     files["classes.txt"] = "".join(name + "\n" for name in LABELS)
+    files["train.txt"], files["val.txt"] = "".join(splits["train"]), "".join(splits["val"])
     names = "".join(f"  {index}: {json.dumps(name)}\n" for index, name in enumerate(LABELS))
-    files["data.yaml"] = f"path: .\ntrain: images\nval: images\nnc: {len(LABELS)}\nnames:\n{names}"
+    path = f"path: {json.dumps(str(root))}\n" if root else ""
+    val = "val: val.txt\n" if splits["val"] else f"{NO_VAL_COMMENT}val: train.txt\n"
+    files["data.yaml"] = f"{DATA_YAML_HEADER}{path}train: train.txt\n{val}nc: {len(LABELS)}\nnames:\n{names}"
     return files
 
 
-def naive_voc(images: list[dict[str, Any]]) -> list[tuple[str, ET.Element]]:
+def naive_voc(images: list[dict[str, Any]]) -> tuple[list[tuple[str, ET.Element]], dict[str, str]]:
     documents = []
+    splits: dict[str, list[str]] = {"train": [], "val": []}
     for image in images:
-        relative = PurePosixPath(_relative(image["source_ref"]))
+        image_id, file_name, split = _name(image["source_ref"])
+        splits[split].append(image_id + "\n")
         root = ET.Element("annotation")
-        ET.SubElement(root, "folder").text = str(relative.parent)
-        ET.SubElement(root, "filename").text = relative.name
+        ET.SubElement(root, "folder").text = "JPEGImages"
+        ET.SubElement(root, "filename").text = file_name
         ET.SubElement(root, "path").text = image["source_ref"]
         ET.SubElement(ET.SubElement(root, "source"), "database").text = f"SageMaker Ground Truth job {image['job']}"
         size = ET.SubElement(root, "size")
@@ -218,10 +236,14 @@ def naive_voc(images: list[dict[str, Any]]) -> list[tuple[str, ET.Element]]:
             for tag, text in (("name", name), ("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
                 ET.SubElement(obj, tag).text = text
             bndbox = ET.SubElement(obj, "bndbox")
-            for tag, value in (("xmin", left), ("ymin", top), ("xmax", left + width), ("ymax", top + height)):
-                ET.SubElement(bndbox, tag).text = str(round(value))
-        documents.append((f"Annotations/{relative.with_suffix('.xml')}", root))
-    return documents
+            xmin, ymin = round(left + 1), round(top + 1)
+            xmax, ymax = max(round(left + width), xmin), max(round(top + height), ymin)
+            for tag, value in (("xmin", xmin), ("ymin", ymin), ("xmax", xmax), ("ymax", ymax)):
+                ET.SubElement(bndbox, tag).text = str(value)
+        documents.append((f"Annotations/{image_id}.xml", root))
+    lists = {f"ImageSets/Main/{split}.txt": "".join(ids) for split, ids in splits.items()}
+    lists["ImageSets/Main/trainval.txt"] = "".join(splits["train"] + splits["val"])
+    return documents, lists
 
 
 def _voc_text(root: ET.Element) -> str:
@@ -254,9 +276,10 @@ def naive(kind: str, manifest: Path, out: Path) -> int:
     if kind in ("coco", "lambda"):
         document = naive_coco(images)
     if kind in ("yolo-folder", "lambda"):
-        yolo = naive_yolo(images)
+        yolo = naive_yolo(images, (out / "yolo").resolve() if kind == "yolo-folder" else None)
     if kind in ("voc-folder", "lambda"):
-        voc = {path: _voc_text(root) for path, root in naive_voc(images)}
+        documents, lists = naive_voc(images)
+        voc = {path: _voc_text(root) for path, root in documents} | lists
     if kind in ("coco", "lambda"):
         with (out / "coco.json").open("w", encoding="utf-8") as target:
             json.dump(document, target, ensure_ascii=False)
@@ -381,7 +404,12 @@ def measure(approach: str, kind: str, manifest: Path, work: Path, cpu: int | Non
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*") if path.is_file()}
+    files = {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*") if path.is_file()}
+    # A folder's data.yaml names the folder itself, which differs between the two runs.
+    if "yolo/data.yaml" in files:
+        lines = files["yolo/data.yaml"].splitlines(keepends=True)
+        files["yolo/data.yaml"] = b"".join(line for line in lines if not line.startswith(b"path: "))
+    return files
 
 
 def _tar(path: Path) -> dict[str, bytes]:

@@ -14,7 +14,16 @@ from tqdm import tqdm
 from labeling_cli.review import ReviewItem, local_href, render_gallery
 from labeling_cli.stack import CliError, StackInfo
 from labeling_pipeline.backends import BackendError, LabelingBackend, PermanentBackendError
-from labeling_pipeline.exports.formats import FORMATS, ExportStats, LabelSpace, export, make_writers, relative_path
+from labeling_pipeline.exports.formats import (
+    FORMATS,
+    IMAGE_FOLDERS,
+    ExportStats,
+    LabelSpace,
+    export,
+    image_name,
+    make_writers,
+    relative_path,
+)
 from labeling_pipeline.exports.output_manifest import LabeledImage, ManifestError, read_output_manifest
 from labeling_pipeline.job_results import split_s3_uri
 from labeling_pipeline.ledger import Ledger
@@ -43,11 +52,6 @@ def manifest_lines(
     yield response["Body"].iter_lines(keepends=True), int(response.get("ContentLength") or 0) or None
 
 
-# Where each format's tools look for the pictures: Ultralytics maps .../images/x.jpg to .../labels/x.txt;
-# Pascal VOC keeps them in JPEGImages/ beside Annotations/.
-IMAGE_FOLDERS = {"yolo": "images", "voc": "JPEGImages"}
-
-
 def _fetch_image(s3: Any, source_ref: str, target: Path) -> str | None:
     """Download one image to target; None when it came, else why not (the error code)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +68,7 @@ def _download_images(s3: Any, source_refs: list[str], folder: Path) -> tuple[int
         raise CliError("--with-images needs AWS credentials to read the images from S3")
     missing = []
     for source_ref in tqdm(source_refs, unit="img", disable=None):
-        problem = _fetch_image(s3, source_ref, folder / relative_path(source_ref))
+        problem = _fetch_image(s3, source_ref, folder / image_name(source_ref).file_name)
         if problem is not None:
             missing.append(f"{source_ref}: {problem}")
     return len(source_refs) - len(missing), missing

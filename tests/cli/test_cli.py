@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from labeling_cli import main as cli
+from labeling_pipeline.exports.formats import image_name
 from labeling_pipeline.images import ImageRef
 from tests.cli.conftest import Deployed
 from tests.lambda_code.test_job_events import output_line
@@ -88,7 +89,11 @@ def test_export_a_completed_job_from_s3(
     )
     code, out, _ = run(deployed, monkeypatch, capsys, "export", name, "--format", "voc", "--out", str(tmp_path))
     assert code == 0, out
-    assert sorted(p.name for p in (tmp_path / "voc/Annotations/cli").iterdir()) == ["0.xml", "1.xml", "2.xml"]
+    # Flat, one file per image, named by its id ("cli__0-<hash>" for images/cli/0.jpg).
+    assert sorted(p.name for p in (tmp_path / "voc/Annotations").iterdir()) == sorted(
+        f"{image_name(image.source_ref).id}.xml" for image in images
+    )
+    assert all(p.name.startswith("cli__") for p in (tmp_path / "voc/Annotations").iterdir())
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["boxesPerLabel"] == {"Dog": 3}
 
@@ -246,9 +251,12 @@ def test_yolo_export_with_images_is_a_dataset_ready_to_train(
     assert summary["imagesDownloaded"] == 2 and summary["imagesMissing"] == []
     data = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
     root = Path(data["path"])
+    listed = [root / entry.removeprefix("./") for entry in (root / data["train"]).read_text().split()]
+    listed += [root / entry.removeprefix("./") for entry in (root / "val.txt").read_text().split()]
     # Ultralytics finds each image's labels by swapping /images/ for /labels/ and the suffix for .txt.
     for image in images:
-        picture = root / data["train"] / image.key.removeprefix("images/")
+        picture = root / "images" / image_name(image.source_ref).file_name
+        assert picture in listed
         assert picture.read_bytes() == deployed.world.s3.get_object(Bucket=BUCKET, Key=image.key)["Body"].read()
         labels = Path(str(picture).replace("/images/", "/labels/")).with_suffix(".txt")
         # the job's class-map says class_id 1 is "Dog"; the export uses the stack's order, where Dog is 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
 import random
+import re
 import tarfile
 import tracemalloc
 import xml.etree.ElementTree as ET
@@ -20,6 +22,7 @@ from hypothesis import strategies as st
 
 from labeling_pipeline.exports.formats import (
     DATA_YAML_HEADER,
+    NO_VAL_COMMENT,
     CocoWriter,
     DirectorySink,
     ExportStats,
@@ -28,12 +31,11 @@ from labeling_pipeline.exports.formats import (
     VocWriter,
     YoloWriter,
     export,
+    image_name,
     make_writers,
-    parent_and_name,
     read_coco_boxes,
     read_yolo_boxes,
     relative_path,
-    with_suffix,
 )
 from labeling_pipeline.exports.output_manifest import (
     Box,
@@ -45,6 +47,16 @@ from labeling_pipeline.exports.output_manifest import (
 
 FIXTURES = Path(__file__).with_name("fixtures")
 LABELS = ["Dog", "Cat"]
+# The fixture's images and their ids: the key below images/, folders joined by "__", spaces replaced, and
+# the first 10 hex digits of the key's SHA-256 (sha256(b"images/park/two pets.png")).
+EIGHT, TWO_PETS, EMPTY_ROAD, BROKEN, ODD = (
+    f"s3://example-bucket/images/{name}"
+    for name in ("8.jpg", "park/two pets.png", "empty-road.jpg", "broken.jpg", "odd.jpg")
+)
+
+
+def ident(source_ref: str) -> str:
+    return image_name(source_ref).id
 
 
 def run_export(
@@ -79,20 +91,32 @@ def test_yolo_fields_match_hand_computed_values(tmp_path: Path) -> None:
     run_export(tmp_path, formats=("yolo",))
     # 8.jpg: Dog is class 0 (configured order), although the job's class-map said 1.
     # cx = (98 + 339/2) / 512, cy = (89 + 386/2) / 512, w = 339/512, h = 386/512
-    assert (tmp_path / "yolo/labels/8.txt").read_text() == "0 0.522461 0.550781 0.662109 0.753906\n"
+    assert (tmp_path / f"yolo/labels/{ident(EIGHT)}.txt").read_text() == "0 0.522461 0.550781 0.662109 0.753906\n"
     # two pets.png (640x480): Cat (class 1) at 10,20 30x40; Dog clipped from 600..700 to 600..640.
-    assert (tmp_path / "yolo/labels/park/two pets.txt").read_text() == (
+    assert (tmp_path / "yolo/labels/park__two_pets-3250b320d4.txt").read_text() == (
         f"1 {25 / 640:.6f} {40 / 480:.6f} {30 / 640:.6f} {40 / 480:.6f}\n"
         f"0 {620 / 640:.6f} {125 / 480:.6f} {40 / 640:.6f} {50 / 480:.6f}\n"
     )
-    assert (tmp_path / "yolo/labels/empty-road.txt").read_text() == ""  # a background image
-    assert not (tmp_path / "yolo/labels/broken.txt").exists()  # the failed object has no label file
-    assert (tmp_path / "yolo/labels/odd.txt").read_text() == ""  # both boxes were empty after clipping
+    assert (tmp_path / f"yolo/labels/{ident(EMPTY_ROAD)}.txt").read_text() == ""  # a background image
+    assert not list((tmp_path / "yolo/labels").glob("broken*"))  # the failed object has no label file
+    assert (tmp_path / f"yolo/labels/{ident(ODD)}.txt").read_text() == ""  # both boxes were empty after clipping
+    assert sorted(path.name for path in (tmp_path / "yolo").iterdir()) == [
+        "classes.txt",
+        "data.yaml",
+        "labels",
+        "train.txt",
+        "val.txt",
+    ]
     assert (tmp_path / "yolo/classes.txt").read_text() == "Dog\nCat\n"
+    # None of the four labeled ids falls in the 10% validation split (their hashes, mod 100, are >= 10).
+    assert (tmp_path / "yolo/train.txt").read_text() == "".join(
+        f"./images/{image_name(ref).file_name}\n" for ref in (EIGHT, TWO_PETS, EMPTY_ROAD, ODD)
+    )
+    assert (tmp_path / "yolo/val.txt").read_text() == ""
     # A folder export names its own absolute path: Ultralytics resolves a relative one elsewhere.
     assert (tmp_path / "yolo/data.yaml").read_text() == (
         DATA_YAML_HEADER + f'path: "{(tmp_path / "yolo").resolve()}"\n'
-        'train: images\nval: images\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
+        f'train: train.txt\n{NO_VAL_COMMENT}val: train.txt\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
     )
 
 
@@ -104,14 +128,11 @@ def test_coco_fields_match_hand_computed_values(tmp_path: Path) -> None:
         {"id": 2, "name": "Cat", "supercategory": "object"},
     ]
     assert [image["file_name"] for image in coco["images"]] == [
-        "8.jpg",
-        "park/two pets.png",
-        "empty-road.jpg",
-        "odd.jpg",
+        image_name(ref).file_name for ref in (EIGHT, TWO_PETS, EMPTY_ROAD, ODD)
     ]
     assert coco["images"][1] == {
         "id": 2,
-        "file_name": "park/two pets.png",
+        "file_name": "park__two_pets-3250b320d4.png",
         "width": 640,
         "height": 480,
         "source_ref": "s3://example-bucket/images/park/two pets.png",
@@ -125,16 +146,23 @@ def test_coco_fields_match_hand_computed_values(tmp_path: Path) -> None:
 
 def test_voc_fields_match_hand_computed_values(tmp_path: Path) -> None:
     run_export(tmp_path, formats=("voc",))
-    root = ET.parse(tmp_path / "voc/Annotations/park/two pets.xml").getroot()
-    assert root.findtext("filename") == "two pets.png"
-    assert root.findtext("folder") == "park"
+    root = ET.parse(tmp_path / "voc/Annotations/park__two_pets-3250b320d4.xml").getroot()
+    assert root.findtext("filename") == "park__two_pets-3250b320d4.png"
+    assert root.findtext("folder") == "JPEGImages"
+    assert root.findtext("path") == TWO_PETS  # the key itself stays in the file
     assert [root.findtext(f"size/{tag}") for tag in ("width", "height", "depth")] == ["640", "480", "3"]
     objects = [
         (obj.findtext("name"), [obj.findtext(f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")])
         for obj in root.findall("object")
     ]
-    assert objects == [("Cat", ["10", "20", "40", "60"]), ("Dog", ["600", "100", "640", "150"])]
-    assert not (tmp_path / "voc/Annotations/broken.xml").exists()
+    # The devkit's 1-based inclusive indices: the Cat spans pixels 11..40 (0-based continuous 10..40); the
+    # Dog clipped at the right edge ends on the last column, 640.
+    assert objects == [("Cat", ["11", "21", "40", "60"]), ("Dog", ["601", "101", "640", "150"])]
+    assert not list((tmp_path / "voc/Annotations").glob("broken*"))
+    ids = [ident(ref) for ref in (EIGHT, TWO_PETS, EMPTY_ROAD, ODD)]
+    assert (tmp_path / "voc/ImageSets/Main/trainval.txt").read_text() == "".join(f"{i}\n" for i in ids)
+    assert (tmp_path / "voc/ImageSets/Main/train.txt").read_text() == "".join(f"{i}\n" for i in ids)
+    assert (tmp_path / "voc/ImageSets/Main/val.txt").read_text() == ""
 
 
 def test_summary_counts(tmp_path: Path) -> None:
@@ -179,12 +207,12 @@ def test_yolo_archive_holds_what_ultralytics_loads(tmp_path: Path) -> None:
     run_export(tmp_path, formats=("yolo",), archive=True)
     with tarfile.open(tmp_path / "yolo.tar.gz") as archive:
         archive.extractall(tmp_path / "out", filter="data")
-    assert (tmp_path / "out/labels/8.txt").read_text() == "0 0.522461 0.550781 0.662109 0.753906\n"
-    assert (tmp_path / "out/labels/park/two pets.txt").read_text().count("\n") == 2
+    assert (tmp_path / f"out/labels/{ident(EIGHT)}.txt").read_text() == "0 0.522461 0.550781 0.662109 0.753906\n"
+    assert (tmp_path / f"out/labels/{ident(TWO_PETS)}.txt").read_text().count("\n") == 2
     assert (tmp_path / "out/classes.txt").read_text() == "Dog\nCat\n"
     # No path: line in an archive: Ultralytics then takes the folder data.yaml was extracted to.
     assert (tmp_path / "out/data.yaml").read_text() == (
-        DATA_YAML_HEADER + 'train: images\nval: images\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
+        DATA_YAML_HEADER + f'train: train.txt\n{NO_VAL_COMMENT}val: train.txt\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
     )
 
 
@@ -242,11 +270,11 @@ def test_archive_memory_does_not_grow_with_the_number_of_images(tmp_path: Path) 
 
 
 def _voc_with_elementtree(image: LabeledImage) -> tuple[str, str]:
-    """The VOC file as the first version wrote it, with ElementTree: the template must match it."""
-    relative = PurePosixPath(relative_path(image.source_ref))
+    """The VOC file built with ElementTree: the template must match it."""
+    name = image_name(image.source_ref)
     root = ET.Element("annotation")
-    ET.SubElement(root, "folder").text = str(relative.parent)
-    ET.SubElement(root, "filename").text = relative.name
+    ET.SubElement(root, "folder").text = "JPEGImages"
+    ET.SubElement(root, "filename").text = name.file_name
     ET.SubElement(root, "path").text = image.source_ref
     source = ET.SubElement(root, "source")
     ET.SubElement(source, "database").text = f"SageMaker Ground Truth job {image.job_name or 'unknown'}"
@@ -261,15 +289,13 @@ def _voc_with_elementtree(image: LabeledImage) -> tuple[str, str]:
         ET.SubElement(obj, "truncated").text = "0"
         ET.SubElement(obj, "difficult").text = "0"
         bndbox = ET.SubElement(obj, "bndbox")
-        for tag, coordinate in (
-            ("xmin", box.left),
-            ("ymin", box.top),
-            ("xmax", box.left + box.width),
-            ("ymax", box.top + box.height),
-        ):
-            ET.SubElement(bndbox, tag).text = str(round(coordinate))
+        # What supervision's Pascal VOC writer (object_to_pascal_voc) computes for the same box.
+        xmin, ymin = round(box.left + 1), round(box.top + 1)
+        xmax, ymax = max(round(box.left + box.width), xmin), max(round(box.top + box.height), ymin)
+        for tag, coordinate in (("xmin", xmin), ("ymin", ymin), ("xmax", xmax), ("ymax", ymax)):
+            ET.SubElement(bndbox, tag).text = str(coordinate)
     ET.indent(root)
-    return f"Annotations/{relative.with_suffix('.xml')}", ET.tostring(root, encoding="unicode") + "\n"
+    return f"Annotations/{name.id}.xml", ET.tostring(root, encoding="unicode") + "\n"
 
 
 class _Files:
@@ -305,12 +331,7 @@ def test_voc_template_writes_what_elementtree_wrote(
     boxes = tuple(Box(label, coordinates, coordinates / 3, 10.5, coordinates / 7 + 1) for label in labels)
     image = LabeledImage(1, source_ref, 640, 480, 3, boxes, job)
     sink = _Files()
-    try:
-        expected = _voc_with_elementtree(image)
-    except ValueError:  # PurePosixPath: a key with an empty file name has no .xml name either
-        with pytest.raises(ValueError):
-            VocWriter(sink, LabelSpace(LABELS)).add(image)
-        return
+    expected = _voc_with_elementtree(image)
     VocWriter(sink, LabelSpace(LABELS)).add(image)
     [(name, text)] = sink.files.items()
     assert (name, text) == expected
@@ -324,9 +345,9 @@ def test_voc_template_writes_what_elementtree_wrote(
     path=_pieces("a", "é", "/", ".", "..", "//", "?", "#", "[", "]", "%", ";", " ", "\t", "images/", "x.jpg"),
     prefix=st.sampled_from(["s3://bucket/", "s3://bucket", "s3://bück/", "s3:///", "S3://b/", "http://h/", "", "/"]),
 )
-def test_path_shortcuts_agree_with_urllib_and_pathlib(path: str, prefix: str) -> None:
-    """relative_path, with_suffix and parent_and_name take string shortcuts for the usual shapes; they
-    must give what urlparse and PurePosixPath give, whatever the key."""
+def test_gallery_path_shortcut_agrees_with_urllib(path: str, prefix: str) -> None:
+    """relative_path takes a string shortcut for the usual shapes; it must give what urlparse gives,
+    whatever the key."""
     source_ref = prefix + path
     try:
         parsed = urlparse(source_ref)
@@ -340,15 +361,6 @@ def test_path_shortcuts_agree_with_urllib_and_pathlib(path: str, prefix: str) ->
     parts = ["%2E%2E" if part == ".." else "%2E" if part == "." else part for part in unsafe.split("/") if part]
     relative = "/".join(parts) or "%2E"
     assert relative_path(source_ref) == relative
-    pure = PurePosixPath(relative)
-    assert parent_and_name(relative) == (str(pure.parent), pure.name)
-    try:
-        expected = str(pure.with_suffix(".txt"))
-    except ValueError:
-        with pytest.raises(ValueError):
-            with_suffix(relative, ".txt")
-    else:
-        assert with_suffix(relative, ".txt") == expected
 
 
 def test_chained_job_uses_the_named_attribute_or_the_last_one(tmp_path: Path) -> None:
@@ -360,7 +372,7 @@ def test_chained_job_uses_the_named_attribute_or_the_last_one(tmp_path: Path) ->
     stats = run_export(tmp_path, "chained.manifest", attribute=None, formats=("yolo",))
     # "Bird" is not configured: it gets the next id (2) and is reported.
     assert stats.unconfigured_labels == ["Bird"]
-    assert (tmp_path / "yolo/labels/8.txt").read_text().splitlines()[1].startswith("2 ")
+    assert (tmp_path / f"yolo/labels/{ident(EIGHT)}.txt").read_text().splitlines()[1].startswith("2 ")
     assert (tmp_path / "yolo/classes.txt").read_text() == "Dog\nCat\nBird\n"
 
 
@@ -425,7 +437,7 @@ def test_yolo_round_trip(tmp_path: Path) -> None:
     writer.close()
     again = YoloWriter(DirectorySink(tmp_path / "second"), LabelSpace(LABELS), ExportStats())
     for image in images:
-        text = (tmp_path / f"first/labels/{image.line_number - 1}.txt").read_text()
+        text = (tmp_path / f"first/labels/{ident(image.source_ref)}.txt").read_text()
         boxes = read_yolo_boxes(text, image.width, image.height, LABELS)
         for original, back in zip(image.boxes, boxes, strict=True):
             assert back.label == original.label
@@ -445,7 +457,7 @@ def test_coco_round_trip(tmp_path: Path) -> None:
     first.close()
     document = json.loads((tmp_path / "first.json").read_text())
     boxes = read_coco_boxes(document)
-    assert boxes == {relative_path(image.source_ref): list(image.boxes) for image in images}
+    assert boxes == {image_name(image.source_ref).file_name: list(image.boxes) for image in images}
     second = CocoWriter(tmp_path / "second.json", LabelSpace(LABELS))
     for image in images:
         second.add(
@@ -455,7 +467,7 @@ def test_coco_round_trip(tmp_path: Path) -> None:
                 image.width,
                 image.height,
                 3,
-                tuple(boxes[relative_path(image.source_ref)]),
+                tuple(boxes[image_name(image.source_ref).file_name]),
             )
         )
     second.close()
@@ -490,15 +502,21 @@ def test_data_yaml_reads_as_ultralytics_reads_it(tmp_path: Path) -> None:
     data = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
     assert data == {
         "path": str((tmp_path / "yolo").resolve()),
-        "train": "images",
-        "val": "images",
+        "train": "train.txt",
+        "val": "train.txt",  # one image: nothing fell into the validation split
         "nc": 3,
         "names": {0: "Dog", 1: "Cat", 2: "Bird"},
     }
     # Ultralytics' rule (data/utils.py check_det_dataset): root = path, else data.yaml's folder; a relative
-    # root that does not exist is taken under its datasets folder. Here the root is absolute and real.
+    # root that does not exist is taken under its datasets folder. Here the root is absolute and real. A list
+    # file's "./" lines are read against the list's own folder, and each image's labels are found by
+    # swapping /images/ for /labels/ and the suffix for .txt (img2label_paths).
     root = Path(data["path"])
-    assert root.is_absolute() and (root / "labels").is_dir() and root / data["train"] == root / "images"
+    assert root.is_absolute()
+    [entry] = (root / data["train"]).read_text().splitlines()
+    image = root / entry.removeprefix("./")
+    label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")
+    assert label.is_file() and label.read_text().count("\n") == 2
 
 
 def test_boxes_past_the_top_left_corner_are_clipped_and_counted() -> None:
@@ -527,3 +545,40 @@ def test_boxes_past_the_top_left_corner_are_clipped_and_counted() -> None:
         ("Cat", 5, 6, 7, 8),
     ]
     assert (stats.boxes_clipped, stats.boxes_dropped_empty) == (1, 1)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["..", ".", "", "a", ".b", "c.jpg", "é", "%2E", "x y", "a__b", "#?", "-", "D.JPEG"]),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_an_image_id_is_one_safe_file_name(segments: list[str]) -> None:
+    key = "images/" + "/".join(segments)
+    name = image_name(f"s3://bucket/{key}")
+    # One name in one folder, that no shell reads as an option and no file system as a step up or hidden.
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", name.id), name
+    assert name.file_name.startswith(name.id) and re.fullmatch(r"(\.[a-z0-9]+)?", name.file_name[len(name.id) :])
+    assert (
+        name.id.endswith("-" + hashlib.sha256(key.encode()).hexdigest()[:10])
+        or name.id == (hashlib.sha256(key.encode()).hexdigest()[:10])
+    )
+
+
+def test_keys_that_read_alike_get_different_ids() -> None:
+    alike = [
+        "images/a/b__c.jpg",
+        "images/a__b/c.jpg",
+        "images/a b/c.jpg",
+        "images/a_b/c.jpg",
+        "images/a/x.jpg",
+        "images/b/x.jpg",
+    ]
+    ids = [image_name(f"s3://bucket/{key}").id for key in alike]
+    assert len(set(ids)) == len(alike)
+    assert ids[0].startswith("a__b__c-") and ids[1].startswith("a__b__c-")  # readable alike, told apart by the hash
+    # The bucket is not part of the id: the same key exported from a copy of the bucket keeps its name.
+    assert image_name("s3://other/images/a/x.jpg") == image_name("s3://bucket/images/a/x.jpg")
+    # The id comes from the key verbatim: '#' and '?' are part of it, not a URL's fragment or query.
+    assert image_name("s3://bucket/images/walk #1?.jpg").id != image_name("s3://bucket/images/walk .jpg").id

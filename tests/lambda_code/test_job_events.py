@@ -13,11 +13,12 @@ import boto3
 import pytest
 
 from labeling_pipeline import job_events
+from labeling_pipeline.exports.formats import image_name
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.job_results import JobBusy
 from sandbox.fake_ground_truth import ACCOUNT
 from tests.lambda_code.test_handler import FakeContext
-from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World
+from tests.support import BUCKET, REGION, TABLE, World, job_events_environment
 
 
 @dataclass
@@ -59,14 +60,7 @@ def events(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Events]:
         "QueueArn"
     ]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
-    for name, value in {
-        "BUCKET_NAME": BUCKET,
-        "LEDGER_TABLE_NAME": TABLE,
-        "WORKTEAM_ARN": WORKTEAM_ARN,
-        "GROUND_TRUTH_ROLE_ARN": ROLE_ARN,
-        "RESULTS_TOPIC_ARN": topic_arn,
-        "TASK_SETTINGS": json.dumps({"labels": ["Dog", "Cat"], "labelAttributeName": "labels"}),
-    }.items():
+    for name, value in job_events_environment(topic_arn).items():
         monkeypatch.setenv(name, value)
 
     def make_client(service: str, **kwargs: Any) -> Any:
@@ -132,13 +126,19 @@ def test_completed_job_is_exported_recorded_and_announced(events: Events) -> Non
     yolo_object = world.s3.get_object(Bucket=BUCKET, Key=prefix + "yolo.tar.gz")
     assert yolo_object["ContentType"] == "application/gzip"
     with tarfile.open(fileobj=io.BytesIO(yolo_object["Body"].read()), mode="r:gz") as yolo:
-        assert sorted(yolo.getnames()) == ["classes.txt", "data.yaml", "labels/run/0.txt", "labels/run/1.txt"]
-        label_file = yolo.extractfile("labels/run/0.txt")
+        first, second = (image_name(image.source_ref).id for image in images[:2])  # the third failed
+        assert sorted(yolo.getnames()) == sorted(
+            ["classes.txt", "data.yaml", "train.txt", "val.txt", f"labels/{first}.txt", f"labels/{second}.txt"]
+        )
+        label_file = yolo.extractfile(f"labels/{first}.txt")
         assert label_file is not None
         assert label_file.read().decode().splitlines()[0] == "0 0.150000 0.200000 0.250000 0.333333"
     voc_object = world.s3.get_object(Bucket=BUCKET, Key=prefix + "voc.tar.gz")
     with tarfile.open(fileobj=io.BytesIO(voc_object["Body"].read()), mode="r:gz") as voc:
-        assert sorted(voc.getnames()) == ["Annotations/run/0.xml", "Annotations/run/1.xml"]
+        assert sorted(voc.getnames()) == sorted(
+            [f"Annotations/{first}.xml", f"Annotations/{second}.xml"]
+            + [f"ImageSets/Main/{split}.txt" for split in ("train", "val", "trainval")]
+        )
 
     assert events.ledger_item(images[0])["status"] == "LABELED"
     assert events.ledger_item(images[0])["box_count"] == "2"
@@ -211,7 +211,7 @@ def test_stopped_job_keeps_what_was_labeled_and_marks_only_the_rest(events: Even
     )
     assert note["relabelCommand"] == f"gt-labeling relabel {name}"
     coco = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"exports/{name}/coco.json")["Body"].read())
-    assert [image["file_name"] for image in coco["images"]] == [images[0].key.removeprefix("images/")]
+    assert [image["source_ref"] for image in coco["images"]] == [images[0].source_ref]
 
 
 def test_stopped_job_without_output_marks_every_image(events: Events) -> None:

@@ -22,6 +22,7 @@ import botocore.session
 import pytest
 from botocore.validate import validate_parameters
 
+from labeling_pipeline.exports.formats import IMAGE_FOLDERS, image_name
 from sandbox.demo import DATASET, PREFIX, SAMPLE_IMAGES
 from sandbox.fake_ground_truth import ModelValidator
 from sandbox.simulated_workers import SIMULATED_NOTE, simulated_boxes
@@ -175,8 +176,9 @@ def _simulated(job: dict[str, Any]) -> dict[str, list[list[int]]]:
         size = entry["labels"]["image_size"][0]
         boxes = simulated_boxes(entry["source-ref"], size["width"], size["height"], 2)
         assert entry["labels"]["annotations"] == boxes
-        relative = entry["source-ref"].split("/images/", 1)[1]
-        expected[relative] = [[b["class_id"], b["left"], b["top"], b["width"], b["height"]] for b in boxes]
+        expected[image_name(entry["source-ref"]).file_name] = [
+            [b["class_id"], b["left"], b["top"], b["width"], b["height"]] for b in boxes
+        ]
     assert len(expected) == len(SAMPLE_IMAGES)
     return expected
 
@@ -208,20 +210,52 @@ def _members(archive: Path) -> Iterator[tuple[str, bytes]]:
 def test_yolo_and_voc_exports_hold_the_simulated_boxes(job: dict[str, Any]) -> None:
     simulated = _simulated(job)
     yolo = {name: body.decode() for name, body in _members(_export(job, "yolo.tar.gz")) if name.startswith("labels/")}
-    assert {name.removeprefix("labels/").rsplit(".", 1)[0] for name in yolo} == {
-        path.rsplit(".", 1)[0] for path in simulated
+    # Flat: one labels/<id>.txt per image, the id being the image's file name in the export without its suffix.
+    assert {name.removeprefix("labels/").removesuffix(".txt") for name in yolo} == {
+        file_name.rsplit(".", 1)[0] for file_name in simulated
     }
-    for path, boxes in simulated.items():
-        rows = yolo["labels/" + path.rsplit(".", 1)[0] + ".txt"].splitlines()
+    for file_name, boxes in simulated.items():
+        rows = yolo["labels/" + file_name.rsplit(".", 1)[0] + ".txt"].splitlines()
         assert sorted(int(row.split()[0]) for row in rows) == sorted(box[0] for box in boxes)
     voc = dict(_members(_export(job, "voc.tar.gz")))
-    for path, boxes in simulated.items():
-        tree = ElementTree.parse(io.BytesIO(voc["Annotations/" + path.rsplit(".", 1)[0] + ".xml"]))
+    for file_name, boxes in simulated.items():
+        tree = ElementTree.parse(io.BytesIO(voc["Annotations/" + file_name.rsplit(".", 1)[0] + ".xml"]))
         corners = sorted(
             [int(float(box.findtext(tag) or "nan")) for tag in ("xmin", "ymin", "xmax", "ymax")]
             for box in tree.iter("bndbox")
         )
-        assert corners == sorted([left, top, left + width, top + height] for _, left, top, width, height in boxes)
+        # Pascal VOC's 1-based pixel indices: xmin = left + 1, xmax = left + width.
+        assert corners == sorted(
+            [left + 1, top + 1, left + width, top + height] for _, left, top, width, height in boxes
+        )
+
+
+def test_readers_find_every_demo_image_in_one_call(
+    demo_run: dict[str, Any], job: dict[str, Any], tmp_path: Path
+) -> None:
+    """supervision loads the demo's YOLO and VOC archives, with the sample pictures placed under the names the
+    exports give them (what `gt-labeling export --with-images` does), and finds all seven with their boxes."""
+    import supervision as sv
+
+    simulated = _simulated(job)
+    for fmt, folder in IMAGE_FOLDERS.items():
+        with tarfile.open(_export(job, f"{fmt}.tar.gz")) as archive:
+            archive.extractall(tmp_path / fmt, filter="data")
+        (tmp_path / fmt / folder).mkdir()
+        for target in SAMPLE_IMAGES.values():
+            key = f"images/{DATASET}/{target}"
+            name = image_name(f"s3://{demo_run['summary']['bucket']}/{key}").file_name
+            (tmp_path / fmt / folder / name).write_bytes((demo_run["out"] / "samples" / target).read_bytes())
+    yolo = sv.DetectionDataset.from_yolo(
+        str(tmp_path / "yolo/images"), str(tmp_path / "yolo/labels"), str(tmp_path / "yolo/data.yaml")
+    )
+    voc = sv.DetectionDataset.from_pascal_voc(str(tmp_path / "voc/JPEGImages"), str(tmp_path / "voc/Annotations"))
+    for dataset in (yolo, voc):
+        assert len(dataset) == len(SAMPLE_IMAGES)
+        for path, _, detections in dataset:
+            boxes = simulated[Path(path).name]
+            expected = sorted([left, top, left + width, top + height] for _, left, top, width, height in boxes)
+            assert sorted(detections.xyxy.round().astype(int).tolist()) == expected, path
 
 
 def test_the_gallery_renders_with_the_simulated_notice(job: dict[str, Any], tmp_path: Path) -> None:

@@ -1,28 +1,39 @@
 """COCO, YOLO and Pascal VOC writers fed one LabeledImage at a time (memory does not grow with input).
 
-- COCO (https://cocodataset.org/#format-data): one JSON; ``bbox`` is ``[x, y, width, height]`` in pixels,
-  ``area`` = width * height, ``iscrowd`` 0; category ids are the stable class ids plus one (COCO keeps 0
-  for background by convention).
-- YOLO, as Ultralytics reads it (https://docs.ultralytics.com/datasets/detect/): ``labels/<path>.txt``
-  per image with ``class cx cy w h`` normalized to [0, 1], ``classes.txt`` and ``data.yaml``.
-- Pascal VOC: ``Annotations/<path>.xml`` per image with integer pixel ``xmin ymin xmax ymax``.
+Every image gets one flat id derived from its S3 key (``image_id``): the key below ``images/`` with its
+folders joined by ``__`` and anything but letters, digits, ``.``, ``_`` and ``-`` replaced, then ``-`` and 10
+hex digits of the key's SHA-256, so that ``a/x.jpg`` and ``b/x.jpg`` stay apart. Each format's files are
+named by it, flat, as their readers walk them; the key itself stays in the file (COCO ``source_ref``, VOC
+``<path>``). A stable 90/10 train/val split follows from the same hash, so an image keeps its split when
+the dataset grows.
+
+- COCO (https://cocodataset.org/#format-data): one JSON; ``file_name`` is ``<id><ext>``; ``bbox`` is
+  ``[x, y, width, height]`` in pixels, ``area`` = width * height, ``iscrowd`` 0; category ids are the stable
+  class ids plus one (COCO keeps 0 for background by convention).
+- YOLO, as Ultralytics reads it (https://docs.ultralytics.com/datasets/detect/): ``labels/<id>.txt`` per
+  image with ``class cx cy w h`` normalized to [0, 1], images in ``images/<id><ext>``, ``train.txt`` and
+  ``val.txt`` listing them, ``classes.txt`` and ``data.yaml``.
+- Pascal VOC, as the VOC devkit lays it out: ``Annotations/<id>.xml``, ``JPEGImages/<id><ext>``,
+  ``ImageSets/Main/{train,val,trainval}.txt``; ``<bndbox>`` holds the devkit's 1-based, inclusive pixel
+  indices (``xmin = left + 1``, ``xmax = left + width``), which detectron2 and supervision shift back.
 
 YOLO and VOC go to a folder (the CLI) or to one streamed ``.tar.gz`` each (the job-events Lambda): a tar
 has no central directory, so nothing is kept per file and memory stays flat however many images there
-are (a zip writer has to remember every entry until it writes the directory at the end).
+are (a zip writer has to remember every entry until it writes the directory at the end). The split lists
+are spooled to a temporary file and written last.
 
 Class ids are fixed by the configured label order, not by a job's class-map, so that they are the same
 for every job; a label that is not configured gets the next free id and is reported.
 
 Speed (benchmarks/export_throughput.py): the text is formatted with plain string templates (VOC with
-``xml.sax.saxutils.escape``, which escapes exactly what ElementTree escapes in element text) and the
-common path shapes are handled with string operations, falling back to urllib/pathlib for anything
-unusual, so the output is the same byte for byte as with ElementTree, urlparse and PurePosixPath.
+``xml.sax.saxutils.escape``, which escapes exactly what ElementTree escapes in element text), so the
+output is the same byte for byte as with ElementTree.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -36,13 +47,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape
 
 from labeling_pipeline.exports.output_manifest import Box, LabeledImage, ReadStats
 
 INPUT_PREFIX = "images/"
+# Where each format keeps the pictures: Ultralytics maps images/x.jpg to labels/x.txt; Pascal VOC keeps them
+# in JPEGImages/ beside Annotations/.
+IMAGE_FOLDERS = {"yolo": "images", "voc": "JPEGImages"}
+VOC_IMAGE_FOLDER = IMAGE_FOLDERS["voc"]
 FORMATS = ("coco", "yolo", "voc")
 ARCHIVE_SUFFIX = ".tar.gz"
 # gzip level of the archives. Measured on 20,000 images (19 MB of YOLO tar, 36 MB of VOC tar): level 1
@@ -76,10 +91,10 @@ class LabelSpace:
 _URL_SPECIAL = re.compile(r"[?#\[\]\t\r\n]")
 
 
-@lru_cache(maxsize=8)  # the writers ask in turn about the same image: bounded, so memory stays flat
+@lru_cache(maxsize=8)  # the review gallery asks twice about the same image: bounded, so memory stays flat
 def relative_path(source_ref: str) -> str:
-    """Where an image sits in an export: its key without the bucket and the images/ prefix, made safe as
-    a file or archive member name."""
+    """Where the review gallery puts an image: its key without the bucket and the images/ prefix, made
+    safe as a file name under the gallery's folder."""
     if source_ref.startswith("s3://") and not _URL_SPECIAL.search(source_ref):
         netloc, _, path = source_ref[5:].partition("/")
         if netloc.isascii():
@@ -92,43 +107,46 @@ def relative_path(source_ref: str) -> str:
 
 def _contained(relative: str) -> str:
     """S3 keys may hold "." and ".." segments and repeated slashes ("images/../../x.jpg" is a valid key);
-    as a path under an export folder they would reach outside it. Those segments are written as %2E and
-    %2E%2E, which no file system reads as a step up, and empty segments are dropped."""
-    if _plain(relative):
-        return relative
+    as a path under a folder they would reach outside it. Those segments are written as %2E and %2E%2E,
+    which no file system reads as a step up, and empty segments are dropped."""
     parts = ["%2E%2E" if part == ".." else "%2E" if part == "." else part for part in relative.split("/") if part]
     return "/".join(parts) or "%2E"
 
 
-def _plain(relative: str) -> bool:
-    """True when PurePosixPath would keep the path as it is: not empty, no empty, "." or ".." part, no
-    leading or trailing slash, and a name that neither starts nor ends with a dot."""
-    return not (
-        not relative
-        or relative.startswith(("/", "."))
-        or relative.endswith(("/", "."))
-        or "//" in relative
-        or "/." in relative
-    )
+# Readable part of an id: the characters every file system, tar reader and shell script takes as they are.
+_UNSAFE_IN_ID = re.compile(r"[^A-Za-z0-9._-]+")
+ID_HASH_HEX = 10  # 40 bits: two keys share an id only if their readable parts and these bits both agree
+MAX_READABLE_ID = 100  # the tail of a long key is kept: the file name says most
+VAL_PERCENT = 10
 
 
-def with_suffix(relative: str, suffix: str) -> str:
-    """``str(PurePosixPath(relative).with_suffix(suffix))``, without pathlib for plain paths."""
-    if _plain(relative):
-        dot = relative.rfind(".")
-        if dot > relative.rfind("/"):
-            return relative[:dot] + suffix
-        return relative + suffix
-    return str(PurePosixPath(relative).with_suffix(suffix))
+def source_key(source_ref: str) -> str:
+    """The S3 key of a manifest's ``s3://bucket/key``, verbatim ('#' and '?' are part of a key)."""
+    if source_ref.startswith("s3://"):
+        return source_ref[5:].partition("/")[2].lstrip("/")
+    return source_ref
 
 
-def parent_and_name(relative: str) -> tuple[str, str]:
-    """``(str(PurePosixPath(relative).parent), PurePosixPath(relative).name)``, without pathlib for plain paths."""
-    if _plain(relative):
-        parent, slash, name = relative.rpartition("/")
-        return (parent if slash else "."), name
-    path = PurePosixPath(relative)
-    return str(path.parent), path.name
+class ImageName(NamedTuple):
+    id: str
+    file_name: str  # id + the key's extension, lower case
+    split: str  # "train" or "val"
+
+
+@lru_cache(maxsize=8)  # the writers ask in turn about the same image: bounded, so memory stays flat
+def image_name(source_ref: str) -> ImageName:
+    """The image's flat, collision-free id, its file name in an export, and its split (module docstring)."""
+    key = source_key(source_ref)
+    relative = key.removeprefix(INPUT_PREFIX) or key
+    slash, dot = relative.rfind("/"), relative.rfind(".")
+    stem, extension = (relative[:dot], relative[dot:].lower()) if dot > slash + 1 else (relative, "")
+    if not (extension[1:].isascii() and extension[1:].isalnum()):
+        extension = ""
+    readable = _UNSAFE_IN_ID.sub("_", stem.replace("/", "__"))[-MAX_READABLE_ID:].strip("._-")
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:ID_HASH_HEX]
+    image_id = f"{readable}-{digest}" if readable else digest
+    split = "val" if int(digest, 16) % 100 < VAL_PERCENT else "train"
+    return ImageName(image_id, image_id + extension, split)
 
 
 class Sink(Protocol):
@@ -285,7 +303,7 @@ class CocoWriter:
         image_id = self._image_id
         self._images.write(
             f'{"," if image_id > 1 else ""}{{"id": {image_id}, '
-            f'"file_name": {_JSON.encode(relative_path(image.source_ref))}, '
+            f'"file_name": {_JSON.encode(image_name(image.source_ref).file_name)}, '
             f'"width": {_json_number(image.width)}, "height": {_json_number(image.height)}, '
             f'"source_ref": {_JSON.encode(image.source_ref)}}}\n'
         )
@@ -325,11 +343,34 @@ class CocoWriter:
         shutil.rmtree(self._spool, ignore_errors=True)
 
 
+class SplitLists:
+    """Each image's entry under its split, spooled to a temporary file so that memory stays flat, and
+    read back as one text per split when the writer closes."""
+
+    def __init__(self) -> None:
+        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by texts())
+        self.counts: Counter[str] = Counter()
+
+    def add(self, split: str, entry: str) -> None:
+        self._spool.write(f"{split}\t{entry}\n")
+        self.counts[split] += 1
+
+    def texts(self) -> dict[str, str]:
+        lines: dict[str, list[str]] = {"train": [], "val": []}
+        self._spool.seek(0)
+        for line in self._spool:
+            split, _, entry = line.partition("\t")
+            lines[split].append(entry)
+        self._spool.close()
+        return {split: "".join(entries) for split, entries in lines.items()}
+
+
 DATA_YAML_HEADER = (
-    "# Ultralytics dataset. Put each image under images/ with the same relative path as its file under\n"
-    "# labels/ (gt-labeling export --format yolo --with-images does it). Without a path: line, Ultralytics\n"
-    "# takes this file's folder as the dataset root.\n"
+    "# Ultralytics dataset. Each image goes under images/ as the file named in train.txt or val.txt, beside\n"
+    "# its labels/ file of the same name (gt-labeling export --format yolo --with-images does it). Without a\n"
+    "# path: line, Ultralytics takes this file's folder as the dataset root.\n"
 )
+NO_VAL_COMMENT = "# No image fell into the 10% validation split (too few images): validating on train.txt.\n"
 
 
 class YoloWriter:
@@ -340,6 +381,7 @@ class YoloWriter:
         # Ultralytics resolves a relative `path:` against its own datasets folder (or the working directory),
         # never against data.yaml's folder: a folder export names itself absolutely, an archive names nothing.
         self.dataset_root = dataset_root
+        self.splits = SplitLists()
 
     def add(self, image: LabeledImage) -> None:
         if image.failed:
@@ -356,17 +398,23 @@ class YoloWriter:
                 for box in image.boxes
             ]
         )
-        self.sink.write_text("labels/" + with_suffix(relative_path(image.source_ref), ".txt"), text)
+        name = image_name(image.source_ref)
+        self.sink.write_text(f"labels/{name.id}.txt", text)
+        # Ultralytics reads "./" in a list file as the list's own folder.
+        self.splits.add(name.split, f"./images/{name.file_name}")
 
     def close(self) -> None:
         self.sink.write_text("classes.txt", "".join(name + "\n" for name in self.labels.names))
+        for split, text in self.splits.texts().items():
+            self.sink.write_text(f"{split}.txt", text)
         names = "".join(
             f"  {index}: {json.dumps(name, ensure_ascii=False)}\n" for index, name in enumerate(self.labels.names)
         )
         root = f"path: {json.dumps(str(self.dataset_root), ensure_ascii=False)}\n" if self.dataset_root else ""
+        val = "val: val.txt\n" if self.splits.counts["val"] else f"{NO_VAL_COMMENT}val: train.txt\n"
         self.sink.write_text(
             "data.yaml",
-            f"{DATA_YAML_HEADER}{root}train: images\nval: images\nnc: {len(self.labels.names)}\nnames:\n{names}",
+            f"{DATA_YAML_HEADER}{root}train: train.txt\n{val}nc: {len(self.labels.names)}\nnames:\n{names}",
         )
         self.sink.close()
 
@@ -387,15 +435,15 @@ class VocWriter:
     def __init__(self, sink: Sink, labels: LabelSpace) -> None:
         self.sink = sink
         self.labels = labels
+        self.splits = SplitLists()
 
     def add(self, image: LabeledImage) -> None:
         if image.failed:
             return
-        relative = relative_path(image.source_ref)
-        folder, filename = parent_and_name(relative)
+        name = image_name(image.source_ref)
         database = f"SageMaker Ground Truth job {image.job_name or 'unknown'}"
         parts = [
-            f"<annotation>\n{_element('folder', folder, '  ')}{_element('filename', filename, '  ')}"
+            f"<annotation>\n  <folder>{VOC_IMAGE_FOLDER}</folder>\n{_element('filename', name.file_name, '  ')}"
             f"{_element('path', image.source_ref, '  ')}  <source>\n"
             f"{_element('database', database, '    ')}"
             f"  </source>\n  <size>\n    <width>{image.width}</width>\n    <height>{image.height}</height>\n"
@@ -404,17 +452,26 @@ class VocWriter:
         class_id = self.labels.class_id
         for box in image.boxes:
             class_id(box.label)  # keeps unconfigured labels visible in the summary
-            name = f"    <name>{_text(box.label)}</name>\n" if box.label else "    <name />\n"
+            label = f"    <name>{_text(box.label)}</name>\n" if box.label else "    <name />\n"
+            # The devkit's 1-based, inclusive pixel indices: the first pixel column is 1, and the far edge
+            # (left + width in 0-based continuous coordinates) is the last pixel inside the box.
+            xmin, ymin = round(box.left + 1), round(box.top + 1)
+            xmax, ymax = max(round(box.left + box.width), xmin), max(round(box.top + box.height), ymin)
             parts.append(
-                f"  <object>\n{name}    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n"
-                f"    <difficult>0</difficult>\n    <bndbox>\n      <xmin>{round(box.left)}</xmin>\n"
-                f"      <ymin>{round(box.top)}</ymin>\n      <xmax>{round(box.left + box.width)}</xmax>\n"
-                f"      <ymax>{round(box.top + box.height)}</ymax>\n    </bndbox>\n  </object>\n"
+                f"  <object>\n{label}    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n"
+                f"    <difficult>0</difficult>\n    <bndbox>\n      <xmin>{xmin}</xmin>\n"
+                f"      <ymin>{ymin}</ymin>\n      <xmax>{xmax}</xmax>\n"
+                f"      <ymax>{ymax}</ymax>\n    </bndbox>\n  </object>\n"
             )
         parts.append("</annotation>\n")
-        self.sink.write_text("Annotations/" + with_suffix(relative, ".xml"), "".join(parts))
+        self.sink.write_text(f"Annotations/{name.id}.xml", "".join(parts))
+        self.splits.add(name.split, name.id)
 
     def close(self) -> None:
+        texts = self.splits.texts()
+        for split, text in texts.items():
+            self.sink.write_text(f"ImageSets/Main/{split}.txt", text)
+        self.sink.write_text("ImageSets/Main/trainval.txt", texts["train"] + texts["val"])
         self.sink.close()
 
 
