@@ -90,7 +90,16 @@ SKIPS: tuple[CheckovSkip, ...] = (
         "AWS::Logs::LogGroup",
         "CloudWatch Logs encrypts log data at rest with its own keys; the Lambda logs hold object keys and "
         "job names, no image data. With labeling.kmsKey the log groups use the customer-managed key and pass.",
+        paths=("Launch/Launcher/Logs", "Follow/JobEvents/Logs"),
         without_kms=True,
+    ),
+    CheckovSkip(
+        "CKV_AWS_158",
+        "AWS::Logs::LogGroup",
+        "The log group of aws-cdk-lib's AwsCustomResource provider, which runs only at deploy to set the app "
+        "client's portal URLs; CloudWatch Logs encrypts it at rest with its own keys. labeling.kmsKey's key "
+        "lives in the pipeline stack, which depends on this one, so it cannot encrypt this log group.",
+        paths=("PrivateWorkforce/PortalClientUrlsLogs",),
     ),
     CheckovSkip(
         "CKV_AWS_116",

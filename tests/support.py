@@ -100,3 +100,30 @@ def build_world(*, versioned: bool = False) -> World:
         ground_truth=fake,
         ledger=Ledger(dynamodb, TABLE),
     )
+
+
+def lambda_sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """An SQS message as Lambda's event source mapping hands it to the function (first receive)."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+def job_events_environment(topic_arn: str) -> dict[str, str]:
+    """The job-events function's environment as the stack sets it, against the test world's resources."""
+    return {
+        "BUCKET_NAME": BUCKET,
+        "LEDGER_TABLE_NAME": TABLE,
+        "WORKTEAM_ARN": WORKTEAM_ARN,
+        "GROUND_TRUTH_ROLE_ARN": ROLE_ARN,
+        "RESULTS_TOPIC_ARN": topic_arn,
+        "TASK_SETTINGS": json.dumps({"labels": ["Dog", "Cat"], "labelAttributeName": "labels"}),
+    }

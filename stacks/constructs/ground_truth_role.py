@@ -11,6 +11,14 @@ from stacks.constructs.encryption_key import LabelingKey
 from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
 from stacks.constructs.nag import acknowledge_wildcard_resources
 
+# SageMaker's metric namespaces: "AWS/SageMaker/Workteam" for worker metrics
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/workteam-private-tracking.html), the labeling-job metrics
+# (CloudWatch namespace lists spell it "AWS/Sagemaker/LabelingJobs"), and the "/aws/sagemaker/<...>Jobs"
+# namespaces of SageMaker jobs. AWS names no single namespace for what Ground Truth writes with this role,
+# so the condition allows SageMaker's namespaces, in both spellings, and no other: not this app's own
+# metrics (GroundTruthLabeling, which the alarms watch), nor any other application's.
+GROUND_TRUTH_METRIC_NAMESPACES = ("AWS/SageMaker/*", "AWS/Sagemaker/*", "/aws/sagemaker/*")
+
 
 class GroundTruthRole(Construct):
     """An inline least-privilege policy instead of AmazonSageMakerGroundTruthExecution, which only
@@ -18,8 +26,10 @@ class GroundTruthRole(Construct):
 
     The execution role requirements are in
     https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-permission-execution-role.html :
-    S3 AbortMultipartUpload, GetObject and PutObject on the input and output locations, and CloudWatch
-    Logs for the job's log streams in the /aws/sagemaker/LabelingJobs group.
+    S3 AbortMultipartUpload, GetObject and PutObject on the input and output locations, ListBucket and
+    GetBucketLocation on the buckets, and CloudWatch "to log worker metrics and labeling job statuses":
+    cloudwatch:PutMetricData, and CloudWatch Logs for the job's log streams in the
+    /aws/sagemaker/LabelingJobs group.
 
     With a customer-managed key (labeling.kmsKey), Ground Truth reads the SSE-KMS images and task files
     and writes its output under OutputConfig.KmsKeyId with this role. The key policy statement is the one
@@ -71,8 +81,15 @@ class GroundTruthRole(Construct):
                     resources=[bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")],
                 ),
                 iam.PolicyStatement(
+                    # A GetBucketLocation request names no prefix, so it cannot share ListBucket's s3:prefix
+                    # condition (under it, it was never allowed).
                     sid="LocateBucket",
-                    actions=["s3:GetBucketLocation", "s3:ListBucket"],
+                    actions=["s3:GetBucketLocation"],
+                    resources=[bucket.bucket_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ListLabelingPrefixes",
+                    actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
                     conditions={
                         "StringLike": {"s3:prefix": [f"{INPUT_PREFIX}*", f"{JOBS_PREFIX}*", f"{OUTPUT_PREFIX}*"]}
@@ -87,6 +104,15 @@ class GroundTruthRole(Construct):
                         "logs:DescribeLogStreams",
                     ],
                     resources=[log_group_arn],
+                ),
+                iam.PolicyStatement(
+                    # PutMetricData supports no resource-level permissions (the IAM service authorization
+                    # reference lists no resource type for it): "*" is the only resource that works, and the
+                    # cloudwatch:namespace condition key is what narrows it.
+                    sid="JobMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringLike": {"cloudwatch:namespace": list(GROUND_TRUTH_METRIC_NAMESPACES)}},
                 ),
             ],
         )
@@ -114,4 +140,9 @@ class GroundTruthRole(Construct):
             policy,
             "Object wildcards are limited to the images/, jobs/ and output/ prefixes of this stack's bucket; "
             "Ground Truth names its log streams per job, under the one /aws/sagemaker/LabelingJobs group.",
+            reasons={
+                "*": "cloudwatch:PutMetricData, which the Ground Truth execution-role page asks for, supports no "
+                "resource-level permissions; the statement is limited to SageMaker's metric namespaces by the "
+                "cloudwatch:namespace condition."
+            },
         )

@@ -8,7 +8,6 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
@@ -183,8 +182,11 @@ class LaunchPipeline(Construct):
                     resources=[bucket.arn_for_objects(f"{JOBS_PREFIX}*")],
                 ),
                 iam.PolicyStatement(
+                    # PutItem: the claims (TransactWriteItems Puts) and the job record; BatchGetItem: owners and
+                    # created jobs. No GetItem: Ledger.job_created is only reached by Launcher.finish(checked=
+                    # False), which the handler never calls.
                     sid="Ledger",
-                    actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"],
+                    actions=["dynamodb:PutItem", "dynamodb:BatchGetItem"],
                     resources=[self.ledger.table_arn],
                 ),
                 iam.PolicyStatement(
@@ -192,12 +194,22 @@ class LaunchPipeline(Construct):
                     actions=["sqs:SendMessage"],
                     resources=[self.dead_letter_queue.queue_arn],
                 ),
+                iam.PolicyStatement(
+                    # What Lambda's SQS poller calls with the function's role (the AWS managed policy
+                    # AWSLambdaSQSQueueExecutionRole holds these three;
+                    # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html). aws-cdk-lib's
+                    # SqsEventSource would grant grantConsumeMessages instead, which adds
+                    # ChangeMessageVisibility and GetQueueUrl that neither the poller nor the code call.
+                    sid="ConsumeUploadEvents",
+                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                    resources=[self.queue.queue_arn],
+                ),
             ],
         )
         if key is not None:
-            # SSE-KMS objects under jobs/ (GenerateDataKey to write, Decrypt to read) and the encrypted
-            # dead-letter queue (an SQS producer needs both). Reading the upload queue: SqsEventSource
-            # grants kms:Decrypt itself.
+            # SSE-KMS objects under jobs/ (GenerateDataKey to write, Decrypt to read), the encrypted
+            # dead-letter queue (an SQS producer needs both) and the encrypted upload queue (the poller
+            # decrypts what it receives).
             policy.add_statements(key.use_statement())
         policy.attach_to_role(self.launcher.role)
         acknowledge_wildcard_resources(
@@ -207,11 +219,12 @@ class LaunchPipeline(Construct):
         )
 
         self.function.node.add_dependency(policy)
-        self.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=config.batch_size,
-                max_batching_window=cdk.Duration.seconds(config.batching_window_seconds),
-                report_batch_item_failures=True,
-            )
+        # The mapping SqsEventSource would make (same construct id, so the same logical id), without its
+        # grant: the ConsumeUploadEvents statement above is the poller's permission.
+        self.function.add_event_source_mapping(
+            f"SqsEventSource:{cdk.Names.node_unique_id(self.queue.node)}",
+            event_source_arn=self.queue.queue_arn,
+            batch_size=config.batch_size,
+            max_batching_window=cdk.Duration.seconds(config.batching_window_seconds),
+            report_batch_item_failures=True,
         )

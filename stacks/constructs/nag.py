@@ -7,6 +7,7 @@ finding, so `acknowledge_wildcard_resources` renders each wildcard resource the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
@@ -36,8 +37,10 @@ def _render(value: Any) -> str:
     raise ValueError(f"cannot render {value!r} as cdk-nag does")
 
 
-def acknowledge_wildcard_resources(policy: iam.Policy, reason: str) -> None:
-    """Acknowledge AwsSolutions-IAM5 for each wildcard resource of the policy, and only those."""
+def acknowledge_wildcard_resources(policy: iam.Policy, reason: str, reasons: Mapping[str, str] | None = None) -> None:
+    """Acknowledge AwsSolutions-IAM5 for each wildcard resource of the policy, and only those.
+
+    `reasons` gives a resource (as cdk-nag renders it, e.g. ``*``) a reason of its own."""
     stack = cdk.Stack.of(policy)
     document = stack.resolve(policy.document.to_json())
     for statement in document.get("Statement", []):
@@ -45,4 +48,5 @@ def acknowledge_wildcard_resources(policy: iam.Policy, reason: str) -> None:
         for resource in resources if isinstance(resources, list) else [resources]:
             rendered = _render(resource)
             if "*" in rendered:
-                acknowledge(policy, f"AwsSolutions-IAM5[Resource::{rendered}]", reason)
+                why = (reasons or {}).get(rendered, reason)
+                acknowledge(policy, f"AwsSolutions-IAM5[Resource::{rendered}]", why)

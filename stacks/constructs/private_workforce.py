@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import custom_resources as cr
@@ -111,9 +112,19 @@ class PrivateWorkforce(Construct):
             parameters=client_settings,
             physical_resource_id=cr.PhysicalResourceId.of(f"{name}-portal-client-urls"),
         )
+        # The provider function's own log group, named by CloudFormation. Without it, cdk.json's
+        # @aws-cdk/aws-lambda:useCdkManagedLogGroup makes CDK add /aws/lambda/<function>, which Lambda has
+        # already created in any stack deployed before that flag: the update would fail on "already exists".
+        self.client_urls_logs = logs.LogGroup(
+            self,
+            "PortalClientUrlsLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
         self.client_urls = cr.AwsCustomResource(
             self,
             "PortalClientUrls",
+            log_group=self.client_urls_logs,
             on_create=update_call,
             on_update=update_call,
             policy=cr.AwsCustomResourcePolicy.from_statements(

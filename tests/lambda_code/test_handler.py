@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from labeling_pipeline import handler
-from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, settings_json
+from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, lambda_sqs_record, settings_json
 
 
 @dataclass
@@ -43,20 +43,7 @@ class Pipeline:
             messages = response.get("Messages", [])
             if not messages:
                 break
-            records += [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
-                    "awsRegion": REGION,
-                }
-                for message in messages
-            ]
+            records += [lambda_sqs_record(message, self.queue_arn) for message in messages]
         return records
 
     def invoke(self, records: list[dict[str, Any]]) -> dict[str, Any]:

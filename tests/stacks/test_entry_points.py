@@ -1,5 +1,6 @@
-"""The two commands a user meets first, run as they run: the CDK app refusing a bad configuration, and
-`make deploy`'s preflight stopping without credentials before anything reaches AWS."""
+"""The commands a user meets first, run as they run: `make synth`'s CDK CLI synthesizing without a word of
+warning, the CDK app refusing a bad configuration, and `make deploy`'s preflight stopping without
+credentials before anything reaches AWS."""
 
 from __future__ import annotations
 
@@ -28,6 +29,45 @@ def _clean_environment(tmp_path: Path) -> dict[str, str]:
         }
     )
     return environment
+
+
+def test_make_synth_prints_no_warning_and_no_feature_flag_notice(tmp_path: Path) -> None:
+    # `make synth` runs the pinned CLI as `npx --no-install cdk --no-notices synth --quiet` with these
+    # variables (Makefile); the CLI warns "N feature flags are not configured" unless cdk.json sets every
+    # flag whose default differs from aws-cdk-lib's recommended value, as `cdk init` writes them.
+    environment = _clean_environment(tmp_path)
+    environment.update({"CDK_DISABLE_CLI_TELEMETRY": "true", "NPM_CONFIG_UPDATE_NOTIFIER": "false"})
+    result = subprocess.run(
+        ["npx", "--no-install", "cdk", "--no-notices", "synth", "--quiet", "--output", str(tmp_path / "cdk.out")],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = (result.stdout + result.stderr).replace(str(tmp_path), "<tmp>")  # the test's name says "warning"
+    assert result.returncode == 0, output
+    assert "Successfully synthesized to" in output
+    assert "feature flag" not in output.lower(), output
+    assert "warn" not in output.lower(), output
+    assert sorted(path.name for path in (tmp_path / "cdk.out").glob("*.template.json")) == [
+        "gt-labeling-pipeline.template.json",
+        "gt-labeling-workforce.template.json",
+    ]
+
+
+def test_cdk_json_sets_every_flag_cdk_init_writes_with_its_recommended_value() -> None:
+    # The CLI's copy of aws-cdk-lib's recommended flags, which `cdk init` puts into a new cdk.json.
+    recommended = json.loads(
+        (ROOT / "node_modules/aws-cdk/lib/init-templates/.recommended-feature-flags.json").read_text()
+    )
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    flags = {key: value for key, value in context.items() if key != "labeling"}
+    assert set(flags) == set(recommended)
+    # One deliberate difference (README, "Feature flags"): cross-stack references stay strong (Export and
+    # Fn::ImportValue) until a deployed app migrates through "both".
+    assert {key for key in flags if flags[key] != recommended[key]} == {"@aws-cdk/core:defaultCrossStackReferences"}
+    assert flags["@aws-cdk/core:defaultCrossStackReferences"] == "strong"
 
 
 def test_the_app_refuses_a_bad_configuration_with_the_key_and_the_rule(tmp_path: Path) -> None:

@@ -129,36 +129,30 @@ def test_key_policy_is_exactly_the_account_and_what_each_service_needs(synthesiz
             # aws-cdk-lib's default: the account's IAM policies decide (Lambda roles, CLI users).
             "Action": "kms:*",
             "Effect": "Allow",
-            "Principal": {"AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":iam::{ACCOUNT}:root"]]}},
+            # @aws-cdk/core:enablePartitionLiterals: the region is known, so is the partition.
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
             "Resource": "*",
         },
         {
             # https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-kms-permissions.html
             "Sid": "GroundTruthExecutionRole",
-            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
             "Effect": "Allow",
             "Principal": {"AWS": role},
             "Resource": "*",
         },
         {
             "Sid": "S3NotificationsToUploadQueue",
-            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Effect": "Allow",
             "Principal": {"Service": "s3.amazonaws.com"},
             "Resource": "*",
         },
         {
             "Sid": "CloudWatchLogsOfThisAccount",
-            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Action": ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
             "Condition": {
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": {
-                        "Fn::Join": [
-                            "",
-                            ["arn:", {"Ref": "AWS::Partition"}, f":logs:{REGION}:{ACCOUNT}:log-group:*"],
-                        ]
-                    }
-                }
+                "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"}
             },
             "Effect": "Allow",
             "Principal": {"Service": f"logs.{REGION}.amazonaws.com"},
@@ -166,14 +160,14 @@ def test_key_policy_is_exactly_the_account_and_what_each_service_needs(synthesiz
         },
         {
             "Sid": "EventBridgeDeadLetters",
-            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Effect": "Allow",
             "Principal": {"Service": "events.amazonaws.com"},
             "Resource": "*",
         },
         {
             "Sid": "CloudWatchAlarmsToResultsTopic",
-            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Effect": "Allow",
             "Principal": {"Service": "cloudwatch.amazonaws.com"},
             "Resource": "*",
@@ -230,7 +224,7 @@ def test_s3_may_send_only_from_this_bucket_to_the_encrypted_upload_queue(synthes
     ]
     assert s3_statements == [
         {
-            "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            "Action": ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
             "Condition": {
                 "ArnLike": {
                     "aws:SourceArn": {
@@ -251,7 +245,7 @@ def test_roles_may_use_the_key_for_what_they_do(synthesized_kms: Synthesized) ->
     ground_truth = _policy_statements(synthesized_kms, "GroundTruthAccess")
     assert {
         "Sid": "UseLabelingKey",
-        "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+        "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
         "Effect": "Allow",
         "Resource": key,
     } in ground_truth
@@ -262,17 +256,14 @@ def test_roles_may_use_the_key_for_what_they_do(synthesized_kms: Synthesized) ->
             "Effect": "Allow",
             "Resource": key,
         } in _policy_statements(synthesized_kms, prefix), prefix
-    # The launcher's SQS event source (aws-cdk-lib) decrypts the upload queue's messages.
-    assert {"Action": "kms:Decrypt", "Effect": "Allow", "Resource": key} in _policy_statements(
-        synthesized_kms, "LaunchLauncherRoleDefaultPolicy"
-    )
-    # No role gets the key beyond these four policies.
+    # The launcher's UseLabelingKey also covers what Lambda's SQS poller decrypts from the upload queue
+    # (its role's default policy holds only the log statement). No role gets the key beyond these three policies.
     granted = [
         name
         for name, policy in synthesized_kms.pipeline.find_resources("AWS::IAM::Policy").items()
         if "kms:" in json.dumps(policy)
     ]
-    assert len(granted) == 4
+    assert len(granted) == 3
 
 
 def test_launcher_passes_the_key_to_ground_truth_and_nobody_else_gets_it(synthesized_kms: Synthesized) -> None:

@@ -19,8 +19,13 @@ _CDK_SINGLETONS = {
 }
 
 BUCKET = "${StorageBucket.Arn}"
-LABELING_JOBS = "arn:${AWS::Partition}:sagemaker:us-east-1:123456789012:labeling-job/*"
+# With a known region, @aws-cdk/core:enablePartitionLiterals writes the partition as a literal.
+LABELING_JOBS = "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/*"
 BASIC_EXECUTION = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+# The one grant on "*": cloudwatch:PutMetricData has no resource type, its condition narrows it.
+METRIC_NAMESPACES = (
+    ' if {"StringLike": {"cloudwatch:namespace": ["AWS/SageMaker/*", "AWS/Sagemaker/*", "/aws/sagemaker/*"]}}'
+)
 
 
 def _name(logical_id: str) -> str:
@@ -87,26 +92,22 @@ def allow(actions: str, *resources: str) -> set[Grant]:
 EXPECTED_PIPELINE: dict[str, set[Grant]] = {
     "GroundTruthRole": allow("s3:GetObject", f"{BUCKET}/images/*", f"{BUCKET}/jobs/*")
     | allow("s3:PutObject s3:GetObject s3:AbortMultipartUpload", f"{BUCKET}/output/*")
-    | allow(
-        "s3:GetBucketLocation s3:ListBucket",
-        BUCKET + ' if {"StringLike": {"s3:prefix": ["images/*", "jobs/*", "output/*"]}}',
-    )
+    | allow("s3:GetBucketLocation", BUCKET)
+    | allow("s3:ListBucket", BUCKET + ' if {"StringLike": {"s3:prefix": ["images/*", "jobs/*", "output/*"]}}')
     | allow(
         "logs:CreateLogGroup logs:CreateLogStream logs:PutLogEvents logs:DescribeLogStreams",
-        "arn:${AWS::Partition}:logs:us-east-1:123456789012:log-group:/aws/sagemaker/LabelingJobs:*",
-    ),
-    "LaunchLauncherRole": allow("logs:CreateLogStream logs:PutLogEvents", "${LaunchLauncherLogs.Arn}")
-    | allow(
-        "sqs:ReceiveMessage sqs:ChangeMessageVisibility sqs:GetQueueUrl sqs:DeleteMessage sqs:GetQueueAttributes",
-        "${LaunchUploadEvents.Arn}",
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/LabelingJobs:*",
     )
+    | allow("cloudwatch:PutMetricData", "*" + METRIC_NAMESPACES),
+    "LaunchLauncherRole": allow("logs:CreateLogStream logs:PutLogEvents", "${LaunchLauncherLogs.Arn}")
+    | allow("sqs:ReceiveMessage sqs:DeleteMessage sqs:GetQueueAttributes", "${LaunchUploadEvents.Arn}")
     | allow("sagemaker:CreateLabelingJob sagemaker:DescribeLabelingJob sagemaker:AddTags", LABELING_JOBS)
     | allow(
         "iam:PassRole",
         '${GroundTruthRole.Arn} if {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}',
     )
     | allow("s3:GetObject s3:PutObject", f"{BUCKET}/jobs/*")
-    | allow("dynamodb:PutItem dynamodb:GetItem dynamodb:BatchGetItem", "${LaunchLedger.Arn}")
+    | allow("dynamodb:PutItem dynamodb:BatchGetItem", "${LaunchLedger.Arn}")
     | allow("sqs:SendMessage", "${LaunchDeadLetterQueue.Arn}"),
     "FollowJobEventsRole": allow("logs:CreateLogStream logs:PutLogEvents", "${FollowJobEventsLogs.Arn}")
     | allow("sqs:SendMessage", "${FollowFailedJobEvents.Arn}")
@@ -161,13 +162,84 @@ def test_pass_role_only_for_the_ground_truth_role_to_sagemaker(synthesized: Synt
 
 
 def test_no_wildcard_resource_or_action_in_any_grant(synthesized: Synthesized) -> None:
-    # Every API these roles call supports resource-level permissions, so "*" is never needed.
+    # Every API these roles call supports resource-level permissions, so "*" is never needed, except
+    # cloudwatch:PutMetricData (no resource type at all): the Ground Truth role has it on "*" under a
+    # cloudwatch:namespace condition, and nothing else is on "*".
+    on_everything = []
     for stack in ("gt-labeling-pipeline", "gt-labeling-workforce"):
         for role, grants in grants_by_role(_template(synthesized, stack)).items():
             for effect, action, resource in grants:
-                assert resource != "*" and not resource.startswith("* if"), f"{role}: {action} on *"
+                if resource == "*" or resource.startswith("* if"):
+                    on_everything.append((role, action, resource))
                 assert not action.endswith(":*") and action != "*", f"{role}: {action}"
                 assert effect != "Deny"
+    assert on_everything == [("GroundTruthRole", "cloudwatch:PutMetricData", "*" + METRIC_NAMESPACES)]
+
+
+def _statements_by_sid(template: dict[str, Any], policy_prefix: str) -> dict[str, dict[str, Any]]:
+    [policy] = [
+        r["Properties"]
+        for logical_id, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Policy" and logical_id.startswith(policy_prefix)
+    ]
+    return {statement["Sid"]: render(statement) for statement in policy["PolicyDocument"]["Statement"]}
+
+
+def test_ground_truth_role_has_the_bucket_and_metrics_statements_its_execution_role_page_asks_for(
+    synthesized: Synthesized,
+) -> None:
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-permission-execution-role.html
+    statements = _statements_by_sid(_template(synthesized, "gt-labeling-pipeline"), "GroundTruthAccess")
+    # GetBucketLocation names no prefix: under ListBucket's s3:prefix condition it would never be allowed.
+    assert statements["LocateBucket"] == {
+        "Sid": "LocateBucket",
+        "Action": "s3:GetBucketLocation",
+        "Effect": "Allow",
+        "Resource": BUCKET,
+    }
+    assert statements["ListLabelingPrefixes"] == {
+        "Sid": "ListLabelingPrefixes",
+        "Action": "s3:ListBucket",
+        "Condition": {"StringLike": {"s3:prefix": ["images/*", "jobs/*", "output/*"]}},
+        "Effect": "Allow",
+        "Resource": BUCKET,
+    }
+    # "CloudWatch to log worker metrics and labeling job statuses": PutMetricData has no resource type.
+    assert statements["JobMetrics"] == {
+        "Sid": "JobMetrics",
+        "Action": "cloudwatch:PutMetricData",
+        "Condition": {
+            "StringLike": {"cloudwatch:namespace": ["AWS/SageMaker/*", "AWS/Sagemaker/*", "/aws/sagemaker/*"]}
+        },
+        "Effect": "Allow",
+        "Resource": "*",
+    }
+    assert set(statements) == {
+        "ReadImagesAndTaskDefinitions",
+        "WriteLabels",
+        "LocateBucket",
+        "ListLabelingPrefixes",
+        "JobLogs",
+        "JobMetrics",
+    }
+
+
+def test_the_metrics_wildcard_is_acknowledged_for_cdk_nag_with_its_own_reason(synthesized: Synthesized) -> None:
+    policy = (
+        synthesized.app.node.find_child("gt-labeling-pipeline").node.find_child("GroundTruth").node.find_child("Access")
+    )
+    acknowledged = {
+        rule: reason
+        for entry in policy.node.metadata
+        if entry.type == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry.data.items()
+    }
+    assert "supports no resource-level permissions" in acknowledged["Annotation::AwsSolutions-IAM5[Resource::*]"]
+    # The other wildcards keep the reason about prefixes and the job log group.
+    assert (
+        "supports no resource-level"
+        not in acknowledged["Annotation::AwsSolutions-IAM5[Resource::<StorageBucket5CB7C8EA.Arn>/output/*]"]
+    )
 
 
 def _topic_policy(template: dict[str, Any], topic_prefix: str) -> dict[str, dict[str, Any]]:
@@ -186,7 +258,7 @@ def test_topic_policies_let_exactly_the_publishing_services_in(synthesized: Synt
     alarms = results["CloudWatchAlarmsPublish"]
     assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and alarms["Action"] == "sns:Publish"
     assert alarms["Condition"] == {
-        "ArnLike": {"aws:SourceArn": "arn:${AWS::Partition}:cloudwatch:us-east-1:123456789012:alarm:*"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:*"},
         "StringEquals": {"aws:SourceAccount": "123456789012"},
     }
     workers = _topic_policy(_template(synthesized, "gt-labeling-workforce"), "PrivateWorkforceWorkerNotifications")
@@ -194,6 +266,6 @@ def test_topic_policies_let_exactly_the_publishing_services_in(synthesized: Synt
     sagemaker = workers["AwsSagemakerSnsAccessPolicy"]
     assert sagemaker["Principal"] == {"Service": "sagemaker.amazonaws.com"} and sagemaker["Action"] == "sns:Publish"
     assert sagemaker["Condition"] == {
-        "ArnLike": {"aws:SourceArn": "arn:${AWS::Partition}:sagemaker:us-east-1:123456789012:workteam/*"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/*"},
         "StringEquals": {"aws:SourceAccount": "123456789012"},
     }

@@ -1,0 +1,273 @@
+"""Every action granted to the two pipeline Lambdas is one their code calls, and every call their code makes
+is granted: the handlers run against moto and the Ground Truth fake through the paths that reach each grant,
+every boto3 call of their clients is recorded as the IAM action it needs, and the result is compared with
+the roles of the synthesized template (tests/stacks/test_least_privilege.py holds the table itself).
+
+A grant that no path uses (as the launcher's dynamodb:GetItem was: only `Launcher.finish(checked=False)`
+reads a single job record, and the handler never calls it) fails here, and so does a call without a grant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from labeling_pipeline import handler, job_events
+from labeling_pipeline.images import ImageRef
+from sandbox.fake_ground_truth import ACCOUNT
+from tests.stacks.conftest import Synthesized
+from tests.stacks.test_least_privilege import grants_by_role
+from tests.support import (
+    BUCKET,
+    REGION,
+    ROLE_ARN,
+    TABLE,
+    WORKTEAM_ARN,
+    World,
+    build_world,
+    job_events_environment,
+    lambda_sqs_record,
+    settings_json,
+)
+
+# What the Lambda service itself does with a function's role, not the function's code: write its logs,
+# poll the launcher's upload queue (event source mapping), and send failed asynchronous invocations of the
+# job-events function to its dead-letter queue.
+SERVICE_SIDE = {
+    "LaunchLauncherRole": {
+        ("logs:CreateLogStream", "${LaunchLauncherLogs.Arn}"),
+        ("logs:PutLogEvents", "${LaunchLauncherLogs.Arn}"),
+        ("sqs:ReceiveMessage", "${LaunchUploadEvents.Arn}"),
+        ("sqs:DeleteMessage", "${LaunchUploadEvents.Arn}"),
+        ("sqs:GetQueueAttributes", "${LaunchUploadEvents.Arn}"),
+    },
+    "FollowJobEventsRole": {
+        ("logs:CreateLogStream", "${FollowJobEventsLogs.Arn}"),
+        ("logs:PutLogEvents", "${FollowJobEventsLogs.Arn}"),
+        ("sqs:SendMessage", "${FollowFailedJobEvents.Arn}"),
+    },
+}
+
+_S3_OBJECT = re.compile(r"^\$\{StorageBucket\.Arn\}/([a-z]+/)\*$")
+# Each S3 operation boto3 may send for an object, as the IAM action it needs (multipart uploads included).
+_S3_ACTIONS = {
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+}
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+Use = tuple[str, str]  # (IAM action, object prefix such as "jobs/" for S3, else "")
+
+
+def needed(service: str, operation: str, params: dict[str, Any]) -> set[Use]:
+    """The IAM actions one API call needs."""
+    if service == "s3":
+        assert params["Bucket"] == BUCKET, params
+        return {(_S3_ACTIONS[operation], params["Key"].split("/", 1)[0] + "/")}
+    if service == "dynamodb" and operation == "TransactWriteItems":
+        return {(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", "") for item in params["TransactItems"] for kind in item}
+    uses = {(f"{service}:{operation}", "")}
+    if service == "sagemaker" and operation == "CreateLabelingJob":
+        # Tags on create are authorized as sagemaker:AddTags; RoleArn is passed to SageMaker (iam:PassRole).
+        uses |= {("sagemaker:AddTags", "")} if params.get("Tags") else set()
+        uses |= {("iam:PassRole", "")}
+    return uses
+
+
+def granted(grants: set[tuple[str, str, str]], role: str) -> set[Use]:
+    uses: set[Use] = set()
+    for effect, action, resource in grants:
+        assert effect == "Allow"
+        if (action, resource) in SERVICE_SIDE[role]:
+            continue
+        match = _S3_OBJECT.match(resource)
+        uses.add((action, match[1] if action.startswith("s3:") and match else ""))
+    return uses
+
+
+@dataclass
+class Recorder:
+    world: World
+    uses: set[Use] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def make_client(self, service: str, **kwargs: Any) -> Any:
+        """The factory the handlers build their clients with: boto3's, with every call recorded."""
+        client = boto3.client(service, **kwargs)
+
+        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+            with self.lock:
+                self.uses |= needed(service, model.name, params)
+
+        client.meta.events.register(f"before-parameter-build.{client.meta.service_model.service_name}", record)
+        return self.world.ground_truth.attach(client) if service == "sagemaker" else client
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:function"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        yield build_world()
+
+
+def _records(world: World, queue_url: str) -> list[dict[str, Any]]:
+    messages = world.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [
+        lambda_sqs_record(message, f"arn:aws:sqs:{REGION}:{ACCOUNT}:uploads")
+        for message in messages
+        if "s3:TestEvent" not in message["Body"]
+    ]
+
+
+def _output_line(source_ref: str, job: str) -> str:
+    return json.dumps(
+        {
+            "source-ref": source_ref,
+            "labels": {
+                "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 5, "height": 5}],
+                "image_size": [{"width": 40, "height": 30, "depth": 3}],
+            },
+            "labels-metadata": {
+                "class-map": {"0": "Dog"},
+                "job-name": f"labeling-job/{job}",
+                "human-annotated": "yes",
+                "objects": [{"confidence": 0.9}],
+                "type": "groundtruth/object-detection",
+            },
+        }
+    )
+
+
+def run_launcher(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[set[Use], str]:
+    """Every path of the launcher that reaches a grant; returns what it used and one job it created."""
+    uploads = world.sqs.create_queue(QueueName="uploads")["QueueUrl"]
+    dead_letters = world.sqs.create_queue(QueueName="launcher-dlq")["QueueUrl"]
+    world.s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:uploads",
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "images/"}]}},
+                }
+            ]
+        },
+    )
+    for name, value in {
+        "BUCKET_NAME": BUCKET,
+        "LEDGER_TABLE_NAME": TABLE,
+        "DEAD_LETTER_QUEUE_URL": dead_letters,
+        "WORKTEAM_ARN": WORKTEAM_ARN,
+        "GROUND_TRUTH_ROLE_ARN": ROLE_ARN,
+        "TASK_SETTINGS": settings_json(),
+    }.items():
+        monkeypatch.setenv(name, value)
+    recorder = Recorder(world)
+    handler._environment = handler.build_environment(recorder.make_client)
+    try:
+        # An upload becomes a job (claims, task files, CreateLabelingJob with tags and the role, the job
+        # record); a message that is no S3 event goes to the dead-letter queue.
+        world.upload("images/a.jpg")
+        records = _records(world, uploads)
+        poison = {**records[0], "messageId": "poison", "body": "not an S3 event"}
+        response = handler.lambda_handler({"Records": [*records, poison]}, FakeContext())
+        assert response["batchItemFailures"] == []
+        [created] = world.ground_truth.created_names
+
+        # An image that another invocation claimed for a job it did not finish: this one reads that job's
+        # candidates (GetObject under jobs/) and owners, and finishes it.
+        launcher = handler._env().launcher
+        assert launcher is not None
+        orphan = ImageRef(BUCKET, "images/b.jpg", "v1")
+        world.ledger.claim_many([orphan], "bbox-unfinished")
+        world.s3.put_object(
+            Bucket=BUCKET,
+            Key="jobs/bbox-unfinished/candidates.json",
+            Body=json.dumps([[orphan.bucket, orphan.key, orphan.version]]).encode(),
+        )
+        assert launcher.launch([orphan])[orphan].job_name == "bbox-unfinished"
+        # The same job created by a run that died before its job record: CreateLabelingJob answers
+        # ResourceInUse and DescribeLabelingJob shows it is the same job.
+        world.dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": "job#bbox-unfinished"}})
+        assert launcher.launch([orphan])[orphan].ok
+        assert world.ground_truth.created_names == [created, "bbox-unfinished"]
+    finally:
+        handler._environment = None
+    return recorder.uses, created
+
+
+def run_job_events(world: World, monkeypatch: pytest.MonkeyPatch, job: str) -> set[Use]:
+    """A completed job, exported, recorded and announced: every path of the job-events function's grants."""
+    topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="results")["TopicArn"]
+    for name, value in job_events_environment(topic_arn).items():
+        monkeypatch.setenv(name, value)
+    recorder = Recorder(world)
+    job_events._finisher = job_events.build_finisher(recorder.make_client)
+    try:
+        world.ground_truth.finish(job, "Completed", [_output_line(f"s3://{BUCKET}/images/a.jpg", job)])
+        event = {
+            "version": "0",
+            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": "SageMaker Ground Truth Labeling Job State Change",
+            "source": "aws.sagemaker",
+            "account": ACCOUNT,
+            "time": "2026-11-25T12:00:00Z",
+            "region": REGION,
+            "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:labeling-job/{job}"],
+            "detail": {"LabelingJobStatus": "Completed"},
+        }
+        assert job_events.lambda_handler(event, FakeContext())["action"] == "exported"
+    finally:
+        job_events._finisher = None
+    return recorder.uses
+
+
+def _compare(role: str, used: set[Use], grants: set[tuple[str, str, str]]) -> None:
+    allowed = granted(grants, role)
+    assert not used - allowed, f"{role} calls without a grant: {sorted(used - allowed)}"
+    assert not allowed - used, f"{role} has grants no code path uses: {sorted(allowed - used)}"
+
+
+def test_each_lambda_uses_every_grant_it_has_and_has_every_grant_it_uses(
+    synthesized: Synthesized, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grants = grants_by_role(dict(synthesized.assembly.get_stack_by_name("gt-labeling-pipeline").template))
+    launcher_uses, job = run_launcher(world, monkeypatch)
+    job_events_uses = run_job_events(world, monkeypatch, job)
+    _compare("LaunchLauncherRole", launcher_uses, grants["LaunchLauncherRole"])
+    _compare("FollowJobEventsRole", job_events_uses, grants["FollowJobEventsRole"])
+
+
+def test_an_unused_grant_is_reported(synthesized: Synthesized) -> None:
+    # The check itself: the launcher's old ledger grant (GetItem, which no path of its code reaches).
+    grants = grants_by_role(dict(synthesized.assembly.get_stack_by_name("gt-labeling-pipeline").template))
+    launcher = grants["LaunchLauncherRole"] | {("Allow", "dynamodb:GetItem", "${LaunchLedger.Arn}")}
+    used = granted(grants["LaunchLauncherRole"], "LaunchLauncherRole")
+    with pytest.raises(AssertionError, match=r"grants no code path uses: \[\('dynamodb:GetItem', ''\)\]"):
+        _compare("LaunchLauncherRole", used, launcher)
