@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 # checkov pins a boto3 that conflicts with requirements-dev.txt: it gets a venv of its own.
 SCAN_VENV := .venv-scan
 CDK := npx --no-install cdk --no-notices
-# jsii prints an end-of-life banner on Node 20 (the Node these machines have); the CDK docs name
-# this variable to silence it. Telemetry lookups are off: they are slow and pointless offline.
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# jsii prints an end-of-life banner on Node 18 and 20 (Debian 12 ships 18; aws-cdk 2.1148 still supports
+# it); the CDK docs name this variable to silence it for the Node that runs. Telemetry lookups are off:
+# they are slow and pointless offline.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 export CDK_DISABLE_CLI_TELEMETRY := true
 # npm's "new version available" notice is a registry lookup and noise in every build.
 export NPM_CONFIG_UPDATE_NOTIFIER := false
@@ -45,6 +46,7 @@ demo: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest

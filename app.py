@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CDK app: the workforce stack and the labeling pipeline stack, configured from cdk.json context."""
+"""CDK app: the labeling pipeline stack and the stacks of the configured labeling backend, from cdk.json context."""
 
 from __future__ import annotations
 
@@ -9,25 +9,25 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.backends import backend_stacks
 from stacks.checkov_skips import add_checkov_skips
 from stacks.config import ConfigError, parse_config
 from stacks.labeling_stack import LabelingPipelineStack
-from stacks.region_check import check_region
-from stacks.workforce_stack import WorkforceStack
 
 
 def build_app(app: cdk.App) -> cdk.App:
     config = parse_config(app.node.get_all_context())
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    check_region(env.region)
-    workforce = WorkforceStack(app, f"{config.project_name}-workforce", config=config, env=env)
-    pipeline = LabelingPipelineStack(
-        app, f"{config.project_name}-pipeline", config=config, workteam_arn=workforce.workteam_arn, env=env
-    )
-    pipeline.add_stack_dependency(workforce)
+    parts = backend_stacks(config.backend)
+    backend = parts.infrastructure()
+    backend.check_region(env.region)
+    supporting = backend.supporting_stacks(app, config, env)
+    pipeline = LabelingPipelineStack(app, f"{config.project_name}-pipeline", config=config, backend=backend, env=env)
+    for stack in supporting:
+        pipeline.add_stack_dependency(stack)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     # checkov runs on the synthesized templates in `make test`; its reviewed skips travel in them.
-    add_checkov_skips(app, config)
+    add_checkov_skips(app, config, parts.checkov_skips)
     return app
 
 

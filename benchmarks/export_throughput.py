@@ -10,8 +10,8 @@ that write no folder are repeated (REPEATS) and the least CPU is kept, since oth
 machine only ever add to it; the peak RSS is the highest of the repeats.
 
 - streaming: the project's code. COCO, YOLO and VOC as the CLI writes them (coco.json, folders), YOLO and
-  VOC as single archives, and all three as the job-events Lambda writes them (job_results.write_exports
-  over botocore's StreamingBody.iter_lines, as it reads S3).
+  VOC as single archives, and all three as the job-events Lambda writes them (the Ground Truth backend's
+  read_results over botocore's StreamingBody, as it reads S3, into job_results.write_exports).
 - floor: as many files as the YOLO folder holds, created with os.open/os.write/os.close and nothing else:
   the filesystem's share of a folder export.
 - naive: the obvious approach: read the whole manifest into a list with json.loads, build every output in
@@ -92,19 +92,58 @@ def make_manifest(path: Path, lines: int, seed: int = 1) -> None:
 # --- streaming: the project's code ---------------------------------------------------------------------
 
 
-def streaming(kind: str, manifest: Path, out: Path) -> int:
-    from labeling_pipeline.exports.formats import ExportStats, LabelSpace, export, make_writers
-    from labeling_pipeline.exports.output_manifest import read_output_manifest
+class _ManifestBucket:
+    """The one S3 call read_results makes, answered from the local manifest as botocore answers it."""
 
-    if kind == "lambda":
+    def __init__(self, manifest: Path) -> None:
+        self._manifest = manifest
+        self.opened: list[Any] = []
+
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
         from botocore.response import StreamingBody
 
-        from labeling_pipeline.job_results import MANIFEST_CHUNK_BYTES, write_exports
+        raw = self._manifest.open("rb")
+        self.opened.append(raw)
+        return {"Body": StreamingBody(raw, self._manifest.stat().st_size)}
 
-        with manifest.open("rb") as raw:
-            body = StreamingBody(raw, manifest.stat().st_size)
-            stats = write_exports(body.iter_lines(chunk_size=MANIFEST_CHUNK_BYTES), out, LABELS, ATTRIBUTE, "bench")
-        return stats.read.lines
+
+def lambda_export(manifest: Path, out: Path) -> Any:
+    """What the job-events Lambda does with a completed job's results: the backend streams the output
+    manifest into labeled images, which write_exports turns into every format in one pass."""
+    from labeling_pipeline.backends import JobDescription
+    from labeling_pipeline.backends.ground_truth.service import GroundTruthBackend
+    from labeling_pipeline.backends.registry import settings_model
+    from labeling_pipeline.exports.formats import ExportStats
+    from labeling_pipeline.job_results import write_exports
+    from labeling_pipeline.names import JobState
+
+    settings = settings_model("ground-truth").model_validate({"labels": LABELS, "labelAttributeName": ATTRIBUTE})
+    bucket = _ManifestBucket(manifest)
+    backend = GroundTruthBackend(None, bucket, settings, region="us-east-1", workteam_arn="", role_arn="")
+    description = JobDescription(
+        name="bench",
+        state=JobState.COMPLETED,
+        backend_status="Completed",
+        results_uri="s3://example-bucket/output/bench/manifests/output/output.manifest",
+        failure_reason=None,
+        labeled=0,
+        failed_objects=0,
+        unlabeled=0,
+    )
+    stats = ExportStats()
+    try:
+        return write_exports(backend.read_results(description, stats.read), out, LABELS, "bench", stats)
+    finally:
+        for raw in bucket.opened:
+            raw.close()
+
+
+def streaming(kind: str, manifest: Path, out: Path) -> int:
+    from labeling_pipeline.backends.ground_truth.results import read_output_manifest
+    from labeling_pipeline.exports.formats import ExportStats, LabelSpace, export, make_writers
+
+    if kind == "lambda":
+        return int(lambda_export(manifest, out).read.lines)
     fmt, _, shape = kind.partition("-")
     labels, stats = LabelSpace(LABELS), ExportStats()
     writers = make_writers([fmt], out, labels, stats, archive=shape == "archive", description="bench")
@@ -226,7 +265,7 @@ def naive_voc(images: list[dict[str, Any]]) -> tuple[list[tuple[str, ET.Element]
         ET.SubElement(root, "folder").text = "JPEGImages"
         ET.SubElement(root, "filename").text = file_name
         ET.SubElement(root, "path").text = image["source_ref"]
-        ET.SubElement(ET.SubElement(root, "source"), "database").text = f"SageMaker Ground Truth job {image['job']}"
+        ET.SubElement(ET.SubElement(root, "source"), "database").text = f"labeling job {image['job']}"
         size = ET.SubElement(root, "size")
         for tag in ("width", "height", "depth"):
             ET.SubElement(size, tag).text = str(image[tag])
@@ -357,9 +396,11 @@ def child(approach: str, kind: str, manifest: Path, out: Path, cpu: int | None) 
     # Import what the run needs before the baseline, so that the figures are the work's own.
     if approach == "streaming":
         importlib.import_module("labeling_pipeline.exports.formats")
+        importlib.import_module("labeling_pipeline.backends.ground_truth.results")
     if approach == "streaming" and kind == "lambda":
         importlib.import_module("botocore.response")
         importlib.import_module("labeling_pipeline.job_results")
+        importlib.import_module("labeling_pipeline.backends.ground_truth")
     run: Callable[[str, Path, Path], int] = {"streaming": streaming, "naive": naive, "floor": floor}[approach]
     rss_start = _rss_mb()
     before, wall = os.times(), time.perf_counter()

@@ -72,15 +72,19 @@ os.environ.update(LAMBDA_ENV)
 from botocore.exceptions import ClientError  # noqa: E402
 
 from labeling_pipeline import handler  # noqa: E402
-from labeling_pipeline.backends.ground_truth import GroundTruthBackend  # noqa: E402
-from labeling_pipeline.images import IMAGE_SUFFIXES  # noqa: E402
+from labeling_pipeline.backends.ground_truth import LIMITS, GroundTruthBackend, Resources  # noqa: E402
 from labeling_pipeline.launcher import Launcher  # noqa: E402
 from labeling_pipeline.ledger import Ledger  # noqa: E402
-from labeling_pipeline.task_config import TaskSettings  # noqa: E402
+from labeling_pipeline.names import EnvironmentVariable as Env  # noqa: E402
+from labeling_pipeline.runtime import pipeline_settings  # noqa: E402
 from tests.support import settings_json  # noqa: E402
 
-# The launcher's task settings as the stack passes them (the tests' defaults; the job size is what matters).
+# The pipeline settings as the stack passes them (the tests' defaults; the job size is what matters), parsed
+# as the functions parse them.
 SETTINGS_JSON = settings_json(maxImagesPerJob=1000)
+SETTINGS = pipeline_settings({Env.PIPELINE_SETTINGS: SETTINGS_JSON})
+WORKTEAM_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/labelers"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/GroundTruthExecution"
 NAIVE_SAMPLE = 200  # uploads measured for the naive approach above this many images
 
 
@@ -289,19 +293,18 @@ class World:
 
     def environment(self) -> handler.Environment:
         backend = GroundTruthBackend(
-            self.sagemaker,
-            region=REGION,
-            workteam_arn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/labelers",
-            role_arn=f"arn:aws:iam::{ACCOUNT}:role/GroundTruthExecution",
+            self.sagemaker, self.s3, SETTINGS, region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN
         )
         launcher = Launcher(
             s3_client=self.s3,
             ledger=Ledger(self.dynamodb, TABLE),
             backend=backend,
             bucket=BUCKET,
-            settings=TaskSettings.from_json(SETTINGS_JSON),
+            settings=SETTINGS,
         )
-        return handler.Environment(BUCKET, "https://sqs.us-east-1.amazonaws.com/1/dlq", self.s3, self.sqs, launcher)
+        return handler.Environment(
+            BUCKET, "https://sqs.us-east-1.amazonaws.com/1/dlq", self.s3, self.sqs, LIMITS, launcher
+        )
 
     def reset_counts(self) -> None:
         self.recorder.calls.clear()
@@ -365,14 +368,14 @@ def naive_handler(s3: Any, event: dict[str, Any]) -> None:
     for record in event["Records"]:
         for s3_record in json.loads(record["body"])["Records"]:
             key = unquote_plus(s3_record["s3"]["object"]["key"])
-            if not key.lower().endswith(IMAGE_SUFFIXES):
+            if not key.lower().endswith(LIMITS.image_suffixes):
                 continue
             lines: list[str] = []
             request: dict[str, Any] = {"Bucket": BUCKET, "Prefix": "images/"}
             while True:
                 page = s3.list_objects_v2(**request)
                 for entry in page.get("Contents", []):
-                    if entry["Key"].lower().endswith(IMAGE_SUFFIXES) and entry["Size"] > 0:
+                    if entry["Key"].lower().endswith(LIMITS.image_suffixes) and entry["Size"] > 0:
                         lines.append(json.dumps({"source-ref": f"s3://{BUCKET}/{entry['Key']}"}))
                 if not page.get("IsTruncated"):
                     break
@@ -506,7 +509,8 @@ def naive_run(count: int) -> Figures:
 def print_throughput(counts: list[int]) -> None:
     print("Launcher: one SQS batch of N uploads through handler.decide_messages (maxImagesPerJob 1000)")
     print("CPU ms = handler CPU beyond the calls (process_time minus CPU inside the fakes), median of runs;")
-    print("launch() = the part in Launcher.launch (launcher.py, ledger.py, task_config.py); the rest is")
+    print("launch() = the part in Launcher.launch (launcher.py, ledger.py, job_naming.py, and the backend's")
+    print("create_job, which writes the task inputs: backends/ground_truth/service.py, task_inputs.py); the rest is")
     print("handler.py + s3_events.py (parse, filter, sort, verdicts); lambda_handler adds Powertools batch handling.\n")
     header = (
         f"{'images':>7} {'path':<10} {'jobs':>4}  {'API calls by operation':<74} {'total':>6} "
@@ -606,9 +610,12 @@ def print_call_cost(calls: int = 200) -> None:
 
 
 # --- cold start -----------------------------------------------------------------------------------
-# The third-party imports of the handler's modules (handler, launcher, ledger, s3_events, backends).
+# The third-party imports of the modules `import labeling_pipeline.handler` loads (handler, launcher, ledger,
+# s3_events, runtime, settings, backends; the backend's own package is loaded by the first invocation).
 THIRD_PARTY = """import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError, create_model
+from pydantic.alias_generators import to_camel
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -663,12 +670,11 @@ def probe_environment(asset: Path) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_ACCESS_KEY_ID": "benchmark",
         "AWS_SECRET_ACCESS_KEY": "benchmark",
-        "BUCKET_NAME": BUCKET,
-        "LEDGER_TABLE_NAME": TABLE,
-        "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/dlq",
-        "WORKTEAM_ARN": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/labelers",
-        "GROUND_TRUTH_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/GroundTruthExecution",
-        "TASK_SETTINGS": SETTINGS_JSON,
+        Env.BUCKET_NAME: BUCKET,
+        Env.LEDGER_TABLE_NAME: TABLE,
+        Env.DEAD_LETTER_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/1/dlq",
+        Env.PIPELINE_SETTINGS: SETTINGS_JSON,
+        Env.BACKEND_RESOURCES: json.dumps({Resources.WORKTEAM_ARN: WORKTEAM_ARN, Resources.ROLE_ARN: ROLE_ARN}),
     }
 
 
@@ -699,7 +705,7 @@ def print_cold_start(runs: int = 11) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
         codes = {label: PROBE.format(statement=statement) for label, statement in PROBES.items()}
-        codes["first invocation: build_environment(), 4 boto3 clients"] = CLIENTS.format(services=SERVICES)
+        codes["first invocation: settings, backend, 4 boto3 clients"] = CLIENTS.format(services=SERVICES)
         for code in codes.values():
             run_probe(code, asset)  # warm the file cache
         samples: dict[str, list[list[float]]] = {label: [] for label in codes}

@@ -36,7 +36,10 @@ import boto3
 
 from labeling_cli.commands import queue_depth
 from labeling_cli.main import main as gt_labeling
-from labeling_pipeline.job_results import split_s3_uri
+from labeling_pipeline.images import split_s3_uri
+from labeling_pipeline.names import EnvironmentVariable, StackOutput
+from labeling_pipeline.runtime import pipeline_settings
+from labeling_pipeline.settings import PipelineSettings
 from sandbox.emulator import MotoServer
 from sandbox.fake_ground_truth import FakeGroundTruth
 from sandbox.ground_truth_endpoint import GroundTruthEndpoint
@@ -275,7 +278,12 @@ class LabelingRun:
         self.fake = fake
         self.runtime = runtime
         self.pipeline = pipeline
-        self.bucket = pipeline.outputs["BucketName"]
+        self.bucket = pipeline.outputs[StackOutput.BUCKET_NAME]
+
+    def settings(self) -> PipelineSettings:
+        """The settings the functions run with, from the pipeline stack's output (validated as they parse it)."""
+        text = self.pipeline.outputs[StackOutput.PIPELINE_SETTINGS]
+        return pipeline_settings({EnvironmentVariable.PIPELINE_SETTINGS: text})
 
     def upload_and_launch(self) -> list[str]:
         samples, expected_keys = sample_folder(self.out)
@@ -293,7 +301,7 @@ class LabelingRun:
     def _all_handled(self, expected_keys: list[str]) -> bool:
         if self.fake.refuse_account:
             # Each upload is its own notification; a refusal sends each to the dead-letter queue.
-            return queue_depth(self.sqs, self.pipeline.outputs["DeadLetterQueueUrl"]) >= len(expected_keys)
+            return queue_depth(self.sqs, self.pipeline.outputs[StackOutput.DEAD_LETTER_QUEUE_URL]) >= len(expected_keys)
         labeled = {split_s3_uri(source_ref)[1] for source_ref in self.fake.input_source_refs()}
         return set(expected_keys) <= labeled
 
@@ -307,7 +315,7 @@ class LabelingRun:
 
     def refusal_then_redrive(self, expected_keys: list[str]) -> list[str]:
         """What an account without Ground Truth sees, then the operator's redrive once it has access."""
-        dead_letters = self.pipeline.outputs["DeadLetterQueueUrl"]
+        dead_letters = self.pipeline.outputs[StackOutput.DEAD_LETTER_QUEUE_URL]
         messages = self._drain(dead_letters)
         reasons = sorted({m["MessageAttributes"]["FailureReason"]["StringValue"] for m in messages})
         say("   Ground Truth refused the job, as it does for accounts that are new since 2026-07-30. The launcher")
@@ -320,7 +328,9 @@ class LabelingRun:
         # messages itself, unchanged.
         self.fake.refuse_account = False
         for message in messages:
-            self.sqs.send_message(QueueUrl=self.pipeline.outputs["UploadQueueUrl"], MessageBody=message["Body"])
+            self.sqs.send_message(
+                QueueUrl=self.pipeline.outputs[StackOutput.UPLOAD_QUEUE_URL], MessageBody=message["Body"]
+            )
             self.sqs.delete_message(QueueUrl=dead_letters, ReceiptHandle=message["ReceiptHandle"])
         say("   Now the account has Ground Truth: the messages go back to the upload queue (the redrive an operator")
         say("   starts with `aws sqs start-message-move-task`), and the launcher runs again.")
@@ -339,7 +349,7 @@ class LabelingRun:
         jobs = sorted(self.fake.jobs.values(), key=lambda job: job["CreationTime"])
         for job in jobs:
             say(f"   labeling job {job['LabelingJobName']} created: the fake accepted the request as the service would")
-        labels = json.loads(self.pipeline.outputs["Labels"])
+        labels = list(self.settings().labels)
         say(f"5/6 Simulated workers label {len(expected_keys)} images ({SIMULATED_NOTE})")
         events = self.session.client("events")
         for job in jobs:

@@ -26,7 +26,7 @@ import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.model import Shape
 
-from labeling_pipeline.job_results import split_s3_uri
+from labeling_pipeline.images import split_s3_uri
 
 ACCOUNT = "123456789012"
 

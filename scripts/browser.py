@@ -15,7 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 # The variable a user sets to point the tests at a browser that is not on PATH.
 BROWSER_VARIABLE = "CHROMIUM"
@@ -51,9 +53,17 @@ def find_chromium(
     return next((path for path in APPLICATION_PATHS if exists(path)), None)
 
 
+# apt-get's own output (hundreds of lines for Chromium and what it recommends) goes here, not to the screen.
+INSTALL_LOG = Path(tempfile.gettempdir()) / "gt-labeling-browser-install.log"
+
+
 def _run(command: list[str]) -> bool:
     print("+ " + " ".join(command), flush=True)
-    return subprocess.run(command, check=False, stdin=subprocess.DEVNULL).returncode == 0
+    with INSTALL_LOG.open("a") as log:
+        done = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        print(f"  exit {done.returncode}; its output is in {INSTALL_LOG}", flush=True)
+    return done.returncode == 0
 
 
 def install_with_apt(run: Callable[[list[str]], bool] = _run) -> bool:

@@ -19,7 +19,7 @@ def main() -> int:
     # The CDK CLI takes AWS_REGION first; boto3 reads only AWS_DEFAULT_REGION and the profile's region.
     region = os.environ.get("AWS_REGION") or session.region_name
     if not region:
-        missing.append("a region: export AWS_REGION (one where Ground Truth offers bounding boxes, e.g. us-east-1)")
+        missing.append("a region: export AWS_REGION (one where your labeling backend runs, e.g. us-east-1)")
     if missing:
         print("Synthesized the stacks into cdk.out/, but did not deploy. Missing:", file=sys.stderr)
         for item in missing:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from constructs import IConstruct
 
-from stacks.config import KMS_KEY_NONE, LabelingConfig
+from stacks.deployment_settings import KMS_KEY_NONE, LabelingConfig
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ SKIPS: tuple[CheckovSkip, ...] = (
         "The ledger holds object keys, version ids and job names, no image data, and DynamoDB encrypts it at "
         "rest with an AWS-owned key. A customer-managed key would make every ledger reader (both Lambdas and "
         "every CLI user) need key permissions; labeling.kmsKey covers the bucket, queues, topic, logs and "
-        "Ground Truth output.",
+        "the labeling backend's output.",
         paths=("Launch/Ledger",),
     ),
     CheckovSkip(
@@ -77,29 +77,12 @@ SKIPS: tuple[CheckovSkip, ...] = (
         without_kms=True,
     ),
     CheckovSkip(
-        "CKV_AWS_26",
-        "AWS::SNS::Topic",
-        "Ground Truth publishes the workteam's new-task notifications to this topic itself, which the "
-        "AWS-managed SNS key forbids; Ground Truth documents no key policy for an encrypted workteam topic, and "
-        "labeling.kmsKey's key lives in the pipeline stack, which depends on this one. The messages only say "
-        "that tasks are waiting (no image data).",
-        paths=("PrivateWorkforce/WorkerNotifications",),
-    ),
-    CheckovSkip(
         "CKV_AWS_158",
         "AWS::Logs::LogGroup",
         "CloudWatch Logs encrypts log data at rest with its own keys; the Lambda logs hold object keys and "
         "job names, no image data. With labeling.kmsKey the log groups use the customer-managed key and pass.",
         paths=("Launch/Launcher/Logs", "Follow/JobEvents/Logs"),
         without_kms=True,
-    ),
-    CheckovSkip(
-        "CKV_AWS_158",
-        "AWS::Logs::LogGroup",
-        "The log group of aws-cdk-lib's AwsCustomResource provider, which runs only at deploy to set the app "
-        "client's portal URLs; CloudWatch Logs encrypts it at rest with its own keys. labeling.kmsKey's key "
-        "lives in the pipeline stack, which depends on this one, so it cannot encrypt this log group.",
-        paths=("PrivateWorkforce/PortalClientUrlsLogs",),
     ),
     CheckovSkip(
         "CKV_AWS_116",
@@ -118,9 +101,9 @@ SKIPS: tuple[CheckovSkip, ...] = (
     CheckovSkip(
         "CKV_AWS_117",
         "AWS::Lambda::Function",
-        "The functions call only AWS APIs (S3, SQS, DynamoDB, SNS, SageMaker) over TLS and reach no private "
-        "resource; a VPC would add a NAT gateway or interface endpoints, their cost and a failure point, for "
-        "no gain.",
+        "The functions call only AWS APIs (S3, SQS, DynamoDB, SNS, the labeling service's) over TLS and reach "
+        "no private resource; a VPC would add a NAT gateway or interface endpoints, their cost and a failure "
+        "point, for no gain.",
     ),
     CheckovSkip(
         "CKV_AWS_115",
@@ -140,12 +123,17 @@ SKIPS: tuple[CheckovSkip, ...] = (
 )
 
 
-def add_checkov_skips(scope: IConstruct, config: LabelingConfig) -> None:
-    """Write each applicable skip into its resources' ``Metadata.checkov.skip``, as checkov reads it."""
+def add_checkov_skips(scope: IConstruct, config: LabelingConfig, backend_skips: tuple[CheckovSkip, ...] = ()) -> None:
+    """Write each applicable skip (these and the backend's own) into its resources' ``Metadata.checkov.skip``,
+    as checkov reads it."""
     for construct in scope.node.find_all():
         if not cdk.CfnResource.is_cfn_resource(construct):
             continue
         resource: cdk.CfnResource = construct  # type: ignore[assignment]
-        skips = [{"id": skip.check, "comment": skip.reason} for skip in SKIPS if skip.applies_to(resource, config)]
+        skips = [
+            {"id": skip.check, "comment": skip.reason}
+            for skip in (*SKIPS, *backend_skips)
+            if skip.applies_to(resource, config)
+        ]
         if skips:
             resource.add_metadata("checkov", {"skip": skips})

@@ -1,19 +1,18 @@
-"""The pipeline stack: bucket, Ground Truth role and event path (composes constructs only)."""
+"""The pipeline stack: bucket, event path, job end, and the labeling backend's part (composes constructs only)."""
 
 from __future__ import annotations
-
-import json
 
 import aws_cdk as cdk
 from constructs import Construct
 
-from stacks.config import KMS_KEY_NONE, LabelingConfig
+from labeling_pipeline.names import INPUT_PREFIX, StackOutput
 from stacks.constructs.encryption_key import LabelingKey
-from stacks.constructs.ground_truth_role import GroundTruthRole
 from stacks.constructs.job_following import JobFollowing
-from stacks.constructs.labeling_bucket import INPUT_PREFIX, LabelingBucket
+from stacks.constructs.labeling_backend import BackendInfrastructure
+from stacks.constructs.labeling_bucket import LabelingBucket
 from stacks.constructs.launch_pipeline import LaunchPipeline
 from stacks.constructs.operations_alarms import OperationsAlarms
+from stacks.deployment_settings import KMS_KEY_NONE, LabelingConfig, runtime_settings_json
 
 
 class LabelingPipelineStack(cdk.Stack):
@@ -23,7 +22,7 @@ class LabelingPipelineStack(cdk.Stack):
         construct_id: str,
         *,
         config: LabelingConfig,
-        workteam_arn: str,
+        backend: BackendInfrastructure,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -32,15 +31,9 @@ class LabelingPipelineStack(cdk.Stack):
         storage = LabelingBucket(
             self, "Storage", removal_policy=removal, encryption_key=self.key.key if self.key else None
         )
-        role = GroundTruthRole(self, "GroundTruth", bucket=storage.bucket, key=self.key)
+        wiring = backend.wire(self, config=config, bucket=storage.bucket, key=self.key)
         self.pipeline = LaunchPipeline(
-            self,
-            "Launch",
-            config=config,
-            bucket=storage.bucket,
-            ground_truth_role=role.role,
-            workteam_arn=workteam_arn,
-            key=self.key,
+            self, "Launch", config=config, bucket=storage.bucket, backend=wiring, key=self.key
         )
         self.storage = storage
         self.following = JobFollowing(
@@ -49,8 +42,7 @@ class LabelingPipelineStack(cdk.Stack):
             config=config,
             bucket=storage.bucket,
             ledger=self.pipeline.ledger,
-            ground_truth_role=role.role,
-            workteam_arn=workteam_arn,
+            backend=wiring,
             key=self.key,
         )
         self.alarms = OperationsAlarms(
@@ -63,6 +55,7 @@ class LabelingPipelineStack(cdk.Stack):
                 "UploadDeadLetterQueue": self.pipeline.dead_letter_queue,
                 "FailedJobEventsQueue": self.following.failed_events,
             },
+            metric_namespace=config.metric_namespace,
             key=self.key,
         )
         cdk.CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
@@ -79,14 +72,15 @@ class LabelingPipelineStack(cdk.Stack):
                 ],
             ),
         )
-        cdk.CfnOutput(self, "GroundTruthRoleArn", value=role.role.role_arn)
         cdk.CfnOutput(self, "UploadQueueUrl", value=self.pipeline.queue.queue_url)
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.pipeline.dead_letter_queue.queue_url)
         cdk.CfnOutput(self, "LedgerTableName", value=self.pipeline.ledger.table_name)
         cdk.CfnOutput(self, "ResultsTopicArn", value=self.following.topic.topic_arn)
-        # For the gt-labeling CLI: class ids in exports follow this label order.
-        cdk.CfnOutput(self, "Labels", value=json.dumps(list(config.labels)))
-        cdk.CfnOutput(self, "LabelAttributeName", value=config.label_attribute_name)
+        # For the gt-labeling CLI: the backend, its settings (class ids in exports follow their label order)
+        # and its resources, as the functions get them.
+        cdk.CfnOutput(self, StackOutput.LABELING_BACKEND, value=config.backend)
+        cdk.CfnOutput(self, StackOutput.PIPELINE_SETTINGS, value=runtime_settings_json(config))
+        cdk.CfnOutput(self, StackOutput.BACKEND_RESOURCES, value=self.to_json_string(dict(wiring.resources)))
         cdk.CfnOutput(self, "FailedJobEventsQueueUrl", value=self.following.failed_events.queue_url)
         if self.key is not None:
             # Whoever uploads, exports or reviews with the CLI needs kms:GenerateDataKey/kms:Decrypt on it.

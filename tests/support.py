@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-from labeling_pipeline.backends.ground_truth import GroundTruthBackend
+from labeling_pipeline.backends.ground_truth import GroundTruthBackend, Resources
+from labeling_pipeline.backends.registry import settings_model
 from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
-from labeling_pipeline.task_config import TaskSettings
+from labeling_pipeline.ledger_schema import create_table_arguments
+from labeling_pipeline.names import EnvironmentVariable as Env
+from labeling_pipeline.settings import PipelineSettings
 from sandbox.fake_ground_truth import ACCOUNT, FakeGroundTruth
 
 REGION = "us-east-1"
@@ -24,8 +29,9 @@ FIXED_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def settings_json(**overrides: Any) -> str:
-    """The launcher's TASK_SETTINGS, as the stack passes it, with overrides."""
+    """The functions' PIPELINE_SETTINGS, as the stack passes it, with overrides."""
     raw = {
+        "backend": "ground-truth",
         "labels": ["Dog", "Cat"],
         "taskTitle": "Draw a box around each animal",
         "taskDescription": "Draw tight boxes around dogs and cats.",
@@ -44,8 +50,11 @@ def settings_json(**overrides: Any) -> str:
     return json.dumps(raw)
 
 
-def make_settings(**overrides: Any) -> TaskSettings:
-    return TaskSettings.from_json(settings_json(**overrides))
+def make_settings(**overrides: Any) -> PipelineSettings:
+    return settings_model("ground-truth").model_validate_json(settings_json(**overrides))
+
+
+BACKEND_RESOURCES = json.dumps({Resources.WORKTEAM_ARN: WORKTEAM_ARN, Resources.ROLE_ARN: ROLE_ARN})
 
 
 @dataclass
@@ -57,14 +66,25 @@ class World:
     ground_truth: FakeGroundTruth
     ledger: Ledger
 
-    def launcher(self, settings: TaskSettings | None = None, backend: Any = None) -> Launcher:
+    def backend(self, settings: PipelineSettings | None = None, **options: Any) -> GroundTruthBackend:
+        return GroundTruthBackend(
+            self.sagemaker,
+            self.s3,
+            settings or make_settings(),
+            region=REGION,
+            workteam_arn=WORKTEAM_ARN,
+            role_arn=ROLE_ARN,
+            **options,
+        )
+
+    def launcher(self, settings: PipelineSettings | None = None, backend: Any = None) -> Launcher:
+        settings = settings or make_settings()
         return Launcher(
             s3_client=self.s3,
             ledger=self.ledger,
-            backend=backend
-            or GroundTruthBackend(self.sagemaker, region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN),
+            backend=backend or self.backend(settings),
             bucket=BUCKET,
-            settings=settings or make_settings(),
+            settings=settings,
             clock=lambda: FIXED_NOW,
         )
 
@@ -83,12 +103,8 @@ def build_world(*, versioned: bool = False) -> World:
     if versioned:
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    # The stack's table: its key and secondary indexes (tests/stacks/test_pipeline_stack.py compares them).
+    dynamodb.create_table(TableName=TABLE, **create_table_arguments())
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     fake = FakeGroundTruth(region=REGION, s3_client=s3)
     fake.attach(sagemaker)
@@ -120,10 +136,19 @@ def lambda_sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]
 def job_events_environment(topic_arn: str) -> dict[str, str]:
     """The job-events function's environment as the stack sets it, against the test world's resources."""
     return {
-        "BUCKET_NAME": BUCKET,
-        "LEDGER_TABLE_NAME": TABLE,
-        "WORKTEAM_ARN": WORKTEAM_ARN,
-        "GROUND_TRUTH_ROLE_ARN": ROLE_ARN,
-        "RESULTS_TOPIC_ARN": topic_arn,
-        "TASK_SETTINGS": json.dumps({"labels": ["Dog", "Cat"], "labelAttributeName": "labels"}),
+        Env.BUCKET_NAME: BUCKET,
+        Env.LEDGER_TABLE_NAME: TABLE,
+        Env.RESULTS_TOPIC_ARN: topic_arn,
+        Env.PIPELINE_SETTINGS: settings_json(),
+        Env.BACKEND_RESOURCES: BACKEND_RESOURCES,
     }
+
+
+def extract_archive(archive: Path, target: Path) -> None:
+    """Unpack an export archive as a user would. tarfile's extraction filters arrived in Python 3.11.4 (Debian
+    12 has 3.11.2): where there is one, the safe "data" filter; the archives are the project's own."""
+    with tarfile.open(archive) as opened:
+        if hasattr(tarfile, "data_filter"):
+            opened.extractall(target, filter="data")
+        else:
+            opened.extractall(target)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from tqdm import tqdm
 
 from labeling_cli.review import ReviewItem, local_href, render_gallery
 from labeling_cli.stack import CliError, StackInfo
-from labeling_pipeline.backends import BackendError, LabelingBackend, PermanentBackendError
+from labeling_pipeline.backends import BackendError, LabelingBackend, PermanentBackendError, ResultsNotFound
+from labeling_pipeline.backends.registry import parts
+from labeling_pipeline.exports.dataset import MAX_LISTED_PENDING, Selection, Version, plan_dataset
 from labeling_pipeline.exports.formats import (
     FORMATS,
     IMAGE_FOLDERS,
@@ -24,71 +27,97 @@ from labeling_pipeline.exports.formats import (
     make_writers,
     relative_path,
 )
-from labeling_pipeline.exports.output_manifest import LabeledImage, ManifestError, read_output_manifest
-from labeling_pipeline.job_results import split_s3_uri
+from labeling_pipeline.images import split_s3_uri
+from labeling_pipeline.labels import LabeledImage, ReadStats, ResultsError
 from labeling_pipeline.ledger import Ledger
+from labeling_pipeline.settings import DEFAULT_BACKEND, PipelineSettings
+
+
+@dataclass(frozen=True)
+class ResultsSource:
+    """Where export and review read labeled images from: a local results file, or a job of the deployment."""
+
+    name: str  # the file's path or the job's name, as the user gave it
+    backend: LabelingBackend | None  # None: no deployment was found
+    settings: PipelineSettings | None
+    attribute: str | None = None  # the CLI's --attribute, for a results format that has several
+
+    @property
+    def backend_name(self) -> str:
+        return self.settings.backend if self.settings is not None else DEFAULT_BACKEND
 
 
 @contextmanager
-def manifest_lines(
-    source: str, s3: Any, backend: LabelingBackend | None
-) -> Iterator[tuple[Iterator[bytes], int | None]]:
-    """Lines of a local output manifest or of a job's, with the byte size for the progress bar."""
-    path = Path(source)
+def labeled_images(source: ResultsSource, stats: ReadStats) -> Iterator[Iterator[LabeledImage]]:
+    """The neutral stream of a local results file or of a job's results, with a progress bar."""
+    path = Path(source.name)
     if path.is_file():
-        with path.open("rb") as handle:
-            yield iter(handle), path.stat().st_size
+        reader = parts(source.backend_name).read_results_file
+        with path.open("rb") as handle, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, disable=None) as bar:
+
+            def lines() -> Iterator[bytes]:
+                for line in handle:
+                    bar.update(len(line))
+                    yield line
+
+            yield reader(lines(), source.settings, source.attribute, stats)
         return
-    if backend is None:
-        raise CliError(f"{source} is not a file, and no deployed stack was found to look it up as a job")
+    if source.backend is None:
+        raise CliError(f"{source.name} is not a file, and no deployed stack was found to look it up as a job")
     try:
-        description = backend.describe_job(source)
+        description = source.backend.describe_job(source.name)
     except PermanentBackendError as error:
-        raise CliError(f"{source} is neither a local manifest nor a labeling job of this account: {error}") from error
-    if not description.output_manifest_uri:
-        raise CliError(f"job {source} is {description.status}; it has no output manifest yet")
-    bucket, key = split_s3_uri(description.output_manifest_uri)
-    response = s3.get_object(Bucket=bucket, Key=key)
-    yield response["Body"].iter_lines(keepends=True), int(response.get("ContentLength") or 0) or None
+        raise CliError(
+            f"{source.name} is neither a local results file nor a job of this deployment: {error}"
+        ) from error
+    try:
+        images = source.backend.read_results(description, stats)
+    except ResultsNotFound as error:
+        raise CliError(f"job {source.name} is {description.backend_status}; it has no results yet") from error
+    with tqdm(total=description.labeled + description.failed_objects or None, unit="img", disable=None) as bar:
+
+        def counted() -> Iterator[LabeledImage]:
+            for image in images:
+                bar.update(1)
+                yield image
+
+        yield counted()
 
 
-def _fetch_image(s3: Any, source_ref: str, target: Path) -> str | None:
-    """Download one image to target; None when it came, else why not (the error code)."""
+def _fetch_image(s3: Any, source_ref: str, target: Path, version: str | None = None) -> str | None:
+    """Download one image (the current object, or the given version) to target; None when it came, else why
+    not (the error code)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     bucket, key = split_s3_uri(source_ref)
+    # The ledger names an unversioned object's version by its ETag ("etag-..."), which S3 cannot look up.
+    extra = {"VersionId": version} if version and not version.startswith("etag-") else None
     try:
-        s3.download_file(bucket, key, str(target))
+        s3.download_file(bucket, key, str(target), ExtraArgs=extra)
     except ClientError as error:
         return str(error.response.get("Error", {}).get("Code", error))
     return None
 
 
-def _download_images(s3: Any, source_refs: list[str], folder: Path) -> tuple[int, list[str]]:
+def _download_images(
+    s3: Any, source_refs: list[str], folder: Path, versions: dict[str, str] | None = None
+) -> tuple[int, list[str]]:
     if s3 is None:
         raise CliError("--with-images needs AWS credentials to read the images from S3")
     missing = []
     for source_ref in tqdm(source_refs, unit="img", disable=None):
-        problem = _fetch_image(s3, source_ref, folder / image_name(source_ref).file_name)
+        version = versions.get(source_ref) if versions else None
+        problem = _fetch_image(s3, source_ref, folder / image_name(source_ref).file_name, version)
         if problem is not None:
             missing.append(f"{source_ref}: {problem}")
     return len(source_refs) - len(missing), missing
 
 
-def _progress(lines: Iterator[bytes], total: int | None) -> Iterator[bytes]:
-    with tqdm(total=total, unit="B", unit_scale=True, disable=None) as bar:
-        for line in lines:
-            bar.update(len(line))
-            yield line
-
-
 def export_command(
-    source: str,
+    source: ResultsSource,
     fmt: str,
     out_dir: Path,
     labels: list[str],
-    attribute: str | None,
     s3: Any,
-    backend: LabelingBackend | None,
     *,
     with_images: bool = False,
 ) -> dict[str, Any]:
@@ -106,14 +135,13 @@ def export_command(
                 labeled.append(image.source_ref)
             yield image
 
-    with manifest_lines(source, s3, backend) as (lines, total):
-        writers = make_writers([fmt], out_dir, label_space, stats, archive=False, description=source)
+    with labeled_images(source, stats.read) as images:
+        writers = make_writers([fmt], out_dir, label_space, stats, archive=False, description=source.name)
         try:
-            images = read_output_manifest(_progress(lines, total), attribute, stats.read)
             export(remember(images) if with_images else images, writers, stats, label_space)
-        except ManifestError as error:
-            raise CliError(f"{source}: {error}") from error
-    summary = stats.summary(source)
+        except ResultsError as error:
+            raise CliError(f"{source.name}: {error}") from error
+    summary = stats.summary(source.name)
     if with_images:
         summary["imagesDownloaded"], summary["imagesMissing"] = _download_images(
             s3, labeled, out_dir / fmt / IMAGE_FOLDERS[fmt]
@@ -122,22 +150,92 @@ def export_command(
     return summary
 
 
+def job_label_reader(backend: LabelingBackend) -> Callable[[str], Iterator[LabeledImage]]:
+    """What a dataset export reads a job's labels with: the job's results in the neutral stream, as the
+    deployment's backend reads them (the one call that knows the backend)."""
+
+    def read(job_name: str) -> Iterator[LabeledImage]:
+        try:
+            yield from backend.read_results(backend.describe_job(job_name), ReadStats())
+        except (BackendError, ResultsNotFound, ResultsError) as error:
+            raise CliError(f"cannot read the results of job {job_name}: {error}") from error
+
+    return read
+
+
+def dataset_export_command(
+    dataset: str,
+    fmt: str,
+    out_dir: Path,
+    labels: list[str],
+    ledger: Ledger,
+    read_job: Callable[[str], Iterable[LabeledImage]],
+    s3: Any,
+    *,
+    with_images: bool = False,
+) -> dict[str, Any]:
+    """Every image of images/<dataset>/, across all jobs, with the labels of its newest labeled version
+    (labeling_pipeline/exports/dataset.py), in the same flat layout as a job's export."""
+    if fmt not in FORMATS:
+        raise CliError(f"--format must be one of {', '.join(FORMATS)}")
+    if with_images and fmt not in IMAGE_FOLDERS:
+        raise CliError(f"--with-images goes with --format {' or '.join(IMAGE_FOLDERS)} (COCO names the images only)")
+    if not dataset or "/" in dataset:
+        raise CliError(f"--dataset takes the name of one folder under images/, not {dataset!r}")
+    plan = plan_dataset(
+        Version(image, fields["job_name"], fields.get("status"), fields.get("claimed_at", ""))
+        for image, fields in ledger.images_of_dataset(dataset)
+    )
+    if not plan.chosen and not plan.pending:
+        raise CliError(
+            f"the ledger holds no image of dataset {dataset!r} (keys images/{dataset}/...); names are "
+            "case-sensitive, and images directly under images/ belong to no dataset"
+        )
+    label_space = LabelSpace(labels)
+    stats = ExportStats()
+    selection = Selection(plan.chosen)
+    writers = make_writers([fmt], out_dir, label_space, stats, archive=False, description=f"dataset {dataset}")
+    exported: list[str] = []
+
+    def counted(images: Iterator[LabeledImage]) -> Iterator[LabeledImage]:
+        for image in images:
+            exported.append(image.source_ref)
+            yield image
+
+    export(counted(selection.images(read_job)), writers, stats, label_space)
+    stats.read.images = len(exported)
+    summary: dict[str, Any] = {"dataset": dataset, **stats.summary()}
+    for key in ("job", "imagesLabeled", "failedObjects", "boxesClipped", "emptyBoxesDropped"):
+        # Every exported image is labeled; failed objects are pending below; clipping is counted per job.
+        summary.pop(key)
+    summary["jobs"] = selection.taken
+    summary.update(plan.pending_summary())
+    # Chosen from the ledger as labeled, yet not labeled in their job's results (the two disagree).
+    summary["imagesMissingFromResults"] = len(selection.missing)
+    summary["missingFromResults"] = selection.missing[:MAX_LISTED_PENDING]
+    if with_images:
+        versions = {ref: choice.version for ref, choice in plan.chosen.items()}
+        summary["imagesDownloaded"], summary["imagesMissing"] = _download_images(
+            s3, exported, out_dir / fmt / IMAGE_FOLDERS[fmt], versions
+        )
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    return summary
+
+
 def review_command(
-    source: str,
+    source: ResultsSource,
     images: str,
     out_dir: Path,
     labels: list[str],
-    attribute: str | None,
     s3: Any,
-    backend: LabelingBackend | None,
     note: str | None = None,
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     label_space = LabelSpace(labels)
     items = []
-    with manifest_lines(source, s3, backend) as (lines, total):
+    with labeled_images(source, ReadStats()) as stream:
         try:
-            for image in read_output_manifest(_progress(lines, total), attribute):
+            for image in stream:
                 relative = relative_path(image.source_ref)
                 if images == "s3":
                     target = out_dir / "images" / relative
@@ -147,21 +245,21 @@ def review_command(
                 else:
                     target = Path(images) / relative
                 items.append(ReviewItem(image, local_href(target, out_dir)))
-        except ManifestError as error:
-            raise CliError(f"{source}: {error}") from error
+        except ResultsError as error:
+            raise CliError(f"{source.name}: {error}") from error
     index = out_dir / "index.html"
-    index.write_text(render_gallery(items, label_space, f"Review of {source}", note), encoding="utf-8")
+    index.write_text(render_gallery(items, label_space, f"Review of {source.name}", note), encoding="utf-8")
     return index
 
 
 def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, sqs: Any, limit: int) -> list[str]:
     lines = [f"{'job':40s} {'state':12s} {'images':>6s} {'labeled':>7s} {'failed':>6s} {'left':>6s}"]
     notes: list[str] = []
-    for job in ledger.jobs()[:limit]:
+    for job in ledger.jobs(limit):  # one Query of the jobs-by-creation index, newest first
         try:
             described = backend.describe_job(job["name"])
             state, labeled, failed, left = (
-                described.status,
+                described.backend_status,
                 described.labeled,
                 described.failed_objects,
                 described.unlabeled,
@@ -229,14 +327,21 @@ def workers_command(cognito: Any, stack: StackInfo, action: str, email: str | No
 
 
 def relabel_command(s3: Any, ledger: Ledger, job_name: str) -> list[str]:
-    """Copy each image to be relabelled onto itself: a new version, so a new upload event and a new job."""
-    waiting = ledger.images_of_job(job_name, status="NEEDS_RELABEL")
+    """Copy each image to be relabelled onto itself: a new version, so a new upload event and a new job.
+
+    The job's images come from the job-images index (a Query on the job's name), which runs after the job
+    ended, minutes after its results were recorded. The index may still show NEEDS_RELABEL for an image
+    that a relabel a moment ago already requeued, so each image's status is read again by key
+    (consistent) before it is copied: a second run never copies an image twice."""
+    listed = [image for image, _fields in ledger.images_of_job(job_name, status="NEEDS_RELABEL")]
+    current = ledger.image_statuses(listed)
+    waiting = [image for image in listed if current[image] == "NEEDS_RELABEL"]
     if not waiting:
-        if not any(job["name"] == job_name for job in ledger.jobs()):
+        if ledger.job_status(job_name) is None:
             raise CliError(f"job {job_name} is not one of this stack's jobs")
         return [f"job {job_name} has no image waiting to be relabelled"]
     requeued = 0
-    for image, _fields in tqdm(waiting, unit="img", disable=None):
+    for image in tqdm(waiting, unit="img", disable=None):
         source: dict[str, str] = {"Bucket": image.bucket, "Key": image.key}
         if not image.version.startswith("etag-"):
             source["VersionId"] = image.version

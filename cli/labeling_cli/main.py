@@ -16,8 +16,8 @@ from labeling_cli import commands
 from labeling_cli.sources import local_manifest
 from labeling_cli.stack import CliError, StackInfo, load_stack, resolve_region
 from labeling_cli.upload import upload
-from labeling_pipeline.backends import BackendError
-from labeling_pipeline.backends.ground_truth import GroundTruthBackend
+from labeling_pipeline.backends import BackendError, LabelingBackend
+from labeling_pipeline.backends.registry import parts
 from labeling_pipeline.ledger import Ledger
 
 DEFAULT_PROJECT = "gt-labeling"
@@ -46,11 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="newest jobs to show (default 20)")
 
     for name, text in (
-        ("export", "write COCO, YOLO or Pascal VOC from a job or a local output manifest"),
+        ("export", "write COCO, YOLO or Pascal VOC from a job, a local output manifest or a whole dataset"),
         ("review", "write an index.html gallery with the boxes drawn on the images"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("source", metavar="JOB|MANIFEST", help="job name, or a local output.manifest file")
+        source_help = "job name, or a local output.manifest file"
+        if name == "export":
+            what = p.add_mutually_exclusive_group(required=True)
+            what.add_argument("source", nargs="?", metavar="JOB|MANIFEST", help=source_help)
+            what.add_argument(
+                "--dataset",
+                metavar="NAME",
+                help="every image under images/NAME/ across all jobs, each with the labels of its newest "
+                "labeled version (summary.json lists images whose newest version is not labeled yet)",
+            )
+        else:
+            p.add_argument("source", metavar="JOB|MANIFEST", help=source_help)
         p.add_argument("--out", type=Path, required=True, help="output folder")
         p.add_argument("--attribute", help="label attribute (default: the stack's, or detected)")
         p.add_argument("--labels", help='label order as JSON, e.g. \'["Dog","Cat"]\' (default: the stack\'s)')
@@ -78,13 +89,9 @@ def _session(args: argparse.Namespace) -> Any:
     return boto3.Session(profile_name=args.profile, region_name=resolve_region(args.region))
 
 
-def _backend(session: Any, stack: StackInfo) -> GroundTruthBackend:
-    return GroundTruthBackend(
-        session.client("sagemaker"),
-        region=stack.region,
-        workteam_arn=stack.workteam_arn,
-        role_arn=stack.ground_truth_role_arn,
-    )
+def _backend(session: Any, stack: StackInfo) -> LabelingBackend:
+    """The deployment's labeling backend, built as its functions build it, with the CLI's session."""
+    return parts(stack.settings.backend).build(stack.settings, stack.backend_resources, session.client, stack.region)
 
 
 def _labels(raw: str | None) -> list[str] | None:
@@ -99,7 +106,30 @@ def _labels(raw: str | None) -> list[str] | None:
     return labels
 
 
+def _export_dataset(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
+    labels = _labels(args.labels)
+    session = connect()
+    stack = load_stack(session, args.project)
+    s3 = session.client("s3")
+    summary = commands.dataset_export_command(
+        args.dataset,
+        args.format,
+        args.out,
+        stack.labels if labels is None else labels,
+        Ledger(session.client("dynamodb"), stack.ledger_table),
+        commands.job_label_reader(_backend(session, stack)),
+        s3,
+        with_images=args.with_images,
+    )
+    return [
+        f"wrote {args.format} of dataset {args.dataset} to {args.out}",
+        json.dumps(summary, indent=1, ensure_ascii=False),
+    ]
+
+
 def _export_or_review(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
+    if getattr(args, "dataset", None) is not None:
+        return _export_dataset(args, connect)
     # A local file that is not there is said first: no region or credentials are needed to say it.
     manifest = local_manifest(args.source)
     labels = _labels(args.labels)
@@ -126,16 +156,18 @@ def _export_or_review(args: argparse.Namespace, connect: Callable[[], Any]) -> l
     if session is None and wants_s3:
         session = connect()
     s3 = session.client("s3") if stack is not None or wants_s3 else None
-    attribute = args.attribute or (stack.label_attribute if stack and manifest is None else None)
-    backend = _backend(session, stack) if stack else None
+    source = commands.ResultsSource(
+        name=args.source,
+        backend=_backend(session, stack) if stack else None,
+        settings=stack.settings if stack else None,
+        attribute=args.attribute,
+    )
     if labels is None:
         labels = stack.labels if stack else []
     if args.command == "export":
-        summary = commands.export_command(
-            args.source, args.format, args.out, labels, attribute, s3, backend, with_images=args.with_images
-        )
+        summary = commands.export_command(source, args.format, args.out, labels, s3, with_images=args.with_images)
         return [f"wrote {args.format} to {args.out}", json.dumps(summary, indent=1, ensure_ascii=False)]
-    index = commands.review_command(args.source, args.images, args.out, labels, attribute, s3, backend, args.note)
+    index = commands.review_command(source, args.images, args.out, labels, s3, args.note)
     return [f"open {index}"]
 
 
@@ -146,7 +178,8 @@ def run(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
     session = connect()
     stack = load_stack(session, args.project)
     if args.command == "upload":
-        report = upload(session.client("s3"), stack.bucket, args.directory, args.dataset, args.workers)
+        limits = parts(stack.settings.backend).limits
+        report = upload(session.client("s3"), stack.bucket, args.directory, args.dataset, limits, args.workers)
         if report.failed:
             raise CliError("\n".join(report.lines()))
         return report.lines()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labeling_pipeline.exports.formats import LabelSpace, relative_path
-from labeling_pipeline.exports.output_manifest import LabeledImage
+from labeling_pipeline.labels import LabeledImage
 
 # High-contrast colours, one per class id (cycled).
 PALETTE = ["#ff1744", "#00e676", "#2979ff", "#ffea00", "#d500f9", "#00e5ff", "#ff9100", "#76ff03"]

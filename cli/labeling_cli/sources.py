@@ -8,7 +8,8 @@ from pathlib import Path
 
 from labeling_cli.stack import CliError
 
-# CreateLabelingJob's LabelingJobName pattern (botocore's SageMaker model): no job is named otherwise.
+# The pipeline names its jobs <prefix>-<yyyymmdd>-<12 hex> (job_naming.py), letters, digits and single hyphens
+# within 63 characters: anything else given as a source is meant as a file.
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 MANIFEST_SUFFIXES = (".manifest", ".jsonl", ".json")
 JOB_EXAMPLE = "bbox-20261125-76341079bd56"

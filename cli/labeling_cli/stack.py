@@ -10,6 +10,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from labeling_pipeline.backends.registry import UnknownBackend, settings_model
+from labeling_pipeline.names import StackOutput
+from labeling_pipeline.settings import PipelineSettings, SettingsError, validate_json
+
 NO_REGION = (
     "No AWS region set: export AWS_REGION (or AWS_DEFAULT_REGION) or pass --region, with the region you deployed to."
 )
@@ -37,12 +41,14 @@ class StackInfo:
     ledger_table: str
     upload_queue_url: str
     dead_letter_queue_url: str
-    ground_truth_role_arn: str
-    workteam_arn: str
-    labels: list[str]
-    label_attribute: str
+    settings: PipelineSettings  # what the deployment's functions run with, labeling.backend included
+    backend_resources: dict[str, str]
     user_pool_id: str | None
     worker_group: str | None
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.settings.labels)
 
 
 def _outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
@@ -77,21 +83,24 @@ def load_stack(session: Any, project: str) -> StackInfo:
     except CliError:
         workforce = {}
     try:
+        settings_text = pipeline[StackOutput.PIPELINE_SETTINGS]
         return StackInfo(
             project=project,
             region=session.region_name,
-            bucket=pipeline["BucketName"],
-            ledger_table=pipeline["LedgerTableName"],
-            upload_queue_url=pipeline["UploadQueueUrl"],
-            dead_letter_queue_url=pipeline["DeadLetterQueueUrl"],
-            ground_truth_role_arn=pipeline["GroundTruthRoleArn"],
-            # Describing jobs does not need it; it lives in the workforce stack's outputs.
-            workteam_arn=workforce.get("WorkteamArn", ""),
-            labels=list(json.loads(pipeline["Labels"])),
-            label_attribute=pipeline["LabelAttributeName"],
+            bucket=pipeline[StackOutput.BUCKET_NAME],
+            ledger_table=pipeline[StackOutput.LEDGER_TABLE_NAME],
+            upload_queue_url=pipeline[StackOutput.UPLOAD_QUEUE_URL],
+            dead_letter_queue_url=pipeline[StackOutput.DEAD_LETTER_QUEUE_URL],
+            settings=validate_json(settings_model(str(json.loads(settings_text)["backend"])), settings_text),
+            backend_resources={str(k): str(v) for k, v in json.loads(pipeline[StackOutput.BACKEND_RESOURCES]).items()},
             user_pool_id=workforce.get("UserPoolId"),
             worker_group=workforce.get("WorkerGroupName"),
         )
+    except (SettingsError, UnknownBackend) as error:
+        raise CliError(
+            f"Stack {project}-pipeline was deployed with settings this version cannot read ({error}): "
+            "redeploy it with this version (`make deploy`)."
+        ) from error
     except KeyError as error:
         raise CliError(
             f"Stack {project}-pipeline has no output {error.args[0]}: redeploy it with this version (`make deploy`)."

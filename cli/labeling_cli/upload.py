@@ -1,4 +1,4 @@
-"""gt-labeling upload DIR: parallel upload to images/<dataset>/, skipping what Ground Truth cannot label."""
+"""gt-labeling upload DIR: parallel upload to images/<dataset>/, skipping what the labeling backend cannot take."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 from tqdm import tqdm
 
 from labeling_cli.stack import CliError
-from labeling_pipeline.images import INPUT_PREFIX, UploadedObject, skip_reason
+from labeling_pipeline.images import ImageLimits, UploadedObject, skip_reason
+from labeling_pipeline.names import INPUT_PREFIX
 
 DATASET_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -37,7 +38,9 @@ class UploadReport:
         return out
 
 
-def plan(directory: Path, dataset: str, bucket: str) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+def plan(
+    directory: Path, dataset: str, bucket: str, limits: ImageLimits
+) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
     """Which files to upload (path, key) and which to skip (path, reason), by the launcher's own rules."""
     if not directory.is_dir():
         raise CliError(f"{directory} is not a folder")
@@ -47,7 +50,8 @@ def plan(directory: Path, dataset: str, bucket: str) -> tuple[list[tuple[Path, s
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
         key = f"{INPUT_PREFIX}{dataset}/{relative}"
-        reason = skip_reason(UploadedObject(bucket, key, path.stat().st_size, "ObjectCreated:Put", None, ""), bucket)
+        uploaded = UploadedObject(bucket, key, path.stat().st_size, "ObjectCreated:Put", None, "")
+        reason = skip_reason(uploaded, bucket, limits)
         if reason is None:
             to_upload.append((path, key))
         else:
@@ -55,8 +59,8 @@ def plan(directory: Path, dataset: str, bucket: str) -> tuple[list[tuple[Path, s
     return to_upload, skipped
 
 
-def upload(s3: Any, bucket: str, directory: Path, dataset: str, workers: int = 8) -> UploadReport:
-    to_upload, skipped = plan(directory, dataset, bucket)
+def upload(s3: Any, bucket: str, directory: Path, dataset: str, limits: ImageLimits, workers: int = 8) -> UploadReport:
+    to_upload, skipped = plan(directory, dataset, bucket, limits)
     report = UploadReport(skipped=skipped)
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(to_upload), unit="img", disable=None) as bar:
         futures = {pool.submit(s3.upload_file, str(path), bucket, key): (path, key) for path, key in to_upload}

@@ -4,8 +4,8 @@ Each message ends one of three ways:
 - done: every image in it belongs to a created job, or was skipped (logged and counted);
 - retried: a transient failure (throttling, 5xx) touched one of its images; it is reported in
   `batchItemFailures` and SQS delivers it again (after `maxReceiveCount` tries it lands in the DLQ);
-- dead-lettered now: it is not an S3 event, or the failure cannot pass with time (bad request,
-  Ground Truth refusing the account); it is sent to the DLQ with the reason and removed from the queue.
+- dead-lettered now: it is not an S3 event, or the failure cannot pass with time (bad request, the
+  labeling service refusing the account); it is sent to the DLQ with the reason and removed from the queue.
 """
 
 from __future__ import annotations
@@ -25,16 +25,18 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from labeling_pipeline.backends import BackendUnavailableError, LabelingBackend
-from labeling_pipeline.backends.ground_truth import GroundTruthBackend
+from labeling_pipeline.backends import BackendUnavailableError, Limits
+from labeling_pipeline.backends.registry import parts
 from labeling_pipeline.images import ImageRef, SkipReason, UploadedObject, skip_reason, superseded_versions
 from labeling_pipeline.launcher import ImageOutcome, Launcher
 from labeling_pipeline.ledger import Ledger
+from labeling_pipeline.names import EnvironmentVariable as Env
+from labeling_pipeline.runtime import backend_resources, pipeline_settings
 from labeling_pipeline.s3_events import NotAnS3Event, parse_message
-from labeling_pipeline.task_config import TaskSettings
+from labeling_pipeline.settings import DEFAULT_METRIC_NAMESPACE
 
 logger = Logger(service="labeling-launcher")
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "GroundTruthLabeling"))
+metrics = Metrics(namespace=os.environ.get(Env.METRIC_NAMESPACE, DEFAULT_METRIC_NAMESPACE))
 
 MAX_REASON_LENGTH = 1000
 
@@ -49,33 +51,28 @@ class Environment:
     dead_letter_queue_url: str
     s3: Any
     sqs: Any
+    limits: Limits
     launcher: Launcher | None
     backend_error: str | None = None
 
 
 def build_environment(make_client: Callable[..., Any] = boto3.client) -> Environment:
-    """Clients and settings from the Lambda environment, once per container."""
+    """Clients, settings and the labeling backend from the Lambda environment, once per container."""
     region = os.environ["AWS_REGION"]
-    bucket = os.environ["BUCKET_NAME"]
+    bucket = os.environ[Env.BUCKET_NAME]
+    dead_letter_queue_url = os.environ[Env.DEAD_LETTER_QUEUE_URL]
     s3 = make_client("s3", region_name=region)
     sqs = make_client("sqs", region_name=region)
-    settings = TaskSettings.from_json(os.environ["TASK_SETTINGS"])
-    backend: LabelingBackend
+    settings = pipeline_settings()
+    backend_parts = parts(settings.backend)
     try:
-        backend = GroundTruthBackend(
-            make_client("sagemaker", region_name=region),
-            region=region,
-            workteam_arn=os.environ["WORKTEAM_ARN"],
-            role_arn=os.environ["GROUND_TRUTH_ROLE_ARN"],
-            # Set by the stack only with labeling.kmsKey: the key for Ground Truth's output.
-            output_kms_key_id=os.environ.get("OUTPUT_KMS_KEY_ID") or None,
-        )
+        backend = backend_parts.build(settings, backend_resources(), make_client, region)
     except BackendUnavailableError as error:
         logger.error("labeling backend unavailable", extra={"reason": str(error)})
-        return Environment(bucket, os.environ["DEAD_LETTER_QUEUE_URL"], s3, sqs, None, str(error))
-    ledger = Ledger(make_client("dynamodb", region_name=region), os.environ["LEDGER_TABLE_NAME"])
+        return Environment(bucket, dead_letter_queue_url, s3, sqs, backend_parts.limits, None, str(error))
+    ledger = Ledger(make_client("dynamodb", region_name=region), os.environ[Env.LEDGER_TABLE_NAME])
     launcher = Launcher(s3_client=s3, ledger=ledger, backend=backend, bucket=bucket, settings=settings)
-    return Environment(bucket, os.environ["DEAD_LETTER_QUEUE_URL"], s3, sqs, launcher)
+    return Environment(bucket, dead_letter_queue_url, s3, sqs, backend_parts.limits, launcher)
 
 
 _environment: Environment | None = None
@@ -144,7 +141,7 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
             continue
         images_by_message[message_id] = []
         for uploaded in parsed.objects:
-            reason_skipped = skip_reason(uploaded, env.bucket)
+            reason_skipped = skip_reason(uploaded, env.bucket, env.limits)
             if reason_skipped is None:
                 labelable.append((message_id, uploaded))
             else:

@@ -1,9 +1,4 @@
-"""Which uploaded objects Ground Truth can label, and the identity of an image version.
-
-Limits from the Ground Truth developer guide, "Input data limits" and "Supported data formats"
-(https://docs.aws.amazon.com/sagemaker/latest/dg/sms-supported-data-formats.html): image tasks take
-.jpg, .jpeg and .png files of at most 40 MB.
-"""
+"""Which uploaded objects the labeling backend can take (by its `Limits`), and the identity of an image version."""
 
 from __future__ import annotations
 
@@ -11,15 +6,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-INPUT_PREFIX = "images/"
-JOBS_PREFIX = "jobs/"
-OUTPUT_PREFIX = "output/"
-EXPORTS_PREFIX = "exports/"
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-MAX_IMAGE_BYTES = 40 * 1024 * 1024
+from labeling_pipeline.names import INPUT_PREFIX
 
 
 class SkipReason(StrEnum):
@@ -78,8 +67,16 @@ class UploadedObject:
         return ImageRef(self.bucket, self.key, self.version_id or f"etag-{self.etag or 'none'}")
 
 
-def skip_reason(obj: UploadedObject, expected_bucket: str) -> SkipReason | None:
-    """Why Ground Truth cannot take this object, or None when it is a labelable image."""
+class ImageLimits(Protocol):
+    @property
+    def image_suffixes(self) -> tuple[str, ...]: ...
+
+    @property
+    def max_image_bytes(self) -> int: ...
+
+
+def skip_reason(obj: UploadedObject, expected_bucket: str, limits: ImageLimits) -> SkipReason | None:
+    """Why the backend cannot take this object, or None when it is a labelable image."""
     if not obj.event_name.startswith("ObjectCreated:"):
         return SkipReason.NOT_OBJECT_CREATED
     if obj.bucket != expected_bucket:
@@ -88,11 +85,11 @@ def skip_reason(obj: UploadedObject, expected_bucket: str) -> SkipReason | None:
         return SkipReason.OUTSIDE_INPUT_PREFIX
     if obj.key.endswith("/"):
         return SkipReason.FOLDER_MARKER
-    if not obj.key.lower().endswith(IMAGE_SUFFIXES):
+    if not obj.key.lower().endswith(limits.image_suffixes):
         return SkipReason.NOT_AN_IMAGE
     if obj.size <= 0:
         return SkipReason.EMPTY_OBJECT
-    if obj.size > MAX_IMAGE_BYTES:
+    if obj.size > limits.max_image_bytes:
         return SkipReason.TOO_LARGE
     return None
 
@@ -137,3 +134,12 @@ def members_digest(images: list[ImageRef]) -> str:
         digest.update(image.image_id.encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:12]
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """Bucket and key of an s3:// URI as manifests write it: the key verbatim, not URL-encoded, so a
+    '#' or '?' in it is part of the key (a URL parser would cut the key there)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
+        raise ValueError(f"not an s3:// URI: {uri}")
+    return bucket, key.lstrip("/")

@@ -1,13 +1,11 @@
-"""Job-events Lambda: SageMaker labeling-job state changes (EventBridge) -> export or relabel marking.
+"""Job-events Lambda: the labeling backend's job-end signal -> export or relabel marking.
 
-Event: source ``aws.sagemaker``, detail-type ``SageMaker Ground Truth Labeling Job State Change``,
-``resources`` = [job ARN], ``detail.LabelingJobStatus``
-(https://docs.aws.amazon.com/sagemaker/latest/dg/sms-monitor-cloud-watch.html).
+The backend parses its own signal (`BackendParts.parse_job_event`); the job end itself is the same for
+every backend (job_results.JobFinisher).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -15,57 +13,32 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from labeling_pipeline.backends.ground_truth import GroundTruthBackend
+from labeling_pipeline.backends import NotAJobEvent
+from labeling_pipeline.backends.registry import parts
 from labeling_pipeline.job_results import JobFinisher
 from labeling_pipeline.ledger import Ledger
+from labeling_pipeline.names import EnvironmentVariable as Env
+from labeling_pipeline.runtime import backend_resources, pipeline_settings
+from labeling_pipeline.settings import DEFAULT_METRIC_NAMESPACE
 
 logger = Logger(service="labeling-job-events")
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "GroundTruthLabeling"))
-
-EVENT_SOURCE = "aws.sagemaker"
-DETAIL_TYPE = "SageMaker Ground Truth Labeling Job State Change"
-
-
-class NotAJobEvent(ValueError):
-    pass
-
-
-def job_name_from_event(event: dict[str, Any]) -> tuple[str, str]:
-    """(job name, reported status) from a labeling-job state-change event, or NotAJobEvent."""
-    parsed = EventBridgeEvent(event)
-    try:
-        if parsed.source != EVENT_SOURCE or parsed.detail_type != DETAIL_TYPE:
-            raise NotAJobEvent(f"not a labeling-job state change: {parsed.source} / {parsed.detail_type}")
-        arns = [arn for arn in parsed.resources if ":labeling-job/" in arn]
-        status = parsed.detail.get("LabelingJobStatus")
-    except (KeyError, TypeError, AttributeError) as error:
-        raise NotAJobEvent(f"malformed event: {error!r}") from error
-    if len(arns) != 1 or not isinstance(status, str):
-        raise NotAJobEvent("event names no single labeling job or no status")
-    return arns[0].rsplit(":labeling-job/", 1)[1], status
+metrics = Metrics(namespace=os.environ.get(Env.METRIC_NAMESPACE, DEFAULT_METRIC_NAMESPACE))
 
 
 def build_finisher(make_client: Callable[..., Any] = boto3.client) -> JobFinisher:
     region = os.environ["AWS_REGION"]
-    settings = json.loads(os.environ["TASK_SETTINGS"])
+    settings = pipeline_settings()
     return JobFinisher(
         s3_client=make_client("s3", region_name=region),
         sns_client=make_client("sns", region_name=region),
-        ledger=Ledger(make_client("dynamodb", region_name=region), os.environ["LEDGER_TABLE_NAME"]),
-        backend=GroundTruthBackend(
-            make_client("sagemaker", region_name=region),
-            region=region,
-            workteam_arn=os.environ["WORKTEAM_ARN"],
-            role_arn=os.environ["GROUND_TRUTH_ROLE_ARN"],
-        ),
-        bucket=os.environ["BUCKET_NAME"],
-        topic_arn=os.environ["RESULTS_TOPIC_ARN"],
-        labels=settings["labels"],
-        label_attribute=settings["labelAttributeName"],
-        lease_seconds=int(os.environ.get("JOB_LEASE_SECONDS", "660")),
+        ledger=Ledger(make_client("dynamodb", region_name=region), os.environ[Env.LEDGER_TABLE_NAME]),
+        backend=parts(settings.backend).build(settings, backend_resources(), make_client, region),
+        bucket=os.environ[Env.BUCKET_NAME],
+        topic_arn=os.environ[Env.RESULTS_TOPIC_ARN],
+        labels=settings.labels,
+        lease_seconds=int(os.environ.get(Env.JOB_LEASE_SECONDS, "660")),
     )
 
 
@@ -76,12 +49,14 @@ _finisher: JobFinisher | None = None
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _finisher
+    settings = pipeline_settings()
     try:
-        job_name, reported = job_name_from_event(event)
+        job_event = parts(settings.backend).parse_job_event(event)
     except NotAJobEvent as error:
         logger.warning("ignored event", extra={"reason": str(error)})
         metrics.add_metric(name="JobEventsIgnored", unit=MetricUnit.Count, value=1)
         return {"action": "ignored", "reason": str(error)}
+    job_name, reported = job_event.job_name, job_event.reported_state
     if _finisher is None:
         _finisher = build_finisher()
     try:

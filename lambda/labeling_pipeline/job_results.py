@@ -1,9 +1,10 @@
 """What happens when a labeling job ends: export, ledger update, notification (once per job).
 
-Completed: stream the output manifest, write COCO (``coco.json``), YOLO (``yolo.tar.gz``) and Pascal VOC
-(``voc.tar.gz``) plus ``summary.json`` under ``exports/<job>/``, record each image's box count in the ledger,
-publish the summary. The archives are streamed tars (nothing kept per file), so memory does not grow with
-the number of images; the files are spooled in /tmp and uploaded with S3's managed (multipart) transfer.
+Completed: stream the job's results (the backend reads them into the neutral stream), write COCO
+(``coco.json``), YOLO (``yolo.tar.gz``) and Pascal VOC (``voc.tar.gz``) plus ``summary.json`` under
+``exports/<job>/``, record each image's box count in the ledger, publish the summary. The archives are
+streamed tars (nothing kept per file), so memory does not grow with the number of images; the files are
+spooled in /tmp and uploaded with S3's managed (multipart) transfer.
 Failed or Stopped: mark the job's images ``NEEDS_RELABEL`` and publish the reason.
 A lease in the ledger makes a repeated or concurrent event a no-op; a crashed run's lease lapses.
 """
@@ -18,19 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from labeling_pipeline.backends import TERMINAL_STATUSES, JobDescription, LabelingBackend
+from labeling_pipeline.backends import JobDescription, LabelingBackend, ResultsNotFound
 from labeling_pipeline.exports.formats import FORMATS, ExportStats, LabelSpace, export, export_file_name, make_writers
-from labeling_pipeline.exports.output_manifest import LabeledImage, read_output_manifest
-from labeling_pipeline.images import EXPORTS_PREFIX, ImageRef
-from labeling_pipeline.launcher import job_files
-from labeling_pipeline.ledger import FINISHED_STATUSES, Ledger
+from labeling_pipeline.images import ImageRef
+from labeling_pipeline.labels import LabeledImage
+from labeling_pipeline.launcher import candidates_key
+from labeling_pipeline.ledger import Ledger
+from labeling_pipeline.names import EXPORTS_PREFIX, FINISHED_LEDGER_STATUSES, ImageStatus, JobState
 
 MAX_LISTED_FAILURES = 50
 SNS_MESSAGE_LIMIT = 250_000
-# botocore's iter_lines reads 1 KiB at a time by default; 64 KiB chunks halve its per-line cost.
-MANIFEST_CHUNK_BYTES = 1 << 16
 # coco.json, yolo.tar.gz, voc.tar.gz and their content types
 EXPORT_FILES = {
     export_file_name(fmt, archive=True): "application/json" if fmt == "coco" else "application/gzip" for fmt in FORMATS
@@ -49,29 +47,13 @@ class Outcome:
 
 
 def write_exports(
-    lines: Iterable[bytes],
-    out: Path,
-    labels: Sequence[str],
-    attribute: str | None,
-    description: str,
-    tap: Callable[[Iterator[LabeledImage]], Iterator[LabeledImage]] | None = None,
+    images: Iterable[LabeledImage], out: Path, labels: Sequence[str], description: str, stats: ExportStats
 ) -> ExportStats:
-    """Every format in one pass over the output manifest, into EXPORT_FILES under out (what the Lambda
-    uploads; benchmarks/export_throughput.py measures this function)."""
+    """Every format in one pass over a job's results, into EXPORT_FILES under out (what the Lambda uploads;
+    benchmarks/export_throughput.py measures this function)."""
     label_space = LabelSpace(labels)
-    stats = ExportStats()
     writers = make_writers(FORMATS, out, label_space, stats, archive=True, description=description)
-    images = read_output_manifest(lines, attribute, stats.read)
-    return export(tap(images) if tap else images, writers, stats, label_space)
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """Bucket and key of an s3:// URI as manifests write it: the key verbatim, not URL-encoded, so a
-    '#' or '?' in it is part of the key (a URL parser would cut the key there)."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not uri.startswith("s3://") or not bucket:
-        raise ValueError(f"not an s3:// URI: {uri}")
-    return bucket, key.lstrip("/")
+    return export(images, writers, stats, label_space)
 
 
 class JobFinisher:
@@ -85,7 +67,6 @@ class JobFinisher:
         bucket: str,
         topic_arn: str,
         labels: Sequence[str],
-        label_attribute: str,
         lease_seconds: int = 900,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -96,7 +77,6 @@ class JobFinisher:
         self._bucket = bucket
         self._topic_arn = topic_arn
         self._labels = list(labels)
-        self._attribute = label_attribute
         self._lease_seconds = lease_seconds
         self._clock = clock
 
@@ -104,45 +84,48 @@ class JobFinisher:
         status = self._ledger.job_status(job_name)
         if status is None:
             return Outcome(job_name, "not-ours")
-        if status in FINISHED_STATUSES:
+        if status in FINISHED_LEDGER_STATUSES:
             return Outcome(job_name, "duplicate")
         # The service, not the event, says whether the job has ended: late or reordered events are harmless.
         description = self._backend.describe_job(job_name)
-        if description.status not in TERMINAL_STATUSES:
+        if not description.ended:
             return Outcome(job_name, "not-terminal")
         if not self._ledger.try_lease_job(job_name, self._clock(), self._lease_seconds):
-            if self._ledger.job_status(job_name) in FINISHED_STATUSES:
+            if self._ledger.job_status(job_name) in FINISHED_LEDGER_STATUSES:
                 return Outcome(job_name, "duplicate")
             raise JobBusy(f"job {job_name} is being finished by another invocation")
         try:
-            if description.status == "Completed":
-                summary = self._export(description, self._output_manifest(description))
+            if description.state == JobState.COMPLETED:
+                stats = ExportStats()
+                try:
+                    images = self._backend.read_results(description, stats.read)
+                except ResultsNotFound as error:
+                    # A completed job always has results: not yet readable, so Lambda's retry tries again.
+                    raise RuntimeError(str(error)) from error
+                summary = self._export(description, images, stats)
                 action = "exported"
             else:
                 summary = self._finish_unfinished(description)
                 action = "relabel-marked"
             self._publish(summary)
-            self._ledger.mark_job_finished(job_name, description.status.upper(), summary)
+            self._ledger.mark_job_finished(job_name, description.state.upper(), summary)
         except BaseException:
             self._ledger.release_lease(job_name)
             raise
         return Outcome(job_name, action, summary)
 
     # --- completed -------------------------------------------------------------------------
-    def _output_manifest(self, description: JobDescription) -> Any:
-        """The streaming body of the job's output manifest."""
-        if not description.output_manifest_uri:
-            raise RuntimeError(f"job {description.name} ended without an output manifest location")
-        bucket, key = split_s3_uri(description.output_manifest_uri)
-        return self._s3.get_object(Bucket=bucket, Key=key)["Body"]
-
     def _export(
-        self, description: JobDescription, body: Any, unlabeled_reason: str = "missing from the output manifest"
+        self,
+        description: JobDescription,
+        images: Iterable[LabeledImage],
+        stats: ExportStats,
+        unlabeled_reason: str = "missing from the job's results",
     ) -> dict[str, Any]:
         members = self._members(description.name)
         seen: list[tuple[str, int, str | None]] = []
 
-        def observed(images: Iterator[LabeledImage]) -> Iterator[LabeledImage]:
+        def observed() -> Iterator[LabeledImage]:
             for image in images:
                 seen.append((image.source_ref, len(image.boxes), image.failure_reason))
                 yield image
@@ -150,13 +133,12 @@ class JobFinisher:
         prefix = f"{EXPORTS_PREFIX}{description.name}/"
         with tempfile.TemporaryDirectory(prefix="export-") as work:
             out = Path(work)
-            lines = body.iter_lines(chunk_size=MANIFEST_CHUNK_BYTES)
-            stats = write_exports(lines, out, self._labels, self._attribute, description.name, observed)
+            write_exports(observed(), out, self._labels, description.name, stats)
             for name, content_type in EXPORT_FILES.items():
                 self._s3.upload_file(
                     str(out / name), self._bucket, prefix + name, ExtraArgs={"ContentType": content_type}
                 )
-        summary = {"status": description.status, **stats.summary(description.name)}
+        summary = {"status": description.state.value, **stats.summary(description.name)}
         summary["exports"] = {name: f"s3://{self._bucket}/{prefix}{name}" for name in EXPORT_FILES}
         now = self._clock().isoformat()
 
@@ -171,18 +153,28 @@ class JobFinisher:
                     continue
                 labeled.add(source_ref)
                 if failure is None:
-                    yield image, {"status": "LABELED", "box_count": box_count, "finished_at": now}
+                    yield image, {"status": ImageStatus.LABELED.value, "box_count": box_count, "finished_at": now}
                 else:
                     to_relabel += 1
-                    yield image, {"status": "NEEDS_RELABEL", "failure_reason": failure, "finished_at": now}
+                    yield (
+                        image,
+                        {"status": ImageStatus.NEEDS_RELABEL.value, "failure_reason": failure, "finished_at": now},
+                    )
             for source_ref, image in members.items():
                 if source_ref not in labeled:
                     to_relabel += 1
-                    yield image, {"status": "NEEDS_RELABEL", "failure_reason": unlabeled_reason, "finished_at": now}
+                    yield (
+                        image,
+                        {
+                            "status": ImageStatus.NEEDS_RELABEL.value,
+                            "failure_reason": unlabeled_reason,
+                            "finished_at": now,
+                        },
+                    )
 
         self._ledger.record_results(description.name, results())
         summary["imagesMissingFromOutput"] = len(set(members) - {ref for ref, _, _ in seen})
-        if description.status != "Completed":
+        if description.state != JobState.COMPLETED:
             summary["failureReason"] = unlabeled_reason
             summary["imagesToRelabel"] = to_relabel
             summary["relabelCommand"] = f"gt-labeling relabel {description.name}"
@@ -193,32 +185,29 @@ class JobFinisher:
     def _finish_unfinished(self, description: JobDescription) -> dict[str, Any]:
         """A stopped (or failed) job may have labeled part of its images before the end: those are exported
         and recorded as for a completed job, and only the rest is marked for relabeling."""
-        reason = description.failure_reason or f"job {description.status.lower()}"
-        if not description.output_manifest_uri:
-            return self._mark_for_relabel(description)
+        reason = description.failure_reason or f"job {description.state.lower()}"
+        stats = ExportStats()
         try:
-            body = self._output_manifest(description)
-        except ClientError as error:
-            # No output written yet; without s3:ListBucket a missing object reads as AccessDenied. Only this
-            # read falls back: a failure while exporting is retried like any other.
-            if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "AccessDenied", "404", "403"):
-                raise
+            images = self._backend.read_results(description, stats.read)
+        except ResultsNotFound:
+            # No results written before the end. Only this read falls back: a failure while exporting is
+            # retried like any other.
             return self._mark_for_relabel(description)
-        return self._export(description, body, unlabeled_reason=reason)
+        return self._export(description, images, stats, unlabeled_reason=reason)
 
     def _mark_for_relabel(self, description: JobDescription) -> dict[str, Any]:
         members = self._members(description.name)
-        reason = description.failure_reason or f"job {description.status.lower()}"
+        reason = description.failure_reason or f"job {description.state.lower()}"
         now = self._clock().isoformat()
         self._ledger.record_results(
             description.name,
             (
-                (image, {"status": "NEEDS_RELABEL", "failure_reason": reason, "finished_at": now})
+                (image, {"status": ImageStatus.NEEDS_RELABEL.value, "failure_reason": reason, "finished_at": now})
                 for image in members.values()
             ),
         )
         return {
-            "status": description.status,
+            "status": description.state.value,
             "job": description.name,
             "failureReason": reason,
             "imagesToRelabel": len(members),
@@ -229,7 +218,7 @@ class JobFinisher:
     # --- shared ------------------------------------------------------------------------------
     def _members(self, job_name: str) -> dict[str, ImageRef]:
         """The images this job owns: its candidates that the ledger assigned to it."""
-        body = self._s3.get_object(Bucket=self._bucket, Key=job_files(job_name).candidates)["Body"].read()
+        body = self._s3.get_object(Bucket=self._bucket, Key=candidates_key(job_name))["Body"].read()
         candidates = [ImageRef(*entry) for entry in json.loads(body)]
         owners = self._ledger.owners(candidates)
         return {image.source_ref: image for image in candidates if owners.get(image) == job_name}

@@ -7,9 +7,9 @@ The protocol (see README, "Exactly once"):
    claim an image owns it, and a repeated claim writes nothing and returns the owner.
 3. For every job that owns one of the chunk's images (ours or another invocation's) and that the ledger
    does not show as created (one consistent BatchGetItem per chunk), *finish* it: read its
-   candidates, claim any still unclaimed on its behalf, write its manifest (the candidates it owns)
-   and task files, call CreateLabelingJob (an existing job with the same manifest counts as success),
-   and mark it created. Every step is idempotent and any invocation can finish any job, so a crash,
+   candidates, claim any still unclaimed on its behalf, hand the images it owns to the labeling
+   backend (which writes its task inputs and starts the job; an existing job with the same input counts
+   as success), and mark it created. Every step is idempotent and any invocation can finish any job, so a crash,
    a retry, a duplicate or a concurrent batch ends with the same jobs and no image in two of them.
 """
 
@@ -23,17 +23,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labeling_pipeline.backends import BackendError, JobSpec, LabelingBackend
-from labeling_pipeline.images import JOBS_PREFIX, OUTPUT_PREFIX, ImageRef
+from labeling_pipeline.backends import BackendError, JobRequest, LabelingBackend
+from labeling_pipeline.images import ImageRef
+from labeling_pipeline.job_naming import chunks, job_name
 from labeling_pipeline.ledger import Ledger
-from labeling_pipeline.task_config import (
-    TaskSettings,
-    chunks,
-    job_name,
-    label_category_config,
-    manifest_text,
-    worker_template,
-)
+from labeling_pipeline.names import CANDIDATES_FILE, JOBS_PREFIX, OUTPUT_PREFIX
+from labeling_pipeline.settings import PipelineSettings
 
 
 @dataclass(frozen=True)
@@ -47,29 +42,13 @@ class ImageOutcome:
         return self.error is None
 
 
-@dataclass(frozen=True)
-class JobFiles:
-    prefix: str
-
-    @property
-    def candidates(self) -> str:
-        return f"{self.prefix}candidates.json"
-
-    @property
-    def manifest(self) -> str:
-        return f"{self.prefix}input.manifest"
-
-    @property
-    def label_config(self) -> str:
-        return f"{self.prefix}label-categories.json"
-
-    @property
-    def template(self) -> str:
-        return f"{self.prefix}worker-template.liquid.html"
+def job_prefix(name: str) -> str:
+    """Where a job's task definition lives: its candidates and the backend's task inputs."""
+    return f"{JOBS_PREFIX}{name}/"
 
 
-def job_files(name: str) -> JobFiles:
-    return JobFiles(f"{JOBS_PREFIX}{name}/")
+def candidates_key(name: str) -> str:
+    return job_prefix(name) + CANDIDATES_FILE
 
 
 PERMANENT_AWS_ERRORS = frozenset(
@@ -103,7 +82,7 @@ class Launcher:
         ledger: Ledger,
         backend: LabelingBackend,
         bucket: str,
-        settings: TaskSettings,
+        settings: PipelineSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._s3 = s3_client
@@ -119,7 +98,7 @@ class Launcher:
         for chunk in chunks(images, self._settings.max_images_per_job):
             name = job_name(self._settings.job_name_prefix, self._clock(), chunk)
             try:
-                self._put_json(job_files(name).candidates, [[i.bucket, i.key, i.version] for i in chunk])
+                self._put_json(candidates_key(name), [[i.bucket, i.key, i.version] for i in chunk])
                 owners = self._ledger.claim_many(chunk, name)
                 by_owner: dict[str, list[ImageRef]] = {}
                 for image in chunk:
@@ -145,37 +124,24 @@ class Launcher:
         `checked`: the caller has just read that the job is not created."""
         if not checked and self._ledger.job_created(name):
             return 0
-        files = job_files(name)
         if known_owners is not None:
             owners: dict[ImageRef, str | None] = dict(known_owners)
         else:
-            candidates = [ImageRef(*entry) for entry in self._get_json(files.candidates)]
+            candidates = [ImageRef(*entry) for entry in self._get_json(candidates_key(name))]
             owners = self._ledger.owners(candidates)
             unclaimed = [image for image, owner in owners.items() if owner is None]
             if unclaimed:
                 owners.update(self._ledger.claim_many(unclaimed, name))
-        members = [image for image, owner in owners.items() if owner == name]
+        members = tuple(sorted(image for image, owner in owners.items() if owner == name))
         if not members:
             return 0
-        self._put_text(files.manifest, manifest_text(members), "application/x-ndjson")
-        self._put_json(files.label_config, label_category_config(self._settings.labels))
-        self._put_text(files.template, worker_template(self._settings), "text/html")
-        spec = JobSpec(
-            name=name,
-            manifest_uri=self._uri(files.manifest),
-            label_config_uri=self._uri(files.label_config),
-            template_uri=self._uri(files.template),
-            output_uri=self._uri(OUTPUT_PREFIX),
-            image_count=len(members),
-            settings=self._settings,
+        request = JobRequest(
+            name=name, images=members, bucket=self._bucket, task_prefix=job_prefix(name), output_prefix=OUTPUT_PREFIX
         )
-        self._backend.create_job(spec)
-        self._ledger.mark_job_created(name, len(members), spec.manifest_uri)
+        input_uri = self._backend.create_job(request)
+        self._ledger.mark_job_created(name, len(members), input_uri)
         self.jobs_created.append((name, len(members)))
         return len(members)
-
-    def _uri(self, key: str) -> str:
-        return f"s3://{self._bucket}/{key}"
 
     def _put_text(self, key: str, text: str, content_type: str) -> None:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)

@@ -1,14 +1,21 @@
 """The image ledger: a DynamoDB table that assigns each image version to exactly one job.
 
 Items:
-- ``image#<bucket>/<key>#<version>``: ``job_name`` of the one job that labels this image version.
+- ``image#<bucket>/<key>#<version>``: ``job_name`` of the one job that labels this image version, with
+  ``source_ref``, ``claimed_at`` and ``dataset`` (the first folder under ``images/``, see `dataset_of`).
   Written by a put conditioned on the item not existing, 100 to a transaction (``claim_many``): the first
   claim wins, and a repeated claim, by the same job or another, writes nothing and returns the owner.
-- ``job#<name>``: written once CreateLabelingJob has succeeded (``status = CREATED``); when the job
-  ends, the job-events Lambda takes a lease on it (``FINISHING``) and records the end
-  (``COMPLETED``, ``FAILED`` or ``STOPPED``), so a repeated event does the work once.
+- ``job#<name>``: written once the job has been created (``status = CREATED``, ``record_type = job``,
+  ``created_at``, ``image_count``); when the job ends, the job-events Lambda takes a lease on it
+  (``FINISHING``) and records the end (``COMPLETED``, ``FAILED`` or ``STOPPED``), so a repeated event does
+  the work once.
 - After the job ends, each image item also holds ``status`` (``LABELED`` with ``box_count``, or
-  ``NEEDS_RELABEL`` with ``failure_reason``).
+  ``NEEDS_RELABEL`` with ``failure_reason``); ``gt-labeling relabel`` sets ``RELABEL_REQUESTED``.
+
+Nothing reads the table with a Scan. Items are read by key, or through the sparse secondary indexes of
+`labeling_pipeline.ledger_schema`: a job's images (``job-images``), the newest jobs (``jobs-by-creation``)
+and a dataset's image versions (``dataset-images``). Index reads are eventually consistent; each caller
+says why that is enough, or reads the items again by key where it is not.
 """
 
 from __future__ import annotations
@@ -23,6 +30,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from labeling_pipeline.images import ImageRef
+from labeling_pipeline.ledger_schema import (
+    DATASET_IMAGES_INDEX,
+    JOB_IMAGES_INDEX,
+    JOB_RECORD_TYPE,
+    JOBS_BY_CREATION_INDEX,
+)
+from labeling_pipeline.names import INPUT_PREFIX
 
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
@@ -31,6 +45,20 @@ CLAIM_ATTEMPTS = 6  # transactions sent for the same images while they conflict 
 # Cancellation reasons that decide nothing about the item: the same transaction may pass later.
 TRANSIENT_CANCELLATION_CODES = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 FINISHED_STATUSES = ("COMPLETED", "FAILED", "STOPPED")
+# What a claim writes besides pk; record_results keeps them (the indexes are built on job_name, dataset and
+# claimed_at).
+CLAIM_ATTRIBUTES = ("job_name", "source_ref", "claimed_at", "dataset")
+
+
+def dataset_of(key: str) -> str | None:
+    """The dataset an image key belongs to: the first folder under images/ (``images/NAME/...``, as
+    ``gt-labeling upload --dataset NAME`` and the stack's UploadCommand write). A key directly under
+    images/, or whose first folder is empty (``images//x.jpg``), belongs to no dataset: its item has no
+    ``dataset`` and is not in the dataset-images index."""
+    if not key.startswith(INPUT_PREFIX):
+        return None
+    name, slash, _ = key[len(INPUT_PREFIX) :].partition("/")
+    return name if slash and name else None
 
 
 def _image_key(image: ImageRef) -> dict[str, Any]:
@@ -129,6 +157,7 @@ class Ledger:
         return settled, unknown, transient
 
     def _claim_put(self, image: ImageRef, job_name: str, claimed_at: str) -> dict[str, Any]:
+        dataset = dataset_of(image.key)
         return {
             "Put": {
                 "TableName": self._table,
@@ -137,6 +166,7 @@ class Ledger:
                     "job_name": {"S": job_name},
                     "source_ref": {"S": image.source_ref},
                     "claimed_at": {"S": claimed_at},
+                    **({"dataset": {"S": dataset}} if dataset else {}),
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -188,6 +218,7 @@ class Ledger:
             TableName=self._table,
             Item={
                 **_job_key(job_name),
+                "record_type": {"S": JOB_RECORD_TYPE},
                 "status": {"S": "CREATED"},
                 "image_count": {"N": str(image_count)},
                 "manifest_uri": {"S": manifest_uri},
@@ -254,11 +285,34 @@ class Ledger:
         )
 
     def record_results(self, job_name: str, results: Iterable[tuple[ImageRef, dict[str, Any]]]) -> int:
-        """Write each image's outcome (batched, 25 per call, unprocessed items retried)."""
+        """Write each image's outcome into its item, keeping what the claim wrote (CLAIM_ATTRIBUTES: the
+        job-images and dataset-images indexes are built on them). BatchWriteItem replaces whole items, so
+        the claims of each 100 images are read first (one consistent BatchGetItem) and written back with
+        the outcome, 25 a call, unprocessed items retried. Only images that the ledger shows claimed by
+        this job are written: an item is never created or taken over here (the job end passes only the
+        job's own images). Returns the number of items written."""
+        written = 0
+        group: dict[ImageRef, dict[str, Any]] = {}
+        for image, fields in results:
+            group[image] = fields  # the same image twice in one group: the later outcome wins
+            if len(group) == BATCH_GET_LIMIT:
+                written += self._record_group(job_name, group)
+                group = {}
+        if group:
+            written += self._record_group(job_name, group)
+        return written
+
+    def _record_group(self, job_name: str, group: dict[ImageRef, dict[str, Any]]) -> int:
+        claims = self._claims(group)
         written = 0
         batch: list[dict[str, Any]] = []
-        for image, fields in results:
-            item = {**_image_key(image), "job_name": {"S": job_name}, "source_ref": {"S": image.source_ref}}
+        for image, fields in group.items():
+            claim = claims.get(image)
+            if claim is None or claim.get("job_name", {}).get("S") != job_name:
+                continue
+            item = dict(claim)
+            if "dataset" not in item and (dataset := dataset_of(image.key)):
+                item["dataset"] = {"S": dataset}  # a claim written before claims carried it
             for name, value in fields.items():
                 item[name] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)}
             batch.append({"PutRequest": {"Item": item}})
@@ -268,6 +322,15 @@ class Ledger:
         if batch:
             written += self._write(batch)
         return written
+
+    def _claims(self, images: Iterable[ImageRef]) -> dict[ImageRef, dict[str, Any]]:
+        """The claim attributes of each claimed image (consistent reads, 100 a call)."""
+        wanted = {_image_key(image)["pk"]["S"]: image for image in images}
+        names = {f"#a{number}": name for number, name in enumerate(("pk", *CLAIM_ATTRIBUTES))}
+        return {
+            wanted[item["pk"]["S"]]: item
+            for item in self._batch_get([{"pk": {"S": pk}} for pk in wanted], ", ".join(names), names)
+        }
 
     def _write(self, batch: list[dict[str, Any]]) -> int:
         pending: dict[str, Any] = {self._table: batch}
@@ -279,43 +342,80 @@ class Ledger:
             time.sleep(min(2.0, 0.05 * 2**attempt))
         raise RuntimeError(f"ledger kept {len(pending[self._table])} writes unprocessed")
 
-    def _scan(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        request: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True, **kwargs}
-        while True:
-            response = self._client.scan(**request)
-            yield from response.get("Items", [])
+    def _query(self, request: dict[str, Any], limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every item a Query returns, page after page (LastEvaluatedKey), or the first `limit` of them."""
+        request = {"TableName": self._table, **request}
+        returned = 0
+        while limit is None or returned < limit:
+            if limit is not None:
+                request["Limit"] = limit - returned
+            response = self._client.query(**request)
+            items = response.get("Items", [])
+            returned += len(items)
+            yield from items
             if "LastEvaluatedKey" not in response:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def jobs(self) -> list[dict[str, str]]:
-        """Every job this pipeline created, newest first (a scan: for the CLI, not the hot path)."""
-        found = [
-            {key: next(iter(value.values())) for key, value in item.items()}
-            for item in self._scan(
-                FilterExpression="begins_with(pk, :job)", ExpressionAttributeValues={":job": {"S": "job#"}}
-            )
-        ]
-        for job in found:
+    def jobs(self, limit: int) -> list[dict[str, str]]:
+        """The `limit` newest jobs, newest first, each with ``name``, ``status``, ``created_at`` and
+        ``image_count``: a Query of jobs-by-creation backwards with Limit, one call however many jobs and
+        images the ledger holds. The index lags writes by a moment, so a job created in the last second
+        may be missing from this list; the next look shows it."""
+        found = []
+        for item in self._query(
+            {
+                "IndexName": JOBS_BY_CREATION_INDEX,
+                "KeyConditionExpression": "record_type = :job",
+                "ExpressionAttributeValues": {":job": {"S": JOB_RECORD_TYPE}},
+                "ScanIndexForward": False,
+            },
+            limit,
+        ):
+            job = {key: str(next(iter(value.values()))) for key, value in item.items()}
             job["name"] = job.pop("pk").removeprefix("job#")
-        return sorted(found, key=lambda job: job.get("created_at", ""), reverse=True)
+            job.pop("record_type", None)
+            found.append(job)
+        return found
 
     def images_of_job(self, job_name: str, status: str | None = None) -> list[tuple[ImageRef, dict[str, str]]]:
-        expression = "begins_with(pk, :image) AND job_name = :job"
-        values: dict[str, Any] = {":image": {"S": "image#"}, ":job": {"S": job_name}}
+        """A job's image items (optionally only those with `status`), from the job-images index: a Query on
+        the job's name, whose pages follow the size of the job, not of the ledger. Eventually consistent:
+        a status written in the last second may not show yet (a caller that acts on the status reads the
+        items again by key, see `image_statuses`)."""
+        request: dict[str, Any] = {
+            "IndexName": JOB_IMAGES_INDEX,
+            "KeyConditionExpression": "job_name = :job",
+            "ExpressionAttributeValues": {":job": {"S": job_name}},
+        }
         if status is not None:
-            expression += " AND #status = :status"
-            values[":status"] = {"S": status}
-        request: dict[str, Any] = {"FilterExpression": expression, "ExpressionAttributeValues": values}
-        if status is not None:
+            request["FilterExpression"] = "#status = :status"
             request["ExpressionAttributeNames"] = {"#status": "status"}
-        return [
-            (
-                ImageRef.from_image_id(item["pk"]["S"].removeprefix("image#")),
-                {key: str(next(iter(value.values()))) for key, value in item.items()},
-            )
-            for item in self._scan(**request)
-        ]
+            request["ExpressionAttributeValues"][":status"] = {"S": status}
+        return [_image_row(item) for item in self._query(request)]
+
+    def images_of_dataset(self, dataset: str) -> Iterator[tuple[ImageRef, dict[str, str]]]:
+        """Every claimed image version under images/<dataset>/, across all jobs, with its job, claim time
+        and status, from the dataset-images index (a Query on the dataset's name). Eventually consistent:
+        a claim or a result written in the last second may not show yet; an export run then leaves that
+        version out (or counts it as pending), as it would had it run a second earlier."""
+        for item in self._query(
+            {
+                "IndexName": DATASET_IMAGES_INDEX,
+                "KeyConditionExpression": "dataset = :dataset",
+                "ExpressionAttributeValues": {":dataset": {"S": dataset}},
+            }
+        ):
+            yield _image_row(item)
+
+    def image_statuses(self, images: Iterable[ImageRef]) -> dict[ImageRef, str | None]:
+        """Consistent read of each image's status (None when it has none or is not claimed)."""
+        wanted = {_image_key(image)["pk"]["S"]: image for image in images}
+        found: dict[ImageRef, str | None] = dict.fromkeys(wanted.values())
+        for item in self._batch_get([{"pk": {"S": pk}} for pk in wanted], "pk, #status", {"#status": "status"}):
+            if "status" in item:
+                found[wanted[item["pk"]["S"]]] = str(item["status"]["S"])
+        return found
 
     def set_image_status(self, image: ImageRef, status: str) -> None:
         self._client.update_item(
@@ -325,3 +425,10 @@ class Ledger:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":status": {"S": status}},
         )
+
+
+def _image_row(item: dict[str, Any]) -> tuple[ImageRef, dict[str, str]]:
+    return (
+        ImageRef.from_image_id(item["pk"]["S"].removeprefix("image#")),
+        {key: str(next(iter(value.values()))) for key, value in item.items()},
+    )

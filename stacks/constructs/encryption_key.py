@@ -1,11 +1,11 @@
 """The optional customer-managed KMS key (``labeling.kmsKey``) for the bucket, the queues, the results
-topic, the Lambda log groups and Ground Truth's output.
+topic, the Lambda log groups and the labeling backend's output.
 
 - ``create``: the stack creates a symmetric key with yearly automatic rotation. Its key policy keeps
   CDK's default statement (the account's IAM policies decide, so the Lambda roles and CLI users are
   granted by IAM) and gets one statement for each principal that is not an IAM identity of this
-  account (services) plus the one the Ground Truth documentation asks for, added by the construct that
-  wires that service up, through `allow`.
+  account (services) plus those the labeling backend's documentation asks for, added by the construct
+  that wires that service up, through `allow`.
 - an existing key ARN: the stack cannot change that key's policy. The same statements are then the
   owner's job; `allow` records each of them and synth prints a warning naming it.
 """
@@ -21,7 +21,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.config import KMS_KEY_ARN_PATTERN, KMS_KEY_CREATE, ConfigError, LabelingConfig
+from labeling_pipeline.settings import SettingsError as ConfigError
+from stacks.deployment_settings import KMS_KEY_ARN_PATTERN, KMS_KEY_CREATE, LabelingConfig
 
 
 class LabelingKey(Construct):
@@ -39,7 +40,7 @@ class LabelingKey(Construct):
             self.key = kms.Key(
                 self,
                 "Key",
-                description=f"{config.project_name}: labeling bucket, queues, topic, logs and Ground Truth output",
+                description=f"{config.project_name}: labeling bucket, queues, topic, logs and labeling output",
                 enable_key_rotation=True,
                 removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
                 pending_window=None if retain else cdk.Duration.days(7),

@@ -1,14 +1,10 @@
-"""Follow this stack's labeling jobs to their end: EventBridge rule -> job-events Lambda -> exports,
-ledger update, and a summary on the results topic (emails subscribed from config)."""
+"""Follow this stack's labeling jobs to their end: the backend's job-end signal -> job-events Lambda ->
+exports, ledger update, and a summary on the results topic (emails subscribed from config)."""
 
 from __future__ import annotations
 
-import json
-
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -16,11 +12,13 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.config import LabelingConfig, task_settings_for_lambda
+from labeling_pipeline.names import EXPORTS_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
+from labeling_pipeline.names import EnvironmentVariable as Env
 from stacks.constructs.encryption_key import LabelingKey, queue_encryption
-from stacks.constructs.labeling_bucket import EXPORTS_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
+from stacks.constructs.labeling_backend import BackendWiring
 from stacks.constructs.nag import acknowledge, acknowledge_wildcard_resources
 from stacks.constructs.pipeline_function import PipelineFunction
+from stacks.deployment_settings import LabelingConfig, runtime_settings_json
 
 # Sized from benchmarks/export_throughput.py: 100,000 output lines take about 9 s of CPU for all three
 # formats on one core, with 32 MB peak memory that does not grow with the job. 1,024 MB (about 0.6 vCPU)
@@ -28,8 +26,6 @@ from stacks.constructs.pipeline_function import PipelineFunction
 # for the exports (about 16 s at 0.6 vCPU), the S3 transfers and 4,000 ledger batch writes.
 JOB_EVENTS_MEMORY_MB = 1024
 JOB_EVENTS_TIMEOUT = cdk.Duration.minutes(10)
-# State-change events: https://docs.aws.amazon.com/sagemaker/latest/dg/sms-monitor-cloud-watch.html
-DETAIL_TYPE = "SageMaker Ground Truth Labeling Job State Change"
 
 
 class JobFollowing(Construct):
@@ -41,8 +37,7 @@ class JobFollowing(Construct):
         config: LabelingConfig,
         bucket: s3.IBucket,
         ledger: dynamodb.ITable,
-        ground_truth_role: iam.IRole,
-        workteam_arn: str,
+        backend: BackendWiring,
         key: LabelingKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -82,23 +77,22 @@ class JobFollowing(Construct):
             "This queue is itself the dead-letter queue of the job-events function and of its rule target: "
             "events that still fail after the retries wait here.",
         )
-        settings = task_settings_for_lambda(config)
         self.handler = PipelineFunction(
             self,
             "JobEvents",
             description="Exports finished labeling jobs and marks failed ones for relabeling",
             handler="labeling_pipeline.job_events.lambda_handler",
             environment={
-                "BUCKET_NAME": bucket.bucket_name,
-                "LEDGER_TABLE_NAME": ledger.table_name,
-                "RESULTS_TOPIC_ARN": self.topic.topic_arn,
-                "WORKTEAM_ARN": workteam_arn,
-                "GROUND_TRUTH_ROLE_ARN": ground_truth_role.role_arn,
-                "TASK_SETTINGS": json.dumps(settings, separators=(",", ":")),
+                Env.BUCKET_NAME: bucket.bucket_name,
+                Env.LEDGER_TABLE_NAME: ledger.table_name,
+                Env.RESULTS_TOPIC_ARN: self.topic.topic_arn,
+                Env.PIPELINE_SETTINGS: runtime_settings_json(config),
+                Env.BACKEND_RESOURCES: stack.to_json_string(dict(backend.resources)),
                 # A run that dies keeps the job's lease this long: just past the function timeout.
-                "JOB_LEASE_SECONDS": str(int(JOB_EVENTS_TIMEOUT.to_seconds()) + 60),
+                Env.JOB_LEASE_SECONDS: str(int(JOB_EVENTS_TIMEOUT.to_seconds()) + 60),
             },
             powertools_layer_version=config.powertools_layer_version,
+            metric_namespace=config.metric_namespace,
             timeout=JOB_EVENTS_TIMEOUT,
             memory_size=JOB_EVENTS_MEMORY_MB,
             service_name="labeling-job-events",
@@ -110,11 +104,7 @@ class JobFollowing(Construct):
             self,
             "JobEventsAccess",
             statements=[
-                iam.PolicyStatement(
-                    sid="DescribeJobs",
-                    actions=["sagemaker:DescribeLabelingJob"],
-                    resources=[stack.format_arn(service="sagemaker", resource="labeling-job", resource_name="*")],
-                ),
+                *backend.job_events_statements(),
                 iam.PolicyStatement(
                     sid="ReadJobsAndOutput",
                     actions=["s3:GetObject"],
@@ -148,42 +138,8 @@ class JobFollowing(Construct):
         function.node.add_dependency(policy)
         acknowledge_wildcard_resources(
             policy,
-            "Job names are made at run time, so DescribeLabelingJob is scoped to labeling-job/* in this account and "
-            "region; S3 access is limited to the jobs/, output/ and exports/ prefixes of this stack's bucket.",
+            f"{backend.wildcard_reason} S3 access is limited to the jobs/, output/ and exports/ prefixes of this "
+            "stack's bucket.",
         )
 
-        # Only this stack's jobs: their names start with the configured prefix (ARNs are lower case).
-        job_arn_prefix = stack.format_arn(
-            service="sagemaker", resource="labeling-job", resource_name=f"{config.job_name_prefix.lower()}-"
-        )
-        self.rule = events.Rule(
-            self,
-            "JobStateChanges",
-            description="This stack's Ground Truth labeling jobs reaching an end state",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[DETAIL_TYPE],
-                resources=events.Match.prefix(job_arn_prefix),
-                detail={"LabelingJobStatus": ["Completed", "Failed", "Stopped"]},
-            ),
-        )
-        self.rule.add_target(
-            targets.LambdaFunction(
-                function,
-                retry_attempts=4,
-                max_event_age=cdk.Duration.hours(6),
-                dead_letter_queue=self.failed_events,
-            )
-        )
-        if key is not None:
-            # EventBridge itself sends undeliverable events to the rule target's dead-letter queue; with a
-            # customer-managed key on that queue the key policy must let events.amazonaws.com use it
-            # (aws-cdk-lib adds only the queue policy, which is what limits sending to this rule's ARN).
-            # The SQS guide's "compatibility with AWS services":
-            # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
-            key.allow_service(
-                "EventBridgeDeadLetters",
-                "events.amazonaws.com",
-                ["kms:GenerateDataKey", "kms:Decrypt"],
-                "EventBridge (events.amazonaws.com) for the job-state rule's dead-letter queue",
-            )
+        backend.follow_job_ends(self, function, self.failed_events)

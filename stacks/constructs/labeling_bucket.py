@@ -9,18 +9,14 @@ from constructs import Construct
 
 from stacks.constructs.nag import acknowledge
 
-INPUT_PREFIX = "images/"
-JOBS_PREFIX = "jobs/"
-OUTPUT_PREFIX = "output/"
-EXPORTS_PREFIX = "exports/"
-
 
 class LabelingBucket(Construct):
-    """Private, encrypted, TLS-only, versioned bucket with the CORS rule Ground Truth documents.
+    """Private, encrypted, TLS-only, versioned bucket whose images a labeling UI in the browser may fetch (CORS).
 
     Versioning is on so that a key overwritten while a job is open keeps the version the job was
     built from (the ledger records version ids); old versions expire after 30 days.
-    CORS: https://docs.aws.amazon.com/sagemaker/latest/dg/sms-cors-update.html
+    CORS: GET from any origin, as browser-based labeling tools load each image from the bucket with a
+    presigned URL (the rule the labeling backends document for their image tasks).
 
     With a customer-managed key (labeling.kmsKey) the bucket's default encryption is SSE-KMS with that
     key and an S3 Bucket Key (one KMS request per bucket key instead of one per object). The access-log

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_dynamodb as dynamodb
@@ -14,11 +12,14 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
 
-from stacks.config import LabelingConfig, task_settings_for_lambda
+from labeling_pipeline.ledger_schema import LEDGER_INDEXES
+from labeling_pipeline.names import INPUT_PREFIX, JOBS_PREFIX
+from labeling_pipeline.names import EnvironmentVariable as Env
 from stacks.constructs.encryption_key import LabelingKey, queue_encryption
-from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX
+from stacks.constructs.labeling_backend import BackendWiring
 from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge, acknowledge_wildcard_resources
 from stacks.constructs.pipeline_function import PipelineFunction
+from stacks.deployment_settings import LabelingConfig, runtime_settings_json
 
 LAUNCHER_TIMEOUT = cdk.Duration.minutes(5)
 MAX_RECEIVE_COUNT = 5
@@ -75,8 +76,7 @@ class LaunchPipeline(Construct):
         *,
         config: LabelingConfig,
         bucket: s3.IBucket,
-        ground_truth_role: iam.IRole,
-        workteam_arn: str,
+        backend: BackendWiring,
         key: LabelingKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -94,6 +94,22 @@ class LaunchPipeline(Construct):
             ),
             removal_policy=cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY,
         )
+        # The sparse indexes that status, relabel and dataset exports query instead of scanning the table
+        # (labeling_pipeline/ledger_schema.py, which the Ledger and the tests' moto table share).
+        for index in LEDGER_INDEXES:
+            self.ledger.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(name=index.partition_key, type=dynamodb.AttributeType.STRING),
+                sort_key=(
+                    dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING)
+                    if index.sort_key
+                    else None
+                ),
+                projection_type=(
+                    dynamodb.ProjectionType.ALL if index.projected is None else dynamodb.ProjectionType.INCLUDE
+                ),
+                non_key_attributes=None if index.projected is None else list(index.projected),
+            )
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -131,51 +147,32 @@ class LaunchPipeline(Construct):
                 "configuration; its role and logging policy come from aws-cdk-lib.",
             )
 
-        settings = task_settings_for_lambda(config)
-        environment = {
-            "BUCKET_NAME": bucket.bucket_name,
-            "LEDGER_TABLE_NAME": self.ledger.table_name,
-            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
-            "WORKTEAM_ARN": workteam_arn,
-            "GROUND_TRUTH_ROLE_ARN": ground_truth_role.role_arn,
-            "TASK_SETTINGS": json.dumps(settings, separators=(",", ":")),
+        environment: dict[str, str] = {
+            Env.BUCKET_NAME: bucket.bucket_name,
+            Env.LEDGER_TABLE_NAME: self.ledger.table_name,
+            Env.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
+            Env.PIPELINE_SETTINGS: runtime_settings_json(config),
+            Env.BACKEND_RESOURCES: stack.to_json_string(dict(backend.resources)),
         }
-        if key is not None:
-            # CreateLabelingJob's OutputConfig.KmsKeyId: Ground Truth encrypts its output with this key.
-            environment["OUTPUT_KMS_KEY_ID"] = key.key_arn
         self.launcher = PipelineFunction(
             self,
             "Launcher",
-            description="Turns uploaded images into Ground Truth bounding-box labeling jobs",
+            description="Turns uploaded images into bounding-box labeling jobs",
             handler="labeling_pipeline.handler.lambda_handler",
             environment=environment,
             powertools_layer_version=config.powertools_layer_version,
+            metric_namespace=config.metric_namespace,
             timeout=LAUNCHER_TIMEOUT,
             memory_size=512,
             service_name="labeling-launcher",
             key=key,
         )
         self.function = self.launcher.function
-        labeling_jobs_arn = stack.format_arn(service="sagemaker", resource="labeling-job", resource_name="*")
         policy = iam.Policy(
             self,
             "LauncherAccess",
             statements=[
-                iam.PolicyStatement(
-                    sid="CreateLabelingJobs",
-                    actions=[
-                        "sagemaker:CreateLabelingJob",
-                        "sagemaker:DescribeLabelingJob",
-                        "sagemaker:AddTags",
-                    ],
-                    resources=[labeling_jobs_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="PassGroundTruthRole",
-                    actions=["iam:PassRole"],
-                    resources=[ground_truth_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-                ),
+                *backend.launcher_statements(),
                 iam.PolicyStatement(
                     sid="TaskDefinitions",
                     actions=["s3:GetObject", "s3:PutObject"],
@@ -214,8 +211,7 @@ class LaunchPipeline(Construct):
         policy.attach_to_role(self.launcher.role)
         acknowledge_wildcard_resources(
             policy,
-            "Job names are made at run time, so CreateLabelingJob is scoped to labeling-job/* in this account "
-            "and region; S3 access is limited to the jobs/ prefix; ",
+            f"{backend.wildcard_reason} S3 access is limited to the jobs/ prefix of this stack's bucket.",
         )
 
         self.function.node.add_dependency(policy)

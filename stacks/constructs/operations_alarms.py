@@ -14,7 +14,6 @@ from constructs import Construct
 
 from stacks.constructs.encryption_key import LabelingKey
 
-NAMESPACE = "GroundTruthLabeling"
 PERIOD = cdk.Duration.minutes(5)
 
 
@@ -28,6 +27,7 @@ class OperationsAlarms(Construct):
         launcher: lambda_.IFunction,
         job_events: lambda_.IFunction,
         dead_letter_queues: dict[str, sqs.IQueue],
+        metric_namespace: str,
         key: LabelingKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -93,7 +93,7 @@ class OperationsAlarms(Construct):
         alarm(
             "LaunchesRetried",
             cloudwatch.Metric(
-                namespace=NAMESPACE,
+                namespace=metric_namespace,
                 metric_name="MessagesRetried",
                 statistic="Sum",
                 period=PERIOD,
@@ -105,7 +105,7 @@ class OperationsAlarms(Construct):
         alarm(
             "JobsFailed",
             cloudwatch.Metric(
-                namespace=NAMESPACE,
+                namespace=metric_namespace,
                 metric_name="JobsFailedOrStopped",
                 statistic="Sum",
                 period=PERIOD,

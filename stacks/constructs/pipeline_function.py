@@ -3,6 +3,7 @@ layer, its own log group, and a role whose only built-in right is writing to tha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -12,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from labeling_pipeline.names import EnvironmentVariable
 from stacks.constructs.encryption_key import LabelingKey
 
 LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambda"
@@ -28,8 +30,9 @@ class PipelineFunction(Construct):
         *,
         description: str,
         handler: str,
-        environment: dict[str, str],
+        environment: Mapping[str, str],
         powertools_layer_version: int,
+        metric_namespace: str,
         timeout: cdk.Duration,
         memory_size: int,
         service_name: str,
@@ -93,7 +96,7 @@ class PipelineFunction(Construct):
             environment={
                 **environment,
                 "POWERTOOLS_SERVICE_NAME": service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": "GroundTruthLabeling",
+                EnvironmentVariable.METRIC_NAMESPACE: metric_namespace,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )

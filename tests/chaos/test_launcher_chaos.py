@@ -33,9 +33,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from labeling_pipeline import handler
-from labeling_pipeline.backends import JobSpec
-from labeling_pipeline.backends.ground_truth import GroundTruthBackend
-from labeling_pipeline.images import MAX_IMAGE_BYTES
+from labeling_pipeline.backends.ground_truth import LIMITS, GroundTruthBackend
 from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
 from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, build_world, make_settings
@@ -99,7 +97,7 @@ def make_uploads(rng: random.Random, count: int) -> list[Upload]:
         elif roll < 0.035:
             uploads.append(Upload(f"images/{folder}/{index}/", 0, version, "FolderMarker"))
         elif roll < 0.04:
-            uploads.append(Upload(f"images/{folder}/huge {index}.png", MAX_IMAGE_BYTES + 1, version, "TooLarge"))
+            uploads.append(Upload(f"images/{folder}/huge {index}.png", LIMITS.max_image_bytes + 1, version, "TooLarge"))
         elif roll < 0.045:
             uploads.append(
                 Upload(f"images/{folder}/gone {index}.jpg", size, version, "NotObjectCreated", "ObjectRemoved:Delete")
@@ -218,24 +216,26 @@ class Flaky:
 
 
 class KillOnce:
-    """Wraps the backend: the first job whose manifest is written kills its invocation before the call."""
+    """Wraps the backend's SageMaker client: the first job whose task inputs (manifest included) the backend
+    has written kills its invocation at its CreateLabelingJob call, before the call is made."""
 
-    def __init__(self, backend: GroundTruthBackend) -> None:
-        self.backend = backend
+    def __init__(self, client: Any) -> None:
+        self._client = client
         self.killed: list[str] = []
         self.lock = threading.Lock()
 
-    def create_job(self, spec: JobSpec) -> None:
+    def create_labeling_job(self, **request: Any) -> Any:
+        name = request["LabelingJobName"]
         with self.lock:
             kill = not self.killed
             if kill:
-                self.killed.append(spec.name)
+                self.killed.append(name)
         if kill:
-            raise Killed(spec.name)
-        self.backend.create_job(spec)
+            raise Killed(name)
+        return self._client.create_labeling_job(**request)
 
-    def describe_job(self, name: str) -> Any:
-        return self.backend.describe_job(name)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 class SkipLog(logging.Handler):
@@ -279,8 +279,11 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
         world.ground_truth.fault = create_job_faults
         s3 = Flaky(world.s3, faults, 0.01, serialize=False)
         dynamodb = Flaky(world.dynamodb, faults, 0.03, serialize=True)
-        backend = KillOnce(
-            GroundTruthBackend(world.sagemaker, region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN)
+        settings = make_settings(maxImagesPerJob=50)
+        sagemaker = KillOnce(world.sagemaker)
+        # The backend writes each job's task inputs through the same flaky S3 client as the launcher.
+        backend = GroundTruthBackend(
+            sagemaker, s3, settings, region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN
         )
         queue = SimulatedQueue(rng)
         for upload in uploads:
@@ -293,10 +296,10 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
 
         def environment() -> handler.Environment:
             ledger = Ledger(dynamodb, TABLE)
-            launcher = Launcher(
-                s3_client=s3, ledger=ledger, backend=backend, bucket=BUCKET, settings=make_settings(maxImagesPerJob=50)
+            launcher = Launcher(s3_client=s3, ledger=ledger, backend=backend, bucket=BUCKET, settings=settings)
+            return handler.Environment(
+                BUCKET, "https://sqs.example.com/dlq", s3, DeadLetterClient(queue), LIMITS, launcher
             )
-            return handler.Environment(BUCKET, "https://sqs.example.com/dlq", s3, DeadLetterClient(queue), launcher)
 
         why_retried: defaultdict[str, list[str]] = defaultdict(list)
 
@@ -339,7 +342,7 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
         assert set(labeled.values()) == {1}, f"seed {seed}: an image is in two jobs"
         created = world.ground_truth.created_names
         assert len(created) == len(set(created)), f"seed {seed}: a job was created twice"
-        assert backend.killed and backend.killed[0] in created, f"seed {seed}: the killed job was never finished"
+        assert sagemaker.killed and sagemaker.killed[0] in created, f"seed {seed}: the killed job was never finished"
         expected_skips = {(u.key, u.expected_skip) for u in uploads if u.expected_skip is not None}
         assert skip_log.skipped == expected_skips, f"seed {seed}: skips not accounted for"
         dead_bodies = [message.body for message, _reason in queue.dead]

@@ -13,7 +13,17 @@ import pytest
 from moto import mock_aws
 
 from sandbox.fake_ground_truth import FakeGroundTruth
-from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, build_world
+from tests.support import (
+    BACKEND_RESOURCES,
+    BUCKET,
+    REGION,
+    ROLE_ARN,
+    TABLE,
+    WORKTEAM_ARN,
+    World,
+    build_world,
+    settings_json,
+)
 
 PROJECT = "gt-labeling"
 
@@ -71,8 +81,10 @@ def deployed() -> Iterator[Deployed]:
                 "UploadQueueUrl": queue_url,
                 "DeadLetterQueueUrl": dlq_url,
                 "GroundTruthRoleArn": ROLE_ARN,
-                "Labels": json.dumps(["Dog", "Cat"]),
-                "LabelAttributeName": "labels",
+                # As the stack writes them: the functions' settings and the backend's resources.
+                "LabelingBackend": "ground-truth",
+                "PipelineSettings": settings_json(),
+                "BackendResources": BACKEND_RESOURCES,
             },
         )
         _stack(

@@ -104,10 +104,10 @@ def test_export_errors_are_clear(
     code, _, err = run(
         deployed, monkeypatch, capsys, "export", "no-such-job", "--format", "coco", "--out", str(tmp_path)
     )
-    assert code == 2 and "neither a local manifest nor a labeling job" in err
+    assert code == 2 and "neither a local results file nor a job of this deployment" in err
     name, _ = launched_job(deployed)
     code, _, err = run(deployed, monkeypatch, capsys, "export", name, "--format", "coco", "--out", str(tmp_path))
-    assert code == 2 and "is InProgress; it has no output manifest yet" in err
+    assert code == 2 and "is InProgress; it has no results yet" in err
     broken = tmp_path / "broken.manifest"
     broken.write_text('{"source-ref": "s3://b/images/a.jpg"}\n')
     code, _, err = run(deployed, monkeypatch, capsys, "export", str(broken), "--format", "coco", "--out", str(tmp_path))
@@ -210,7 +210,7 @@ def test_an_aws_refusal_is_one_clear_line(
     deployed.world.dynamodb.delete_table(TableName=deployed.world.ledger._table)
     code, out, err = run(deployed, monkeypatch, capsys, "status")
     assert code == 2 and out == ""
-    assert err.startswith("gt-labeling: AWS refused Scan: ResourceNotFoundException: ")
+    assert err.startswith("gt-labeling: AWS refused Query: ResourceNotFoundException: ")
     assert "Traceback" not in err
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from labeling_cli.commands import review_command
+from labeling_cli.commands import ResultsSource, review_command
 from scripts.browser import INSTALL_HINT, find_chromium
 
 IMAGE_COLOUR = (30, 60, 200)
@@ -113,7 +113,8 @@ def test_gallery_shows_the_boxes_on_the_image(tmp_path: Path) -> None:
         )
         + "\n"
     )
-    index = review_command(str(manifest), str(images), tmp_path / "review", ["Dog", "Cat"], "labels", None, None)
+    source = ResultsSource(str(manifest), backend=None, settings=None, attribute="labels")
+    index = review_command(source, str(images), tmp_path / "review", ["Dog", "Cat"], None)
     page = index.read_text()
     assert '<img src="../images/walk/dog.png"' in page
     assert ">Dog</text>" in page and ">Cat</text>" in page

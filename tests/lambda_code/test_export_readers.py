@@ -14,8 +14,8 @@ import supervision as sv
 from PIL import Image
 from pycocotools.coco import COCO
 
+from labeling_pipeline.backends.ground_truth.results import read_output_manifest
 from labeling_pipeline.exports.formats import IMAGE_FOLDERS, ExportStats, LabelSpace, export, image_name, make_writers
-from labeling_pipeline.exports.output_manifest import read_output_manifest
 
 LABELS = ["Dog", "Cat"]
 BUCKET = "s3://example-bucket/"

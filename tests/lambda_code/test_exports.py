@@ -1,4 +1,8 @@
-"""Exports from Ground Truth output, checked field by field against values computed by hand."""
+"""Exports of the neutral stream of labeled images, checked field by field against values computed by hand.
+
+The stream is read from Ground Truth output manifests (fixtures/), the one backend's results; the reader
+itself is tested in ground_truth/test_results.py.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from labeling_pipeline.backends.ground_truth.results import read_output_manifest
 from labeling_pipeline.exports.formats import (
     DATA_YAML_HEADER,
     NO_VAL_COMMENT,
@@ -37,13 +42,8 @@ from labeling_pipeline.exports.formats import (
     read_yolo_boxes,
     relative_path,
 )
-from labeling_pipeline.exports.output_manifest import (
-    Box,
-    LabeledImage,
-    ManifestError,
-    ReadStats,
-    read_output_manifest,
-)
+from labeling_pipeline.labels import Box, LabeledImage
+from tests.support import extract_archive
 
 FIXTURES = Path(__file__).with_name("fixtures")
 LABELS = ["Dog", "Cat"]
@@ -71,20 +71,6 @@ def run_export(
     writers = make_writers(formats, tmp_path, labels, stats, archive=archive)
     with (FIXTURES / manifest).open(encoding="utf-8") as lines:
         return export(read_output_manifest(lines, attribute, stats.read), writers, stats, labels)
-
-
-def test_reading_the_walkthrough_line() -> None:
-    [image] = list(read_output_manifest((FIXTURES / "output.manifest").read_text().splitlines()[:1]))
-    assert image == LabeledImage(
-        line_number=1,
-        source_ref="s3://example-bucket/images/8.jpg",
-        width=512,
-        height=512,
-        depth=3,
-        boxes=(Box("Dog", 98, 89, 339, 386, 0.09),),
-        job_name="catdog-label-0",
-        human_annotated=True,
-    )
 
 
 def test_yolo_fields_match_hand_computed_values(tmp_path: Path) -> None:
@@ -205,8 +191,7 @@ def test_archives_hold_the_same_files(tmp_path: Path) -> None:
 
 def test_yolo_archive_holds_what_ultralytics_loads(tmp_path: Path) -> None:
     run_export(tmp_path, formats=("yolo",), archive=True)
-    with tarfile.open(tmp_path / "yolo.tar.gz") as archive:
-        archive.extractall(tmp_path / "out", filter="data")
+    extract_archive(tmp_path / "yolo.tar.gz", tmp_path / "out")
     assert (tmp_path / f"out/labels/{ident(EIGHT)}.txt").read_text() == "0 0.522461 0.550781 0.662109 0.753906\n"
     assert (tmp_path / f"out/labels/{ident(TWO_PETS)}.txt").read_text().count("\n") == 2
     assert (tmp_path / "out/classes.txt").read_text() == "Dog\nCat\n"
@@ -277,7 +262,7 @@ def _voc_with_elementtree(image: LabeledImage) -> tuple[str, str]:
     ET.SubElement(root, "filename").text = name.file_name
     ET.SubElement(root, "path").text = image.source_ref
     source = ET.SubElement(root, "source")
-    ET.SubElement(source, "database").text = f"SageMaker Ground Truth job {image.job_name or 'unknown'}"
+    ET.SubElement(source, "database").text = f"labeling job {image.job_name or 'unknown'}"
     size = ET.SubElement(root, "size")
     for tag, value in (("width", image.width), ("height", image.height), ("depth", image.depth)):
         ET.SubElement(size, tag).text = str(value)
@@ -363,35 +348,12 @@ def test_gallery_path_shortcut_agrees_with_urllib(path: str, prefix: str) -> Non
     assert relative_path(source_ref) == relative
 
 
-def test_chained_job_uses_the_named_attribute_or_the_last_one(tmp_path: Path) -> None:
-    [first] = read_output_manifest((FIXTURES / "chained.manifest").read_text().splitlines(), "labels")
-    assert [box.label for box in first.boxes] == ["Dog"]
-    [latest] = read_output_manifest((FIXTURES / "chained.manifest").read_text().splitlines())
-    assert latest.job_name == "catdog-chained"
-    assert [box.label for box in latest.boxes] == ["Dog", "Bird"]
+def test_an_unconfigured_label_gets_the_next_id_and_is_reported(tmp_path: Path) -> None:
+    # The chained job's latest attribute labels a "Bird", which is not configured.
     stats = run_export(tmp_path, "chained.manifest", attribute=None, formats=("yolo",))
-    # "Bird" is not configured: it gets the next id (2) and is reported.
     assert stats.unconfigured_labels == ["Bird"]
     assert (tmp_path / f"yolo/labels/{ident(EIGHT)}.txt").read_text().splitlines()[1].startswith("2 ")
     assert (tmp_path / "yolo/classes.txt").read_text() == "Dog\nCat\nBird\n"
-
-
-@pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        ("not json", "line 1: not JSON"),
-        ('{"labels": {}}', "line 1: no source-ref"),
-        ('{"source-ref": "s3://b/images/a.jpg"}', "line 1: no bounding-box label attribute"),
-        (
-            '{"source-ref": "s3://b/a.jpg", "labels": {"annotations": [{"left": 1}]}, '
-            '"labels-metadata": {"type": "groundtruth/object-detection"}}',
-            "line 1: malformed 'labels' label",
-        ),
-    ],
-)
-def test_malformed_lines_name_the_line(line: str, message: str) -> None:
-    with pytest.raises(ManifestError, match=message):
-        list(read_output_manifest([line]))
 
 
 def test_relative_paths() -> None:
@@ -474,26 +436,6 @@ def test_coco_round_trip(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "second.json").read_text()) == document
 
 
-def test_reader_streams_without_reading_ahead() -> None:
-    consumed = []
-
-    def lines() -> Iterator[str]:
-        for index in range(1_000_000):
-            consumed.append(index)
-            yield json.dumps(
-                {
-                    "source-ref": f"s3://b/images/{index}.jpg",
-                    "labels": {"annotations": [], "image_size": [{"width": 1, "height": 1, "depth": 3}]},
-                    "labels-metadata": {"type": "groundtruth/object-detection"},
-                }
-            )
-
-    stream = read_output_manifest(lines(), stats=ReadStats())
-    next(stream)
-    next(stream)
-    assert len(consumed) == 2
-
-
 def test_data_yaml_reads_as_ultralytics_reads_it(tmp_path: Path) -> None:
     """Ultralytics loads data.yaml with yaml.safe_load and takes `names` as an id -> name mapping."""
     import yaml
@@ -517,34 +459,6 @@ def test_data_yaml_reads_as_ultralytics_reads_it(tmp_path: Path) -> None:
     image = root / entry.removeprefix("./")
     label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")
     assert label.is_file() and label.read_text().count("\n") == 2
-
-
-def test_boxes_past_the_top_left_corner_are_clipped_and_counted() -> None:
-    line = json.dumps(
-        {
-            "source-ref": "s3://b/images/corner.jpg",
-            "labels": {
-                "annotations": [
-                    {"class_id": 0, "left": -20, "top": -5, "width": 50, "height": 25},  # spills past both edges
-                    {"class_id": 1, "left": -40, "top": 10, "width": 30, "height": 10},  # wholly left of the image
-                    {"class_id": 1, "left": 5, "top": 6, "width": 7, "height": 8},  # inside: untouched
-                ],
-                "image_size": [{"width": 100, "height": 80, "depth": 3}],
-            },
-            "labels-metadata": {
-                "class-map": {"0": "Dog", "1": "Cat"},
-                "objects": [{"confidence": 0.5}] * 3,
-                "type": "groundtruth/object-detection",
-            },
-        }
-    )
-    stats = ReadStats()
-    [image] = read_output_manifest([line], "labels", stats)
-    assert [(b.label, b.left, b.top, b.width, b.height) for b in image.boxes] == [
-        ("Dog", 0.0, 0.0, 30.0, 20.0),
-        ("Cat", 5, 6, 7, 8),
-    ]
-    assert (stats.boxes_clipped, stats.boxes_dropped_empty) == (1, 1)
 
 
 @given(

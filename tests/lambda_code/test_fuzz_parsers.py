@@ -9,10 +9,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling_pipeline.exports.output_manifest import ManifestError, read_output_manifest
+from labeling_pipeline.backends import JobEvent, NotAJobEvent
+from labeling_pipeline.backends.ground_truth.results import ManifestError, read_output_manifest
+from labeling_pipeline.backends.registry import names, parts
 from labeling_pipeline.images import skip_reason
-from labeling_pipeline.job_events import NotAJobEvent, job_name_from_event
 from labeling_pipeline.s3_events import NotAnS3Event, parse_message
+
+# Every registered backend: its job-event parser and its image limits are entry points too.
+BACKENDS = [parts(name) for name in names()]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -34,7 +38,8 @@ def test_sqs_bodies_parse_or_are_refused_clearly(body: str) -> None:
         assert str(error)
         return
     for obj in parsed.objects:
-        skip_reason(obj, "bucket")  # classifying any parsed object never raises
+        for backend in BACKENDS:
+            skip_reason(obj, "bucket", backend.limits)  # classifying any parsed object never raises
 
 
 @settings(max_examples=300, deadline=None)
@@ -58,7 +63,8 @@ def test_s3_records_with_odd_fields(records: list[dict[str, Any]]) -> None:
         return
     for obj in parsed.objects:
         assert isinstance(obj.key, str) and isinstance(obj.size, int)
-        skip_reason(obj, "bucket")
+        for backend in BACKENDS:
+            skip_reason(obj, "bucket", backend.limits)
 
 
 @settings(max_examples=300, deadline=None)
@@ -66,11 +72,13 @@ def test_s3_records_with_odd_fields(records: list[dict[str, Any]]) -> None:
 def test_eventbridge_events_parse_or_are_ignored(event: Any) -> None:
     if not isinstance(event, dict):
         event = {"detail": event}
-    try:
-        name, status = job_name_from_event(event)
-    except NotAJobEvent:
-        return
-    assert isinstance(name, str) and isinstance(status, str)
+    for backend in BACKENDS:
+        try:
+            parsed = backend.parse_job_event(event)
+        except NotAJobEvent:
+            continue
+        assert isinstance(parsed, JobEvent)
+        assert isinstance(parsed.job_name, str) and isinstance(parsed.reported_state, str)
 
 
 @settings(max_examples=200, deadline=None)
@@ -90,8 +98,9 @@ def test_output_manifest_lines_parse_or_name_the_line(prefix: str, line: dict[st
 @given(json_values)
 def test_job_event_source_and_type_must_match(detail: Any) -> None:
     event = {"source": "aws.s3", "detail-type": "Object Created", "resources": ["arn:aws:s3:::b"], "detail": detail}
-    try:
-        job_name_from_event(event)
-        raise AssertionError("an S3 event was taken for a labeling-job event")
-    except NotAJobEvent:
-        pass
+    for backend in BACKENDS:
+        try:
+            backend.parse_job_event(event)
+            raise AssertionError(f"{backend.name}: an S3 event was taken for a labeling-job event")
+        except NotAJobEvent:
+            pass

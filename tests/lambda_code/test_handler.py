@@ -13,7 +13,9 @@ import boto3
 import pytest
 
 from labeling_pipeline import handler
-from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, lambda_sqs_record, settings_json
+from labeling_pipeline.backends.ground_truth import LIMITS
+from labeling_pipeline.names import EnvironmentVariable as Env
+from tests.support import BACKEND_RESOURCES, BUCKET, REGION, TABLE, World, lambda_sqs_record, settings_json
 
 
 @dataclass
@@ -81,18 +83,18 @@ def pipeline(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline
             ]
         },
     )
-    monkeypatch.setenv("BUCKET_NAME", BUCKET)
-    monkeypatch.setenv("LEDGER_TABLE_NAME", TABLE)
-    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq_url)
-    monkeypatch.setenv("WORKTEAM_ARN", WORKTEAM_ARN)
-    monkeypatch.setenv("GROUND_TRUTH_ROLE_ARN", ROLE_ARN)
-    monkeypatch.setenv("TASK_SETTINGS", settings_json(maxImagesPerJob=4))
+    monkeypatch.setenv(Env.BUCKET_NAME, BUCKET)
+    monkeypatch.setenv(Env.LEDGER_TABLE_NAME, TABLE)
+    monkeypatch.setenv(Env.DEAD_LETTER_QUEUE_URL, dlq_url)
+    monkeypatch.setenv(Env.PIPELINE_SETTINGS, settings_json(maxImagesPerJob=4))
+    monkeypatch.setenv(Env.BACKEND_RESOURCES, BACKEND_RESOURCES)
 
     def make_client(service: str, **kwargs: Any) -> Any:
         client = boto3.client(service, **kwargs)
         return world.ground_truth.attach(client) if service == "sagemaker" else client
 
     handler._environment = handler.build_environment(make_client)
+    assert handler._environment.limits == LIMITS  # the backend's, from the registry
     yield Pipeline(world, queue_url, queue_arn, dlq_url)
     handler._environment = None
 
@@ -232,6 +234,7 @@ def test_unsupported_region_dead_letters_with_the_reason(pipeline: Pipeline, mon
     monkeypatch.setenv("AWS_REGION", "eu-south-2")
     env = handler.build_environment(lambda service, **kw: boto3.client(service, **{**kw, "region_name": REGION}))
     assert env.launcher is None and env.backend_error and "eu-south-2" in env.backend_error
+    assert env.limits == LIMITS  # uploads are still filtered (and the skips logged) without a backend
     handler._environment = env
     pipeline.world.upload("images/region/a.jpg")
     response = pipeline.invoke(pipeline.poll())

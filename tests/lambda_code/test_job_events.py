@@ -153,6 +153,21 @@ def test_completed_job_is_exported_recorded_and_announced(events: Events) -> Non
     assert note["failedObjects"] == [{"sourceRef": images[2].source_ref, "reason": "ClientError: image unreadable"}]
 
 
+def test_an_image_missing_from_a_completed_job_s_results_is_marked_for_relabel(events: Events) -> None:
+    world = events.world
+    name, images = launch(world, 2)
+    world.ground_truth.finish(name, "Completed", [output_line(images[0], [(0, 1, 1, 5, 5)], name)])
+
+    assert events.send(name, "Completed") == {"action": "exported", "job": name}
+
+    assert events.ledger_item(images[0])["status"] == "LABELED"
+    assert events.ledger_item(images[1])["status"] == "NEEDS_RELABEL"
+    assert events.ledger_item(images[1])["failure_reason"] == "missing from the job's results"
+    [note] = events.notifications()
+    assert (note["status"], note["images"], note["imagesMissingFromOutput"]) == ("Completed", 1, 1)
+    assert "imagesToRelabel" not in note and "failureReason" not in note
+
+
 def test_completed_twice_exports_once_and_late_in_progress_changes_nothing(events: Events) -> None:
     world = events.world
     name, images = launch(world, 2)

@@ -1,4 +1,4 @@
-"""The exactly-once protocol against moto (S3, DynamoDB) and the Ground Truth fake."""
+"""The exactly-once protocol against moto (S3, DynamoDB) and the Ground Truth fake (the backend)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
 
 from labeling_pipeline import ledger as ledger_module
-from labeling_pipeline.backends import JobSpec
+from labeling_pipeline.backends.ground_truth.service import GroundTruthBackend, TaskFiles
+from labeling_pipeline.backends.ground_truth.task_inputs import LABEL_CONFIG_FILE, MANIFEST_FILE, TEMPLATE_FILE
 from labeling_pipeline.images import ImageRef
-from labeling_pipeline.launcher import job_files
+from labeling_pipeline.launcher import candidates_key, job_prefix
 from labeling_pipeline.ledger import Ledger
-from tests.support import BUCKET, TABLE, World, make_settings
+from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, make_settings
 
 
 def images(count: int, prefix: str = "images/set") -> list[ImageRef]:
@@ -37,15 +38,36 @@ def test_one_chunk_becomes_one_job_with_manifest_and_task_files(world: World) ->
     assert {outcome.job_name for outcome in outcomes.values()} == {name}
     assert all(outcome.ok for outcome in outcomes.values())
     assert sorted(world.manifest_sources()) == sorted(image.source_ref for image in batch)
-    files = job_files(name)
-    labels = json.loads(world.s3.get_object(Bucket=BUCKET, Key=files.label_config)["Body"].read())
+    prefix = job_prefix(name)
+    assert prefix == f"jobs/{name}/"
+    candidates = json.loads(world.s3.get_object(Bucket=BUCKET, Key=candidates_key(name))["Body"].read())
+    assert candidates == [[image.bucket, image.key, image.version] for image in batch]
+    labels = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + LABEL_CONFIG_FILE)["Body"].read())
     assert labels == {"document-version": "2018-11-28", "labels": [{"label": "Dog"}, {"label": "Cat"}]}
-    template = world.s3.get_object(Bucket=BUCKET, Key=files.template)["Body"].read().decode()
+    template = world.s3.get_object(Bucket=BUCKET, Key=prefix + TEMPLATE_FILE)["Body"].read().decode()
     assert "<crowd-bounding-box" in template and "&lt;animal&gt; &amp;" in template
     request = world.ground_truth.jobs[name.lower()]
     assert request["OutputConfig"]["S3OutputPath"] == f"s3://{BUCKET}/output/"
     assert request["HumanTaskConfig"]["PreHumanTaskLambdaArn"].endswith(":432418664414:function:PRE-BoundingBox")
     assert world.ledger.job_created(name)
+
+
+def test_the_job_is_marked_created_with_the_input_the_backend_reports(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marked: list[tuple[str, int, str]] = []
+    mark = world.ledger.mark_job_created
+
+    def record(job_name: str, image_count: int, input_uri: str) -> None:
+        marked.append((job_name, image_count, input_uri))
+        mark(job_name, image_count, input_uri)
+
+    monkeypatch.setattr(world.ledger, "mark_job_created", record)
+    world.launcher().launch(images(3))
+
+    [name] = world.ground_truth.created_names
+    # Ground Truth's input is the manifest it wrote under the job's prefix.
+    assert marked == [(name, 3, f"s3://{BUCKET}/{job_prefix(name)}{MANIFEST_FILE}")]
 
 
 def test_same_images_delivered_again_create_no_second_job(world: World) -> None:
@@ -102,18 +124,26 @@ def test_crash_between_manifest_and_create_is_finished_by_the_next_delivery(worl
     class Crash(Exception):
         pass
 
-    class CrashingBackend:
-        def create_job(self, spec: JobSpec) -> None:
+    class CrashingBackend(GroundTruthBackend):
+        """Writes the job's task inputs as the real backend does, then dies before CreateLabelingJob."""
+
+        def _create(self, name: str, files: TaskFiles) -> None:
             raise Crash("killed after writing the manifest")
 
+    crashing = CrashingBackend(
+        world.sagemaker, world.s3, make_settings(), region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN
+    )
     batch = images(4)
+    name = "bbox-20261125-deadbeef0000"
     with pytest.raises(Crash):
-        launcher = world.launcher(backend=CrashingBackend())
-        name = "bbox-20261125-deadbeef0000"
-        launcher._put_json(job_files(name).candidates, [[i.bucket, i.key, i.version] for i in batch])
+        launcher = world.launcher(backend=crashing)
+        launcher._put_json(candidates_key(name), [[i.bucket, i.key, i.version] for i in batch])
         for image in batch:
             world.ledger.claim(image, name)
         launcher.finish(name)
+    assert world.s3.get_object(Bucket=BUCKET, Key=job_prefix(name) + MANIFEST_FILE)["ContentLength"] > 0
+    assert world.ground_truth.created_names == []
+    assert not world.ledger.job_created(name)
     # Messages come back one by one, in other groupings, on another day: each joins the half-made job.
     for image in batch[::-1]:
         outcomes = world.launcher().launch([image])

@@ -1,34 +1,29 @@
-"""Pure functions: event parsing, the image filter, manifest, task files, job names."""
+"""Pure functions of the generic runtime: event parsing, the image filter, job names and chunks, S3 URIs.
+
+Ground Truth's task inputs (manifest, label categories, worker template) are in ground_truth/test_task_inputs.py.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 
 import botocore.session
-import liquid
 import pytest
 
+from labeling_pipeline.backends import Limits
+from labeling_pipeline.backends.ground_truth import LIMITS
 from labeling_pipeline.images import (
-    MAX_IMAGE_BYTES,
     ImageRef,
     SkipReason,
     UploadedObject,
     skip_reason,
+    split_s3_uri,
     superseded_versions,
 )
-from labeling_pipeline.job_results import split_s3_uri
+from labeling_pipeline.job_naming import chunks, job_name
 from labeling_pipeline.s3_events import NotAnS3Event, parse_message
-from labeling_pipeline.task_config import (
-    chunks,
-    job_name,
-    label_category_config,
-    manifest_text,
-    worker_template,
-)
-from tests.support import make_settings
 
 BUCKET = "labeling-bucket-example"
 
@@ -76,7 +71,7 @@ def test_real_s3_event_is_parsed_and_key_decoded() -> None:
     assert obj.key == "images/walk/dog 1 été+(copy).JPG"
     assert obj.version_id == "096fKKXTRTtl3on89fVO.nfljtsv6qko"
     assert obj.image_ref().image_id == f"{BUCKET}/images/walk/dog 1 été+(copy).JPG#096fKKXTRTtl3on89fVO.nfljtsv6qko"
-    assert skip_reason(obj, BUCKET) is None
+    assert skip_reason(obj, BUCKET, LIMITS) is None
 
 
 def test_test_event_is_recognised() -> None:
@@ -101,8 +96,8 @@ def test_bodies_that_are_not_s3_events_raise_a_clear_error(body: str) -> None:
         (uploaded("images/a.gif"), SkipReason.NOT_AN_IMAGE),
         (uploaded("images/jpg"), SkipReason.NOT_AN_IMAGE),
         (uploaded("images/a.jpg", size=0), SkipReason.EMPTY_OBJECT),
-        (uploaded("images/a.jpg", size=MAX_IMAGE_BYTES + 1), SkipReason.TOO_LARGE),
-        (uploaded("images/a.jpg", size=MAX_IMAGE_BYTES), None),
+        (uploaded("images/a.jpg", size=LIMITS.max_image_bytes + 1), SkipReason.TOO_LARGE),
+        (uploaded("images/a.jpg", size=LIMITS.max_image_bytes), None),
         (uploaded("images/folder/"), SkipReason.FOLDER_MARKER),
         (uploaded("output/a.jpg"), SkipReason.OUTSIDE_INPUT_PREFIX),
         (uploaded("imagesX/a.jpg"), SkipReason.OUTSIDE_INPUT_PREFIX),
@@ -111,34 +106,24 @@ def test_bodies_that_are_not_s3_events_raise_a_clear_error(body: str) -> None:
     ],
 )
 def test_skip_reasons(obj: UploadedObject, reason: SkipReason | None) -> None:
-    assert skip_reason(obj, BUCKET) == reason
+    # Ground Truth's limits: .jpg, .jpeg and .png of at most 40 MB.
+    assert skip_reason(obj, BUCKET, LIMITS) == reason
 
 
-def test_manifest_is_json_lines_of_source_refs_in_a_stable_order() -> None:
-    images = [ImageRef(BUCKET, "images/b é.jpg", "2"), ImageRef(BUCKET, "images/a.jpg", "1")]
-    text = manifest_text(images)
-    assert text == (
-        '{"source-ref": "s3://labeling-bucket-example/images/a.jpg"}\n'
-        '{"source-ref": "s3://labeling-bucket-example/images/b é.jpg"}\n'
-    )
-    assert manifest_text(list(reversed(images))) == text
+def test_ground_truth_limits_are_the_documented_ones() -> None:
+    documented = Limits(image_suffixes=(".jpg", ".jpeg", ".png"), max_image_bytes=40 * 1024 * 1024)
+    assert documented == LIMITS
 
 
-def test_label_category_config() -> None:
-    assert label_category_config(["Dog", "Cat"]) == {
-        "document-version": "2018-11-28",
-        "labels": [{"label": "Dog"}, {"label": "Cat"}],
-    }
-
-
-def test_worker_template_is_the_documented_bounding_box_form() -> None:
-    html = worker_template(make_settings(shortInstructions='Say "hi" <b>'))
-    assert '<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>' in html
-    assert 'name="boundingBox"' in html
-    assert 'src="{{ task.input.taskObject | grant_read_access }}"' in html
-    assert 'labels="{{ task.input.labels | to_json | escape }}"' in html
-    assert "<full-instructions" in html and "<short-instructions>" in html
-    assert "Say &quot;hi&quot; &lt;b&gt;" in html
+def test_the_image_filter_applies_the_backend_s_limits() -> None:
+    """Suffixes and size come from the backend, nothing from Ground Truth is built into the filter."""
+    tiff_only = Limits(image_suffixes=(".tif", ".tiff"), max_image_bytes=100)
+    assert skip_reason(uploaded("images/a.TIFF", size=100), BUCKET, tiff_only) is None
+    assert skip_reason(uploaded("images/a.jpg"), BUCKET, tiff_only) == SkipReason.NOT_AN_IMAGE
+    assert skip_reason(uploaded("images/a.tif", size=101), BUCKET, tiff_only) == SkipReason.TOO_LARGE
+    # The backend-independent rules come first, whatever the limits.
+    assert skip_reason(uploaded("output/a.tif"), BUCKET, tiff_only) == SkipReason.OUTSIDE_INPUT_PREFIX
+    assert skip_reason(uploaded("images/a.tif", size=0), BUCKET, tiff_only) == SkipReason.EMPTY_OBJECT
 
 
 def test_job_names_are_valid_readable_and_fixed_by_members() -> None:
@@ -159,37 +144,6 @@ def test_chunks_split_and_deduplicate() -> None:
     parts = chunks(images + images[:5], 10)
     assert [len(part) for part in parts] == [10, 10, 5]
     assert sorted(image for part in parts for image in part) == sorted(images)
-
-
-class _BoundingBoxAttributes(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.attributes: dict[str, str | None] = {}
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "crowd-bounding-box":
-            self.attributes = dict(attrs)
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def test_worker_template_renders_in_liquid_as_ground_truth_would() -> None:
-    """Render with python-liquid and the two filters Ground Truth adds; config text stays inert."""
-    environment = liquid.Environment()
-    environment.filters["grant_read_access"] = lambda uri: "https://signed.example.com/" + uri.removeprefix("s3://")
-    environment.filters["to_json"] = json.dumps
-    settings = make_settings(fullInstructions="Never type {{ task.input.taskObject }} or {% raw %} here")
-    rendered = environment.from_string(worker_template(settings)).render(
-        task={"input": {"taskObject": "s3://bucket/images/a b.jpg", "labels": ["Dog", "Cat"]}}
-    )
-    parser = _BoundingBoxAttributes()
-    parser.feed(rendered)
-    assert parser.attributes["name"] == "boundingBox"
-    assert parser.attributes["src"] == "https://signed.example.com/bucket/images/a b.jpg"
-    assert json.loads(parser.attributes["labels"] or "") == ["Dog", "Cat"]
-    assert "Never type {{ task.input.taskObject }} or {% raw %} here" in "".join(parser.text)
 
 
 def test_the_newest_version_of_a_key_wins_by_sequencer_then_event_time() -> None:

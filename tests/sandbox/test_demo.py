@@ -27,6 +27,7 @@ from sandbox.demo import DATASET, PREFIX, SAMPLE_IMAGES
 from sandbox.fake_ground_truth import ModelValidator
 from sandbox.simulated_workers import SIMULATED_NOTE, simulated_boxes
 from tests.cli.test_review_gallery import screenshot
+from tests.support import extract_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATOR_LINE = re.compile(r"Emulator \(moto server\) on (http://127\.0\.0\.1:(\d+)), pid (\d+)")
@@ -239,8 +240,7 @@ def test_readers_find_every_demo_image_in_one_call(
 
     simulated = _simulated(job)
     for fmt, folder in IMAGE_FOLDERS.items():
-        with tarfile.open(_export(job, f"{fmt}.tar.gz")) as archive:
-            archive.extractall(tmp_path / fmt, filter="data")
+        extract_archive(_export(job, f"{fmt}.tar.gz"), tmp_path / fmt)
         (tmp_path / fmt / folder).mkdir()
         for target in SAMPLE_IMAGES.values():
             key = f"images/{DATASET}/{target}"

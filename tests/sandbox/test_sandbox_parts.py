@@ -168,7 +168,7 @@ def test_simulated_boxes_stay_inside_the_image_and_repeat(ref: str, width: int, 
 def test_output_line_reads_back_through_the_export_parser() -> None:
     from datetime import UTC, datetime
 
-    from labeling_pipeline.exports.output_manifest import read_output_manifest
+    from labeling_pipeline.backends.ground_truth.results import read_output_manifest
 
     line = output_line("s3://b/images/a.png", (640, 480, 3), ["Dog", "Cat"], "labels", "job-1", datetime.now(UTC))
     (image,) = read_output_manifest(iter([json.dumps(line).encode()]), "labels")

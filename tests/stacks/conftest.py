@@ -7,12 +7,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
 from app import build_app
+from stacks.config import LabelingConfig, parse_config
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -26,6 +28,7 @@ class Synthesized:
     pipeline: Template
     assembly: cdk.cx_api.CloudAssembly
     app: cdk.App
+    config: LabelingConfig  # what the app was configured with (cdk.json and the overrides below)
 
     def validation_report(self) -> dict:
         return dict(json.loads((self.outdir / "validation-report.json").read_text()))
@@ -46,13 +49,60 @@ def _synthesize(outdir: Path, overrides: dict[str, str]) -> Synthesized:
         assembly = app.synth()
         workforce = Template.from_json(assembly.get_stack_by_name("gt-labeling-workforce").template)
         pipeline = Template.from_json(assembly.get_stack_by_name("gt-labeling-pipeline").template)
-        return Synthesized(outdir, workforce, pipeline, assembly, app)
+        return Synthesized(outdir, workforce, pipeline, assembly, app, parse_config(context))
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def joined_json(value: Any) -> Any:
+    """A JSON value that the template builds at deploy time (Stack.to_json_string: an Fn::Join of JSON text
+    and tokens), read back with each token (Ref, Fn::GetAtt, Fn::ImportValue, ...) where its string will be."""
+    assert list(value) == ["Fn::Join"], value
+    separator, parts = value["Fn::Join"]
+    assert separator == ""
+    tokens: dict[str, Any] = {}
+    text = ""
+    for part in parts:
+        if isinstance(part, str):
+            text += part
+        else:
+            marker = f"@@token-{len(tokens)}@@"
+            tokens[marker] = part
+            text += marker
+
+    def restore(item: Any) -> Any:
+        if isinstance(item, str):
+            # A token is a whole JSON string, never part of one.
+            assert item in tokens or "@@token-" not in item, item
+            return tokens.get(item, item)
+        if isinstance(item, dict):
+            return {key: restore(member) for key, member in item.items()}
+        if isinstance(item, list):
+            return [restore(member) for member in item]
+        return item
+
+    return restore(json.loads(text))
+
+
+def logical_id(template: Template, resource_type: str, prefix: str) -> str:
+    """The one resource of this type whose logical id starts with `prefix`."""
+    [found] = [name for name in template.find_resources(resource_type) if name.startswith(prefix)]
+    return found
+
+
+def workteam_import(synthesized: Synthesized) -> dict[str, str]:
+    """The pipeline's Fn::ImportValue of the workforce stack's export of its workteam's ARN."""
+    workteam = logical_id(synthesized.workforce, "AWS::SageMaker::Workteam", "PrivateWorkforceWorkteam")
+    [export] = [
+        output["Export"]["Name"]
+        for output in synthesized.workforce.find_outputs("*").values()
+        if output["Value"] == {"Fn::GetAtt": [workteam, "WorkteamArn"]} and "Export" in output
+    ]
+    return {"Fn::ImportValue": export}
 
 
 @pytest.fixture(scope="session")

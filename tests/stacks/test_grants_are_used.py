@@ -22,15 +22,15 @@ from moto import mock_aws
 
 from labeling_pipeline import handler, job_events
 from labeling_pipeline.images import ImageRef
+from labeling_pipeline.names import EnvironmentVariable as Env
 from sandbox.fake_ground_truth import ACCOUNT
 from tests.stacks.conftest import Synthesized
 from tests.stacks.test_least_privilege import grants_by_role
 from tests.support import (
+    BACKEND_RESOURCES,
     BUCKET,
     REGION,
-    ROLE_ARN,
     TABLE,
-    WORKTEAM_ARN,
     World,
     build_world,
     job_events_environment,
@@ -180,12 +180,11 @@ def run_launcher(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[set[Use
         },
     )
     for name, value in {
-        "BUCKET_NAME": BUCKET,
-        "LEDGER_TABLE_NAME": TABLE,
-        "DEAD_LETTER_QUEUE_URL": dead_letters,
-        "WORKTEAM_ARN": WORKTEAM_ARN,
-        "GROUND_TRUTH_ROLE_ARN": ROLE_ARN,
-        "TASK_SETTINGS": settings_json(),
+        Env.BUCKET_NAME: BUCKET,
+        Env.LEDGER_TABLE_NAME: TABLE,
+        Env.DEAD_LETTER_QUEUE_URL: dead_letters,
+        Env.PIPELINE_SETTINGS: settings_json(),
+        Env.BACKEND_RESOURCES: BACKEND_RESOURCES,
     }.items():
         monkeypatch.setenv(name, value)
     recorder = Recorder(world)

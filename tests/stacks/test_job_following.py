@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from aws_cdk.assertions import Match
+import aws_cdk as cdk
+from aws_cdk.assertions import Match, Template
 
-from tests.stacks.conftest import Synthesized
+from app import build_app
+from labeling_pipeline.backends.ground_truth import Resources
+from labeling_pipeline.names import EnvironmentVariable as Env
+from tests.stacks.conftest import Synthesized, joined_json, workteam_import
+from tests.stacks.test_pipeline_stack import assert_configured_settings, ground_truth_role_arn
 
 
 def _policy(synthesized: Synthesized, prefix: str) -> list[dict[str, Any]]:
@@ -52,12 +58,22 @@ def test_job_events_function_is_sized_from_the_benchmark(synthesized: Synthesize
     synthesized.pipeline.has_resource_properties(
         "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "Qualifier": "$LATEST"}
     )
-    assert set(function["Properties"]["Environment"]["Variables"]) >= {
-        "BUCKET_NAME",
-        "LEDGER_TABLE_NAME",
-        "RESULTS_TOPIC_ARN",
-        "TASK_SETTINGS",
+    env = function["Properties"]["Environment"]["Variables"]
+    assert set(env) >= {
+        Env.BUCKET_NAME,
+        Env.LEDGER_TABLE_NAME,
+        Env.RESULTS_TOPIC_ARN,
+        Env.PIPELINE_SETTINGS,
+        Env.BACKEND_RESOURCES,
     }
+    assert not {"WORKTEAM_ARN", "GROUND_TRUTH_ROLE_ARN", "TASK_SETTINGS", "OUTPUT_KMS_KEY_ID"} & set(env)
+    # The same settings as the launcher's, read by the functions' own parser into the configured values.
+    assert_configured_settings(synthesized, env[Env.PIPELINE_SETTINGS])
+    assert joined_json(env[Env.BACKEND_RESOURCES]) == {
+        Resources.WORKTEAM_ARN: workteam_import(synthesized),
+        Resources.ROLE_ARN: ground_truth_role_arn(synthesized),
+    }
+    assert env[Env.METRIC_NAMESPACE] == "GroundTruthLabeling"
 
 
 def test_job_events_permissions(synthesized: Synthesized) -> None:
@@ -116,3 +132,25 @@ def test_alarms_for_what_needs_a_person_go_to_the_results_topic(synthesized: Syn
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
         assert alarm["Properties"]["Threshold"] == 0
         assert alarm["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_a_configured_metric_namespace_reaches_the_functions_and_the_alarms(tmp_path: Path) -> None:
+    app = build_app(cdk.App(outdir=str(tmp_path), context={"labeling.metricNamespace": "VehicleLabeling"}))
+    stack = app.node.find_child("gt-labeling-pipeline")
+    assert isinstance(stack, cdk.Stack)
+    template = Template.from_stack(stack)
+    handlers = {"labeling_pipeline.handler.lambda_handler", "labeling_pipeline.job_events.lambda_handler"}
+    functions = [
+        function["Properties"]
+        for function in template.find_resources("AWS::Lambda::Function").values()
+        if function["Properties"].get("Handler") in handlers
+    ]
+    assert len(functions) == 2
+    for function in functions:
+        env = function["Environment"]["Variables"]
+        assert env[Env.METRIC_NAMESPACE] == "VehicleLabeling"
+        assert json.loads(env[Env.PIPELINE_SETTINGS])["metricNamespace"] == "VehicleLabeling"
+    alarms = template.find_resources("AWS::CloudWatch::Alarm").values()
+    custom = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")) for a in alarms}
+    assert {("VehicleLabeling", "MessagesRetried"), ("VehicleLabeling", "JobsFailedOrStopped")} <= custom
+    assert "GroundTruthLabeling" not in json.dumps(template.to_json())

@@ -10,9 +10,12 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 
+from labeling_pipeline.backends.ground_truth import Resources
+from labeling_pipeline.names import EnvironmentVariable as Env
+from labeling_pipeline.names import StackOutput
 from stacks.config import ConfigError, parse_config
 from stacks.constructs.encryption_key import LabelingKey
-from tests.stacks.conftest import ACCOUNT, REGION, Synthesized
+from tests.stacks.conftest import ACCOUNT, REGION, Synthesized, joined_json, workteam_import
 
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 MRK_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
@@ -266,12 +269,24 @@ def test_roles_may_use_the_key_for_what_they_do(synthesized_kms: Synthesized) ->
     assert len(granted) == 3
 
 
-def test_launcher_passes_the_key_to_ground_truth_and_nobody_else_gets_it(synthesized_kms: Synthesized) -> None:
+def test_the_backend_resources_name_the_key_for_ground_truth_output(synthesized_kms: Synthesized) -> None:
     functions = synthesized_kms.pipeline.find_resources("AWS::Lambda::Function")
     launcher = functions[_logical_id(synthesized_kms, "AWS::Lambda::Function", "LaunchLauncherFunction")]
-    assert launcher["Properties"]["Environment"]["Variables"]["OUTPUT_KMS_KEY_ID"] == _key(synthesized_kms)
+    launcher_env = launcher["Properties"]["Environment"]["Variables"]
+    role = {"Fn::GetAtt": [_logical_id(synthesized_kms, "AWS::IAM::Role", "GroundTruthRole"), "Arn"]}
+    # CreateLabelingJob's OutputConfig.KmsKeyId, among the backend's resources.
+    assert joined_json(launcher_env[Env.BACKEND_RESOURCES]) == {
+        Resources.WORKTEAM_ARN: workteam_import(synthesized_kms),
+        Resources.ROLE_ARN: role,
+        Resources.OUTPUT_KMS_KEY_ID: _key(synthesized_kms),
+    }
+    # One set of backend resources: the job-events function and the CLI (the stack output) get the same.
+    outputs = synthesized_kms.pipeline.find_outputs("*")
+    assert outputs[StackOutput.BACKEND_RESOURCES]["Value"] == launcher_env[Env.BACKEND_RESOURCES]
     job_events = functions[_logical_id(synthesized_kms, "AWS::Lambda::Function", "FollowJobEventsFunction")]
-    assert "OUTPUT_KMS_KEY_ID" not in job_events["Properties"]["Environment"]["Variables"]
+    assert job_events["Properties"]["Environment"]["Variables"][Env.BACKEND_RESOURCES] == (
+        launcher_env[Env.BACKEND_RESOURCES]
+    )
 
 
 def test_cdk_nag_has_no_unacknowledged_finding_with_the_key(synthesized_kms: Synthesized) -> None:

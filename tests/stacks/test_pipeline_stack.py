@@ -5,7 +5,15 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from tests.stacks.conftest import Synthesized
+from labeling_pipeline.backends.ground_truth import Resources
+from labeling_pipeline.backends.ground_truth.settings import GroundTruthSettings
+from labeling_pipeline.backends.registry import settings_model
+from labeling_pipeline.ledger_schema import create_table_arguments
+from labeling_pipeline.names import EnvironmentVariable as Env
+from labeling_pipeline.names import StackOutput
+from labeling_pipeline.runtime import pipeline_settings
+from labeling_pipeline.settings import aliases
+from tests.stacks.conftest import Synthesized, joined_json, logical_id, workteam_import
 
 
 def _statements(synthesized: Synthesized, policy_prefix: str) -> list[dict[str, Any]]:
@@ -98,16 +106,40 @@ def test_launcher_reads_the_queue_with_configured_batching_and_partial_failures(
     assert json.dumps(layer).count("017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64:36") == 1
     env = properties["Environment"]["Variables"]
     assert set(env) >= {
-        "BUCKET_NAME",
-        "LEDGER_TABLE_NAME",
-        "DEAD_LETTER_QUEUE_URL",
-        "WORKTEAM_ARN",
-        "GROUND_TRUTH_ROLE_ARN",
-        "TASK_SETTINGS",
+        Env.BUCKET_NAME,
+        Env.LEDGER_TABLE_NAME,
+        Env.DEAD_LETTER_QUEUE_URL,
+        Env.PIPELINE_SETTINGS,
+        Env.BACKEND_RESOURCES,
     }
-    settings = json.loads(env["TASK_SETTINGS"])
-    assert settings["labels"] == ["Dog", "Cat"] and settings["labelAttributeName"] == "labels"
-    assert "Fn::ImportValue" in json.dumps(env["WORKTEAM_ARN"])  # from the workforce stack
+    assert env[Env.METRIC_NAMESPACE] == "GroundTruthLabeling"  # the default, as before the backend seam
+    # The variables the backend seam replaced are gone.
+    assert not {"WORKTEAM_ARN", "GROUND_TRUTH_ROLE_ARN", "TASK_SETTINGS", "OUTPUT_KMS_KEY_ID"} & set(env)
+    assert_configured_settings(synthesized, env[Env.PIPELINE_SETTINGS])
+    # Without labeling.kmsKey, no output key: the workteam from the workforce stack, and the stack's role.
+    assert joined_json(env[Env.BACKEND_RESOURCES]) == {
+        Resources.WORKTEAM_ARN: workteam_import(synthesized),
+        Resources.ROLE_ARN: ground_truth_role_arn(synthesized),
+    }
+
+
+def ground_truth_role_arn(synthesized: Synthesized) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id(synthesized.pipeline, "AWS::IAM::Role", "GroundTruthRole"), "Arn"]}
+
+
+def assert_configured_settings(synthesized: Synthesized, text: Any) -> None:
+    """PIPELINE_SETTINGS is plain JSON that the functions' own parser reads into the configured values."""
+    assert isinstance(text, str)
+    config = synthesized.config
+    settings = pipeline_settings({Env.PIPELINE_SETTINGS: text})
+    model = settings_model(config.backend)
+    assert type(settings).__name__ == model.__name__ and isinstance(settings, GroundTruthSettings)
+    assert sorted(json.loads(text)) == sorted(aliases(model))  # nothing that only the deployment reads
+    assert {name: getattr(settings, name) for name in model.model_fields} == {
+        name: getattr(config, name) for name in model.model_fields
+    }
+    assert settings.backend == "ground-truth"
+    assert settings.labels == ("Dog", "Cat") and settings.label_attribute_name == "labels"
 
 
 def test_ground_truth_role_reads_inputs_and_writes_output_only(synthesized: Synthesized) -> None:
@@ -191,7 +223,41 @@ def test_ledger_table_has_point_in_time_recovery(synthesized: Synthesized) -> No
     )
 
 
+def test_ledger_table_has_the_keys_and_indexes_the_code_and_the_tests_use(synthesized: Synthesized) -> None:
+    # tests/support.py builds the moto table from create_table_arguments(); the stack must declare the same.
+    [table] = synthesized.pipeline.find_resources("AWS::DynamoDB::Table").values()
+    properties = table["Properties"]
+    expected = create_table_arguments()
+    assert properties["KeySchema"] == expected["KeySchema"]
+    assert sorted(properties["AttributeDefinitions"], key=str) == sorted(expected["AttributeDefinitions"], key=str)
+    assert properties["GlobalSecondaryIndexes"] == expected["GlobalSecondaryIndexes"]
+    assert properties["BillingMode"] == expected["BillingMode"]
+
+
 def test_pipeline_outputs(synthesized: Synthesized) -> None:
     outputs = synthesized.pipeline.find_outputs("*")
     assert {"BucketName", "UploadCommand", "GroundTruthRoleArn", "DeadLetterQueueUrl"} <= set(outputs)
     assert "aws s3 cp --recursive ./my-images s3://" in json.dumps(outputs["UploadCommand"]["Value"])
+    # Every output the CLI reads is there (the key's only with labeling.kmsKey), and none of the ones the
+    # backend seam replaced.
+    assert {output.value for output in StackOutput if output != StackOutput.KMS_KEY_ARN} <= set(outputs)
+    assert StackOutput.KMS_KEY_ARN not in outputs
+    assert not {"Labels", "LabelAttributeName"} & set(outputs)
+
+
+def test_outputs_give_the_cli_what_the_functions_get(synthesized: Synthesized) -> None:
+    """The CLI builds the backend from these outputs as the functions do from their environment."""
+    outputs = synthesized.pipeline.find_outputs("*")
+    assert outputs[StackOutput.LABELING_BACKEND]["Value"] == "ground-truth"
+    assert_configured_settings(synthesized, outputs[StackOutput.PIPELINE_SETTINGS]["Value"])
+    functions = synthesized.pipeline.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "labeling_pipeline.handler.lambda_handler"}}
+    )
+    [launcher] = functions.values()
+    env = launcher["Properties"]["Environment"]["Variables"]
+    assert outputs[StackOutput.PIPELINE_SETTINGS]["Value"] == env[Env.PIPELINE_SETTINGS]
+    assert outputs[StackOutput.BACKEND_RESOURCES]["Value"] == env[Env.BACKEND_RESOURCES]
+    assert joined_json(outputs[StackOutput.BACKEND_RESOURCES]["Value"]) == {
+        Resources.WORKTEAM_ARN: workteam_import(synthesized),
+        Resources.ROLE_ARN: ground_truth_role_arn(synthesized),
+    }

@@ -1,28 +1,69 @@
-"""The labeling backend seam: the event path speaks only to `LabelingBackend`.
+"""The labeling backend seam: the event path, the job end, the exports and the CLI speak only to this.
 
-Ground Truth is the one backend today (`ground_truth.py`); another service can be added beside
-it without touching the launcher or the handler.
+A backend is a package beside this module (``backends/<name>/``) that `registry` maps its configuration
+name to. It owns its task inputs, its limits, its job-end signal, the reading of its results into the
+neutral stream (`labeling_pipeline.labels`), its states mapped onto `JobState`, and its settings; its
+infrastructure is in ``stacks/backends/<name>/``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from labeling_pipeline.task_config import TaskSettings
+from labeling_pipeline.images import ImageRef
+from labeling_pipeline.labels import LabeledImage, ReadStats
+from labeling_pipeline.names import ENDED_STATES, JobState
+from labeling_pipeline.settings import PipelineSettings, SettingsModel
+
+# What a backend builds its clients with: boto3.client's signature (service name, region_name=...).
+MakeClient = Callable[..., Any]
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """Everything a backend needs to start one job; the files already exist in S3."""
+class JobRequest:
+    """One job to start: the images it owns, in the pipeline's bucket."""
 
     name: str
-    manifest_uri: str
-    label_config_uri: str
-    template_uri: str
-    output_uri: str
-    image_count: int
-    settings: TaskSettings
+    images: tuple[ImageRef, ...]
+    bucket: str
+    task_prefix: str  # jobs/<name>/: where the backend writes the job's task inputs
+    output_prefix: str  # output/: where the backend's results go
+
+
+@dataclass(frozen=True)
+class JobDescription:
+    """What the pipeline needs to know about a job that has ended (or not)."""
+
+    name: str
+    state: JobState
+    backend_status: str  # the service's own word for the state, as the CLI shows it
+    results_uri: str | None  # where the results are, once the job has any
+    failure_reason: str | None
+    labeled: int
+    failed_objects: int
+    unlabeled: int
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED_STATES
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A backend's signal that a job changed state: which job, and the state it reported."""
+
+    job_name: str
+    reported_state: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a backend can label: file name endings (lower case) and the largest file."""
+
+    image_suffixes: tuple[str, ...]
+    max_image_bytes: int
 
 
 class BackendError(Exception):
@@ -43,25 +84,38 @@ class BackendUnavailableError(PermanentBackendError):
     """The service refuses this account or region outright (no retry will help)."""
 
 
-@dataclass(frozen=True)
-class JobDescription:
-    """What the pipeline needs to know about a job that has ended (or not)."""
-
-    name: str
-    status: str  # Initializing | InProgress | Completed | Failed | Stopping | Stopped
-    output_manifest_uri: str | None
-    failure_reason: str | None
-    labeled: int
-    failed_objects: int
-    unlabeled: int
+class NotAJobEvent(ValueError):
+    """An event that is not this backend's job-state signal."""
 
 
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
+class ResultsNotFound(LookupError):
+    """The job has no results to read (yet)."""
 
 
 class LabelingBackend(Protocol):
-    def create_job(self, spec: JobSpec) -> None:
-        """Start the job; starting a job that already exists with the same input is a success."""
+    def create_job(self, request: JobRequest) -> str:
+        """Write the job's task inputs and start it; starting a job that already exists with the same input
+        is a success. Returns the URI of the job's input, which the ledger records."""
 
     def describe_job(self, name: str) -> JobDescription:
-        """The job's state, counters and (once completed) where its output manifest is."""
+        """The job's state, counters and (once it has results) where they are."""
+
+    def read_results(self, description: JobDescription, stats: ReadStats) -> Iterator[LabeledImage]:
+        """Stream the job's results as neutral labeled images; ResultsNotFound when there are none."""
+
+
+@dataclass(frozen=True)
+class BackendParts:
+    """What the registry knows of one backend."""
+
+    name: str
+    settings: type[SettingsModel]  # its own run-time settings, mixed into PipelineSettings
+    limits: Limits
+    # (settings, deployed resources, make_client, region) -> the backend
+    build: Callable[[PipelineSettings, Mapping[str, str], MakeClient, str], LabelingBackend]
+    parse_job_event: Callable[[dict[str, Any]], JobEvent]  # raises NotAJobEvent
+    # A results file kept locally (the CLI's export and review of a file): (lines, settings or None when no
+    # deployment is known, the CLI's --attribute, stats) -> the neutral stream; raises ResultsError.
+    read_results_file: Callable[
+        [Iterable[bytes | str], PipelineSettings | None, str | None, ReadStats | None], Iterator[LabeledImage]
+    ]

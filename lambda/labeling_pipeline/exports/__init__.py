@@ -1,1 +1,1 @@
-"""Ground Truth bounding-box output -> COCO, YOLO and Pascal VOC (pure, streaming, shared by Lambda and CLI)."""
+"""Labeled images (the neutral stream) -> COCO, YOLO and Pascal VOC (pure, streaming, shared by Lambda and CLI)."""

@@ -51,9 +51,9 @@ from typing import IO, Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape
 
-from labeling_pipeline.exports.output_manifest import Box, LabeledImage, ReadStats
+from labeling_pipeline.labels import Box, LabeledImage, ReadStats
+from labeling_pipeline.names import INPUT_PREFIX
 
-INPUT_PREFIX = "images/"
 # Where each format keeps the pictures: Ultralytics maps images/x.jpg to labels/x.txt; Pascal VOC keeps them
 # in JPEGImages/ beside Annotations/.
 IMAGE_FOLDERS = {"yolo": "images", "voc": "JPEGImages"}
@@ -441,7 +441,7 @@ class VocWriter:
         if image.failed:
             return
         name = image_name(image.source_ref)
-        database = f"SageMaker Ground Truth job {image.job_name or 'unknown'}"
+        database = f"labeling job {image.job_name or 'unknown'}"
         parts = [
             f"<annotation>\n  <folder>{VOC_IMAGE_FOLDER}</folder>\n{_element('filename', name.file_name, '  ')}"
             f"{_element('path', image.source_ref, '  ')}  <source>\n"

@@ -1,4 +1,4 @@
-"""Read Ground Truth's bounding-box output manifest, one line at a time.
+"""Read Ground Truth's bounding-box output manifest, one line at a time, into the neutral stream.
 
 Format (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html, "Bounding box job output"):
 each line holds "source-ref", the label attribute with ``annotations`` (``class_id``, ``left``, ``top``,
@@ -12,51 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
+
+from labeling_pipeline.labels import LabeledImage, ReadStats, ResultsError, clip_box
 
 OBJECT_DETECTION = "groundtruth/object-detection"
 
 
-class ManifestError(ValueError):
+class ManifestError(ResultsError):
     """A line that cannot be read as Ground Truth output; the message gives the line number."""
-
-
-class Box(NamedTuple):
-    """A box in pixels. Box and LabeledImage are named tuples rather than frozen dataclasses because a
-    frozen dataclass costs about three times as much to build, and the reader builds one per box."""
-
-    label: str
-    left: float
-    top: float
-    width: float
-    height: float
-    confidence: float | None = None
-
-
-class LabeledImage(NamedTuple):
-    line_number: int
-    source_ref: str
-    width: int
-    height: int
-    depth: int
-    boxes: tuple[Box, ...]
-    job_name: str | None = None
-    human_annotated: bool | None = None
-    failure_reason: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.failure_reason is not None
-
-
-@dataclass
-class ReadStats:
-    lines: int = 0
-    images: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    boxes_clipped: int = 0
-    boxes_dropped_empty: int = 0
 
 
 def detect_label_attribute(line: dict[str, Any]) -> str | None:
@@ -112,24 +76,9 @@ def parse_line(number: int, text: str, attribute: str | None, stats: ReadStats |
             box_height = float(annotation["height"])
             if confidence is not None:
                 confidence = float(confidence)
-            # max(0.0, x) and min(limit, x), spelled out (the same values, NaN included, without the calls)
-            clipped_left = left if left > 0.0 else 0.0
-            clipped_top = top if top > 0.0 else 0.0
-            right = left + box_width
-            if width > 0 and not right < (limit := float(width)):
-                right = limit
-            bottom = top + box_height
-            if height > 0 and not bottom < (limit := float(height)):
-                bottom = limit
-            if right <= clipped_left or bottom <= clipped_top:
-                if stats is not None:
-                    stats.boxes_dropped_empty += 1
-                continue
-            clipped_width, clipped_height = right - clipped_left, bottom - clipped_top
-            changed = (clipped_left, clipped_top, clipped_width, clipped_height) != (left, top, box_width, box_height)
-            if stats is not None and changed:
-                stats.boxes_clipped += 1
-            boxes.append(Box(box_label, clipped_left, clipped_top, clipped_width, clipped_height, confidence))
+            box = clip_box(box_label, left, top, box_width, box_height, confidence, width, height, stats)
+            if box is not None:
+                boxes.append(box)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise ManifestError(f"line {number}: malformed '{name}' label ({error!r})") from error
     human = metadata.get("human-annotated")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from stacks.config import LabelingConfig
-from stacks.constructs.private_workforce import PrivateWorkforce
-from stacks.constructs.worker_pool import WorkerPool
+from stacks.backends.ground_truth.private_workforce import PrivateWorkforce
+from stacks.backends.ground_truth.settings import GroundTruthConfig
+from stacks.backends.ground_truth.worker_pool import WorkerPool
 
 
 class WorkforceStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: LabelingConfig, **kwargs: object) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: GroundTruthConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
         # Cognito domain prefixes are global per region: default to one made unique by the stack's id.

@@ -8,6 +8,8 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/sms.html . A refusal is turned i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +18,46 @@ from botocore.exceptions import BotoCoreError, ClientError
 from labeling_pipeline.backends import (
     BackendUnavailableError,
     JobDescription,
-    JobSpec,
+    JobRequest,
     PermanentBackendError,
+    ResultsNotFound,
     TransientBackendError,
 )
+from labeling_pipeline.backends.ground_truth.results import read_output_manifest
+from labeling_pipeline.backends.ground_truth.settings import GroundTruthSettings
+from labeling_pipeline.backends.ground_truth.task_inputs import (
+    LABEL_CONFIG_FILE,
+    MANIFEST_FILE,
+    TEMPLATE_FILE,
+    label_category_config,
+    manifest_text,
+    worker_template,
+)
+from labeling_pipeline.images import split_s3_uri
+from labeling_pipeline.labels import LabeledImage, ReadStats
+from labeling_pipeline.names import JobState
+from labeling_pipeline.settings import PipelineSettings
 
-# Built-in bounding-box Lambdas, one AWS account per region, kept in ground_truth_regions.json (read
+# Built-in bounding-box Lambdas, one AWS account per region, kept in regions.json (read
 # by the CDK app too, to refuse an unsupported region at synth). Source: botocore's SageMaker model,
 # the documentation of HumanTaskConfig.PreHumanTaskLambdaArn (PRE-BoundingBox) and
 # AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn (ACS-BoundingBox), the same text as
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_HumanTaskConfig.html .
-# tests/lambda_code/test_ground_truth_backend.py checks the file against the installed botocore model.
-REGIONS_FILE = Path(__file__).with_name("ground_truth_regions.json")
+# tests/lambda_code/ground_truth/test_service.py checks the file against the installed botocore model.
+REGIONS_FILE = Path(__file__).with_name("regions.json")
 BUILT_IN_LAMBDA_ACCOUNTS: dict[str, str] = json.loads(REGIONS_FILE.read_text())["builtInLambdaAccounts"]
+
+# DescribeLabelingJob's LabelingJobStatus, in the pipeline's words.
+STATES = {
+    "Initializing": JobState.STARTING,
+    "InProgress": JobState.IN_PROGRESS,
+    "Completed": JobState.COMPLETED,
+    "Failed": JobState.FAILED,
+    "Stopping": JobState.STOPPING,
+    "Stopped": JobState.STOPPED,
+}
+# botocore's iter_lines reads 1 KiB at a time by default; 64 KiB chunks halve its per-line cost.
+MANIFEST_CHUNK_BYTES = 1 << 16
 
 RETRYABLE_CODES = frozenset(
     {
@@ -74,8 +103,25 @@ def built_in_lambda_arns(region: str) -> tuple[str, str]:
     )
 
 
+@dataclass(frozen=True)
+class TaskFiles:
+    """Where one job's task inputs are, as s3:// URIs."""
+
+    manifest_uri: str
+    label_config_uri: str
+    template_uri: str
+    output_uri: str
+
+
 def build_create_labeling_job_request(
-    spec: JobSpec, *, region: str, workteam_arn: str, role_arn: str, output_kms_key_id: str | None = None
+    name: str,
+    files: TaskFiles,
+    settings: PipelineSettings,
+    *,
+    region: str,
+    workteam_arn: str,
+    role_arn: str,
+    output_kms_key_id: str | None = None,
 ) -> dict[str, Any]:
     """The CreateLabelingJob request for one job.
 
@@ -84,21 +130,22 @@ def build_create_labeling_job_request(
     AWS-managed S3 key; the key policy must let the execution role use it
     (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-security-kms-permissions.html).
     """
+    if not isinstance(settings, GroundTruthSettings):
+        raise TypeError("Ground Truth jobs need the Ground Truth settings (labeling.backend: ground-truth)")
     pre_arn, acs_arn = built_in_lambda_arns(region)
-    settings = spec.settings
-    output_config: dict[str, str] = {"S3OutputPath": spec.output_uri}
+    output_config: dict[str, str] = {"S3OutputPath": files.output_uri}
     if output_kms_key_id:
         output_config["KmsKeyId"] = output_kms_key_id
     return {
-        "LabelingJobName": spec.name,
+        "LabelingJobName": name,
         "LabelAttributeName": settings.label_attribute_name,
-        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": spec.manifest_uri}}},
+        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": files.manifest_uri}}},
         "OutputConfig": output_config,
         "RoleArn": role_arn,
-        "LabelCategoryConfigS3Uri": spec.label_config_uri,
+        "LabelCategoryConfigS3Uri": files.label_config_uri,
         "HumanTaskConfig": {
             "WorkteamArn": workteam_arn,
-            "UiConfig": {"UiTemplateS3Uri": spec.template_uri},
+            "UiConfig": {"UiTemplateS3Uri": files.template_uri},
             "PreHumanTaskLambdaArn": pre_arn,
             "TaskKeywords": list(settings.task_keywords),
             "TaskTitle": settings.task_title,
@@ -124,6 +171,8 @@ class GroundTruthBackend:
     def __init__(
         self,
         sagemaker_client: Any,
+        s3_client: Any,
+        settings: PipelineSettings,
         *,
         region: str,
         workteam_arn: str,
@@ -132,14 +181,38 @@ class GroundTruthBackend:
     ) -> None:
         built_in_lambda_arns(region)  # fail at start-up, not per job, in an unsupported region
         self._client = sagemaker_client
+        self._s3 = s3_client
+        self._settings = settings
         self._region = region
         self._workteam_arn = workteam_arn
         self._role_arn = role_arn
         self._output_kms_key_id = output_kms_key_id
 
-    def create_job(self, spec: JobSpec) -> None:
+    def create_job(self, request: JobRequest) -> str:
+        """Write the manifest (the images the job owns), the label categories and the worker template under
+        the job's task prefix, then CreateLabelingJob. Returns the manifest's URI."""
+        bucket, prefix = request.bucket, request.task_prefix
+        self._put(bucket, prefix + MANIFEST_FILE, manifest_text(request.images), "application/x-ndjson")
+        labels = json.dumps(label_category_config(self._settings.labels), ensure_ascii=False, separators=(",", ":"))
+        self._put(bucket, prefix + LABEL_CONFIG_FILE, labels, "application/json")
+        self._put(bucket, prefix + TEMPLATE_FILE, worker_template(self._settings), "text/html")
+        files = TaskFiles(
+            manifest_uri=f"s3://{bucket}/{prefix}{MANIFEST_FILE}",
+            label_config_uri=f"s3://{bucket}/{prefix}{LABEL_CONFIG_FILE}",
+            template_uri=f"s3://{bucket}/{prefix}{TEMPLATE_FILE}",
+            output_uri=f"s3://{bucket}/{request.output_prefix}",
+        )
+        self._create(request.name, files)
+        return files.manifest_uri
+
+    def _put(self, bucket: str, key: str, text: str, content_type: str) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
+
+    def _create(self, name: str, files: TaskFiles) -> None:
         request = build_create_labeling_job_request(
-            spec,
+            name,
+            files,
+            self._settings,
             region=self._region,
             workteam_arn=self._workteam_arn,
             role_arn=self._role_arn,
@@ -151,31 +224,31 @@ class GroundTruthBackend:
             code = error.response.get("Error", {}).get("Code", "")
             message = error.response.get("Error", {}).get("Message", "")
             if code == "ResourceInUse":
-                self._confirm_same_job(spec)
+                self._confirm_same_job(name, files.manifest_uri)
                 return
             if code in RETRYABLE_CODES:
-                raise TransientBackendError(f"CreateLabelingJob {spec.name}: {code}: {message}") from error
+                raise TransientBackendError(f"CreateLabelingJob {name}: {code}: {message}") from error
             if _is_refusal(code, message):
                 raise BackendUnavailableError(
-                    f"Amazon SageMaker Ground Truth refused to create labeling job {spec.name} ({code}: "
+                    f"Amazon SageMaker Ground Truth refused to create labeling job {name} ({code}: "
                     f"{message}). Ground Truth is closed to new AWS customers since 2026-07-30; only accounts "
                     "that already used it can create jobs. Check that this account is one of them and that "
                     "the launcher role may call sagemaker:CreateLabelingJob."
                 ) from error
-            raise PermanentBackendError(f"CreateLabelingJob {spec.name} rejected: {code}: {message}") from error
+            raise PermanentBackendError(f"CreateLabelingJob {name} rejected: {code}: {message}") from error
         except BotoCoreError as error:
-            raise TransientBackendError(f"CreateLabelingJob {spec.name}: {error}") from error
+            raise TransientBackendError(f"CreateLabelingJob {name}: {error}") from error
 
-    def _confirm_same_job(self, spec: JobSpec) -> None:
+    def _confirm_same_job(self, name: str, manifest_uri: str) -> None:
         """A job of this name exists: ours from an earlier try if it reads our manifest."""
         try:
-            described = self._client.describe_labeling_job(LabelingJobName=spec.name)
+            described = self._client.describe_labeling_job(LabelingJobName=name)
         except (ClientError, BotoCoreError) as error:
-            raise TransientBackendError(f"DescribeLabelingJob {spec.name}: {error}") from error
+            raise TransientBackendError(f"DescribeLabelingJob {name}: {error}") from error
         existing = described["InputConfig"]["DataSource"].get("S3DataSource", {}).get("ManifestS3Uri")
-        if existing != spec.manifest_uri:
+        if existing != manifest_uri:
             raise PermanentBackendError(
-                f"a labeling job named {spec.name} already exists with another manifest ({existing}); "
+                f"a labeling job named {name} already exists with another manifest ({existing}); "
                 "job names can never be reused: change labeling.jobNamePrefix"
             )
 
@@ -190,12 +263,31 @@ class GroundTruthBackend:
         except BotoCoreError as error:
             raise TransientBackendError(f"DescribeLabelingJob {name}: {error}") from error
         counters = described.get("LabelCounters", {})
+        status = described["LabelingJobStatus"]
         return JobDescription(
             name=described["LabelingJobName"],
-            status=described["LabelingJobStatus"],
-            output_manifest_uri=described.get("LabelingJobOutput", {}).get("OutputDatasetS3Uri"),
+            state=STATES[status],
+            backend_status=status,
+            results_uri=described.get("LabelingJobOutput", {}).get("OutputDatasetS3Uri"),
             failure_reason=described.get("FailureReason"),
             labeled=int(counters.get("TotalLabeled", 0)),
             failed_objects=int(counters.get("FailedNonRetryableError", 0)),
             unlabeled=int(counters.get("Unlabeled", 0)),
         )
+
+    def read_results(self, description: JobDescription, stats: ReadStats) -> Iterator[LabeledImage]:
+        """The job's output manifest, streamed from S3 line by line."""
+        if not description.results_uri:
+            raise ResultsNotFound(f"job {description.name} has no output manifest")
+        bucket, key = split_s3_uri(description.results_uri)
+        try:
+            body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError as error:
+            # Not written yet; without s3:ListBucket a missing object reads as AccessDenied.
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "AccessDenied", "404", "403"):
+                raise ResultsNotFound(
+                    f"job {description.name}: no output manifest at {description.results_uri}"
+                ) from error
+            raise
+        attribute = getattr(self._settings, "label_attribute_name", None)
+        return read_output_manifest(body.iter_lines(chunk_size=MANIFEST_CHUNK_BYTES), attribute, stats)

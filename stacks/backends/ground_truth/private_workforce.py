@@ -15,8 +15,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from stacks.backends.ground_truth.worker_pool import WORKER_GROUP, WorkerPool
 from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge
-from stacks.constructs.worker_pool import WORKER_GROUP, WorkerPool
 
 
 class PrivateWorkforce(Construct):

@@ -7,8 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from labeling_pipeline.names import INPUT_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
 from stacks.constructs.encryption_key import LabelingKey
-from stacks.constructs.labeling_bucket import INPUT_PREFIX, JOBS_PREFIX, OUTPUT_PREFIX
 from stacks.constructs.nag import acknowledge_wildcard_resources
 
 # SageMaker's metric namespaces: "AWS/SageMaker/Workteam" for worker metrics

@@ -1,0 +1,1 @@
+"""Ground Truth's infrastructure: its deployment settings here; its constructs beside them."""

@@ -1,0 +1,144 @@
+"""Ground Truth's side of the pipeline stack: the workforce stack it depends on, the execution role, the
+launcher's and job-events function's API grants, and the EventBridge rule for the job-end signal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from labeling_pipeline.backends.ground_truth import Resources
+from labeling_pipeline.backends.ground_truth.events import DETAIL_TYPE, ENDED_STATUSES, EVENT_SOURCE
+from stacks.backends.ground_truth.execution_role import GroundTruthRole
+from stacks.backends.ground_truth.region_check import check_region
+from stacks.backends.ground_truth.settings import GroundTruthConfig
+from stacks.backends.ground_truth.workforce_stack import WorkforceStack
+from stacks.constructs.encryption_key import LabelingKey
+from stacks.deployment_settings import LabelingConfig
+
+# Lambda's asynchronous invocation by the rule: retries, then the failed-job-events queue.
+RULE_RETRY_ATTEMPTS = 4
+RULE_MAX_EVENT_AGE = cdk.Duration.hours(6)
+
+
+class GroundTruthWiring:
+    def __init__(
+        self,
+        stack: cdk.Stack,
+        *,
+        config: GroundTruthConfig,
+        bucket: s3.IBucket,
+        key: LabelingKey | None,
+        workteam_arn: str,
+    ) -> None:
+        self._stack = stack
+        self._config = config
+        self._key = key
+        self.role = GroundTruthRole(stack, "GroundTruth", bucket=bucket, key=key).role
+        resources = {Resources.WORKTEAM_ARN: workteam_arn, Resources.ROLE_ARN: self.role.role_arn}
+        if key is not None:
+            # CreateLabelingJob's OutputConfig.KmsKeyId: Ground Truth encrypts its output with this key.
+            resources[Resources.OUTPUT_KMS_KEY_ID] = key.key_arn
+        self._resources = resources
+        cdk.CfnOutput(stack, "GroundTruthRoleArn", value=self.role.role_arn)
+
+    @property
+    def resources(self) -> Mapping[str, str]:
+        return self._resources
+
+    @property
+    def wildcard_reason(self) -> str:
+        return (
+            "Job names are made at run time, so the labeling-job actions are scoped to labeling-job/* in this "
+            "account and region."
+        )
+
+    def _labeling_jobs_arn(self) -> str:
+        return self._stack.format_arn(service="sagemaker", resource="labeling-job", resource_name="*")
+
+    def launcher_statements(self) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(
+                sid="CreateLabelingJobs",
+                actions=["sagemaker:CreateLabelingJob", "sagemaker:DescribeLabelingJob", "sagemaker:AddTags"],
+                resources=[self._labeling_jobs_arn()],
+            ),
+            iam.PolicyStatement(
+                sid="PassGroundTruthRole",
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+        ]
+
+    def job_events_statements(self) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(
+                sid="DescribeJobs", actions=["sagemaker:DescribeLabelingJob"], resources=[self._labeling_jobs_arn()]
+            )
+        ]
+
+    def follow_job_ends(self, scope: Construct, function: lambda_.IFunction, dead_letter_queue: sqs.IQueue) -> None:
+        # Only this stack's jobs: their names start with the configured prefix (ARNs are lower case).
+        job_arn_prefix = self._stack.format_arn(
+            service="sagemaker", resource="labeling-job", resource_name=f"{self._config.job_name_prefix.lower()}-"
+        )
+        rule = events.Rule(
+            scope,
+            "JobStateChanges",
+            description="This stack's Ground Truth labeling jobs reaching an end state",
+            event_pattern=events.EventPattern(
+                source=[EVENT_SOURCE],
+                detail_type=[DETAIL_TYPE],
+                resources=events.Match.prefix(job_arn_prefix),
+                detail={"LabelingJobStatus": list(ENDED_STATUSES)},
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                function,
+                retry_attempts=RULE_RETRY_ATTEMPTS,
+                max_event_age=RULE_MAX_EVENT_AGE,
+                dead_letter_queue=dead_letter_queue,
+            )
+        )
+        if self._key is not None:
+            # EventBridge itself sends undeliverable events to the rule target's dead-letter queue; with a
+            # customer-managed key on that queue the key policy must let events.amazonaws.com use it
+            # (aws-cdk-lib adds only the queue policy, which is what limits sending to this rule's ARN).
+            # The SQS guide's "compatibility with AWS services":
+            # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
+            self._key.allow_service(
+                "EventBridgeDeadLetters",
+                "events.amazonaws.com",
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                "EventBridge (events.amazonaws.com) for the job-state rule's dead-letter queue",
+            )
+
+
+class GroundTruthInfrastructure:
+    def __init__(self) -> None:
+        self._workforce: WorkforceStack | None = None
+
+    def check_region(self, region: str | None) -> None:
+        check_region(region)
+
+    def supporting_stacks(self, app: cdk.App, config: LabelingConfig, env: cdk.Environment) -> list[cdk.Stack]:
+        assert isinstance(config, GroundTruthConfig)
+        self._workforce = WorkforceStack(app, f"{config.project_name}-workforce", config=config, env=env)
+        return [self._workforce]
+
+    def wire(
+        self, stack: cdk.Stack, *, config: LabelingConfig, bucket: s3.IBucket, key: LabelingKey | None
+    ) -> GroundTruthWiring:
+        assert isinstance(config, GroundTruthConfig) and self._workforce is not None
+        return GroundTruthWiring(
+            stack, config=config, bucket=bucket, key=key, workteam_arn=self._workforce.workteam_arn
+        )
