@@ -14,7 +14,14 @@ from tqdm import tqdm
 
 from labeling_cli.review import ReviewItem, local_href, render_gallery
 from labeling_cli.stack import CliError, StackInfo
-from labeling_pipeline.backends import BackendError, LabelingBackend, PermanentBackendError, ResultsNotFound
+from labeling_pipeline.backends import (
+    BackendError,
+    LabelingBackend,
+    PermanentBackendError,
+    ResultsNotFound,
+    WorkerDirectory,
+    WorkerError,
+)
 from labeling_pipeline.backends.registry import parts
 from labeling_pipeline.exports.dataset import MAX_LISTED_PENDING, Selection, Version, plan_dataset
 from labeling_pipeline.exports.formats import (
@@ -287,43 +294,15 @@ def queue_depth(sqs: Any, url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def workers_command(cognito: Any, stack: StackInfo, action: str, email: str | None) -> list[str]:
-    if not stack.user_pool_id or not stack.worker_group:
-        raise CliError(f"stack {stack.project}-workforce was not found: workers live in its user pool")
-    pool, group = stack.user_pool_id, stack.worker_group
+def workers_command(directory: WorkerDirectory, action: str, email: str | None) -> list[str]:
     if action == "list":
-        users: list[str] = []
-        request: dict[str, Any] = {"UserPoolId": pool, "GroupName": group}
-        while True:
-            response = cognito.list_users_in_group(**request)
-            for user in response.get("Users", []):
-                attributes = {a["Name"]: a["Value"] for a in user.get("Attributes", [])}
-                users.append(f"{attributes.get('email', user['Username'])}  {user.get('UserStatus', '')}")
-            if not response.get("NextToken"):
-                return sorted(users)
-            request["NextToken"] = response["NextToken"]
+        return directory.list()
     if not email or "@" not in email:
         raise CliError(f"workers {action} needs an email address")
     try:
-        if action == "add":
-            cognito.admin_create_user(
-                UserPoolId=pool,
-                Username=email,
-                UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
-                DesiredDeliveryMediums=["EMAIL"],
-            )
-            cognito.admin_add_user_to_group(UserPoolId=pool, Username=email, GroupName=group)
-            return [f"invited {email}; Cognito emails a temporary password"]
-        cognito.admin_remove_user_from_group(UserPoolId=pool, Username=email, GroupName=group)
-        cognito.admin_delete_user(UserPoolId=pool, Username=email)
-        return [f"removed {email}"]
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code == "UsernameExistsException":
-            raise CliError(f"{email} is already a worker") from error
-        if code == "UserNotFoundException":
-            raise CliError(f"{email} is not a worker") from error
-        raise CliError(f"Cognito refused: {error}") from error
+        return [directory.add(email) if action == "add" else directory.remove(email)]
+    except WorkerError as error:
+        raise CliError(str(error)) from error
 
 
 def relabel_command(s3: Any, ledger: Ledger, job_name: str) -> list[str]:

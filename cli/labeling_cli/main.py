@@ -16,7 +16,7 @@ from labeling_cli import commands
 from labeling_cli.sources import local_manifest
 from labeling_cli.stack import CliError, StackInfo, load_stack, resolve_region
 from labeling_cli.upload import upload
-from labeling_pipeline.backends import BackendError, LabelingBackend
+from labeling_pipeline.backends import BackendError, LabelingBackend, WorkerError
 from labeling_pipeline.backends.registry import parts
 from labeling_pipeline.ledger import Ledger
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--project",
         default=DEFAULT_PROJECT,
-        help="projectName of the deployment (stacks <project>-pipeline and <project>-workforce)",
+        help="projectName of the deployment (stack <project>-pipeline, and its labeling backend's stacks)",
     )
     parser.add_argument(
         "--region", help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION or your AWS profile's region)"
@@ -187,7 +187,11 @@ def run(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
     if args.command == "status":
         return commands.status_command(stack, ledger, _backend(session, stack), session.client("sqs"), args.limit)
     if args.command == "workers":
-        return commands.workers_command(session.client("cognito-idp"), stack, args.action, args.email)
+        try:
+            directory = parts(stack.settings.backend).workers(stack.backend_resources, session.client, stack.region)
+        except WorkerError as error:
+            raise CliError(str(error)) from error
+        return commands.workers_command(directory, args.action, args.email)
     return commands.relabel_command(session.client("s3"), ledger, args.job)
 
 

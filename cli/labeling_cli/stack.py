@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from labeling_pipeline.backends.registry import UnknownBackend, settings_model
+from labeling_pipeline.backends.registry import UnknownBackend, parts, settings_model
 from labeling_pipeline.names import StackOutput
 from labeling_pipeline.settings import PipelineSettings, SettingsError, validate_json
 
@@ -42,9 +42,7 @@ class StackInfo:
     upload_queue_url: str
     dead_letter_queue_url: str
     settings: PipelineSettings  # what the deployment's functions run with, labeling.backend included
-    backend_resources: dict[str, str]
-    user_pool_id: str | None
-    worker_group: str | None
+    backend_resources: dict[str, str]  # the functions' BACKEND_RESOURCES plus the backend's stacks' outputs
 
     @property
     def labels(self) -> list[str]:
@@ -77,13 +75,16 @@ def load_stack(session: Any, project: str) -> StackInfo:
         raise CliError(NO_CREDENTIALS)
     cloudformation = session.client("cloudformation")
     pipeline = _outputs(cloudformation, f"{project}-pipeline")
-    workforce: dict[str, str] = {}
-    try:
-        workforce = _outputs(cloudformation, f"{project}-workforce")
-    except CliError:
-        workforce = {}
     try:
         settings_text = pipeline[StackOutput.PIPELINE_SETTINGS]
+        settings = validate_json(settings_model(str(json.loads(settings_text)["backend"])), settings_text)
+        resources = {str(k): str(v) for k, v in json.loads(pipeline[StackOutput.BACKEND_RESOURCES]).items()}
+        # The backend's own stacks add their outputs (a missing one leaves only what needs it unusable).
+        for name in parts(settings.backend).supporting_stacks(project):
+            try:
+                resources.update(_outputs(cloudformation, name))
+            except CliError:
+                continue
         return StackInfo(
             project=project,
             region=session.region_name,
@@ -91,10 +92,8 @@ def load_stack(session: Any, project: str) -> StackInfo:
             ledger_table=pipeline[StackOutput.LEDGER_TABLE_NAME],
             upload_queue_url=pipeline[StackOutput.UPLOAD_QUEUE_URL],
             dead_letter_queue_url=pipeline[StackOutput.DEAD_LETTER_QUEUE_URL],
-            settings=validate_json(settings_model(str(json.loads(settings_text)["backend"])), settings_text),
-            backend_resources={str(k): str(v) for k, v in json.loads(pipeline[StackOutput.BACKEND_RESOURCES]).items()},
-            user_pool_id=workforce.get("UserPoolId"),
-            worker_group=workforce.get("WorkerGroupName"),
+            settings=settings,
+            backend_resources=resources,
         )
     except (SettingsError, UnknownBackend) as error:
         raise CliError(

@@ -84,6 +84,21 @@ class BackendUnavailableError(PermanentBackendError):
     """The service refuses this account or region outright (no retry will help)."""
 
 
+class WorkerError(ValueError):
+    """A worker could not be added, removed or listed; the message says why (the CLI prints it)."""
+
+
+class WorkerDirectory(Protocol):
+    """The people who label for a deployment, as `gt-labeling workers` manages them."""
+
+    def list(self) -> list[str]: ...
+
+    def add(self, email: str) -> str:
+        """Invite a worker; returns what the CLI prints (how the worker gets credentials)."""
+
+    def remove(self, email: str) -> str: ...
+
+
 class NotAJobEvent(ValueError):
     """An event that is not this backend's job-state signal."""
 
@@ -119,3 +134,7 @@ class BackendParts:
     read_results_file: Callable[
         [Iterable[bytes | str], PipelineSettings | None, str | None, ReadStats | None], Iterator[LabeledImage]
     ]
+    # The CLI's side: the stacks (besides <project>-pipeline) whose outputs add to the backend's resources,
+    # and the worker directory built from those resources.
+    supporting_stacks: Callable[[str], tuple[str, ...]]
+    workers: Callable[[Mapping[str, str], MakeClient, str], WorkerDirectory]

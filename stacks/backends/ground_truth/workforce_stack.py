@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
+from labeling_pipeline.backends.ground_truth.workers import USER_POOL_ID, WORKER_GROUP
 from stacks.backends.ground_truth.private_workforce import PrivateWorkforce
 from stacks.backends.ground_truth.settings import GroundTruthConfig
 from stacks.backends.ground_truth.worker_pool import WorkerPool
@@ -28,6 +29,6 @@ class WorkforceStack(cdk.Stack):
         self.workforce = PrivateWorkforce(self, "PrivateWorkforce", pool=pool, name=config.project_name)
         self.workteam_arn = self.workforce.workteam.attr_workteam_arn
         cdk.CfnOutput(self, "WorkerPortalUrl", value=self.workforce.portal_url)
-        cdk.CfnOutput(self, "UserPoolId", value=pool.user_pool.user_pool_id)
-        cdk.CfnOutput(self, "WorkerGroupName", value=pool.group.group_name or "")
+        cdk.CfnOutput(self, USER_POOL_ID, value=pool.user_pool.user_pool_id)
+        cdk.CfnOutput(self, WORKER_GROUP, value=pool.group.group_name or "")
         cdk.CfnOutput(self, "WorkteamArn", value=self.workteam_arn)

@@ -9,6 +9,7 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/sms.html . A refusal is turned i
 - results.py: the output manifest read into the neutral stream
 - events.py: the job-end signal (EventBridge)
 - settings.py: its own settings and its limits on the shared ones
+- workers.py: the private workforce's members (Cognito), for the CLI
 - regions.json: the regions with the built-in bounding-box task
 Its infrastructure (user pool, workforce, workteam, execution role, job-end rule) is in
 stacks/backends/ground_truth/.
@@ -23,6 +24,7 @@ from labeling_pipeline.backends.ground_truth.events import parse_job_event
 from labeling_pipeline.backends.ground_truth.results import read_output_manifest
 from labeling_pipeline.backends.ground_truth.service import GroundTruthBackend
 from labeling_pipeline.backends.ground_truth.settings import GroundTruthSettings
+from labeling_pipeline.backends.ground_truth.workers import supporting_stacks, workers
 from labeling_pipeline.labels import LabeledImage, ReadStats
 from labeling_pipeline.settings import PipelineSettings
 
@@ -69,4 +71,6 @@ PARTS = BackendParts(
     build=build,
     parse_job_event=parse_job_event,
     read_results_file=read_results_file,
+    supporting_stacks=supporting_stacks,
+    workers=workers,
 )
