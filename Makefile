@@ -46,14 +46,14 @@ demo: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 test: lint
 	$(PY) -m pytest
 
 synth: setup
 	$(CDK) synth --quiet
-	@echo "Templates are in cdk.out/ ($$(ls cdk.out/*.template.json | tr '\n' ' '))"
+	@echo "Templates are in cdk.out/ ($$(ls cdk.out/*.template.json | xargs))"
 
 deploy: synth
 	@$(PY) scripts/deploy_preflight.py

@@ -103,7 +103,7 @@ def build_world(*, versioned: bool = False) -> World:
     if versioned:
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    # The stack's table: its key and secondary indexes (tests/stacks/test_pipeline_stack.py compares them).
+    # The stack's table: its key and its one index (tests/stacks/test_pipeline_stack.py compares them).
     dynamodb.create_table(TableName=TABLE, **create_table_arguments())
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     fake = FakeGroundTruth(region=REGION, s3_client=s3)

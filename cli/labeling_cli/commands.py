@@ -36,7 +36,9 @@ from labeling_pipeline.exports.formats import (
 )
 from labeling_pipeline.images import split_s3_uri
 from labeling_pipeline.labels import LabeledImage, ReadStats, ResultsError
+from labeling_pipeline.launcher import candidates_key, job_images
 from labeling_pipeline.ledger import Ledger
+from labeling_pipeline.names import ImageStatus
 from labeling_pipeline.settings import DEFAULT_BACKEND, PipelineSettings
 
 
@@ -196,7 +198,8 @@ def dataset_export_command(
     if not plan.chosen and not plan.pending:
         raise CliError(
             f"the ledger holds no image of dataset {dataset!r} (keys images/{dataset}/...); names are "
-            "case-sensitive, and images directly under images/ belong to no dataset"
+            "case-sensitive, and images directly under images/ belong to no dataset (a deployment upgraded from "
+            "before the ledger's index finds its older images once `gt-labeling ledger upgrade` has run)"
         )
     label_space = LabelSpace(labels)
     stats = ExportStats()
@@ -262,7 +265,7 @@ def review_command(
 def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, sqs: Any, limit: int) -> list[str]:
     lines = [f"{'job':40s} {'state':12s} {'images':>6s} {'labeled':>7s} {'failed':>6s} {'left':>6s}"]
     notes: list[str] = []
-    for job in ledger.jobs(limit):  # one Query of the jobs-by-creation index, newest first
+    for job in ledger.jobs(limit):  # one Query of the index's jobs group, newest first
         try:
             described = backend.describe_job(job["name"])
             state, labeled, failed, left = (
@@ -305,19 +308,23 @@ def workers_command(directory: WorkerDirectory, action: str, email: str | None) 
         raise CliError(str(error)) from error
 
 
-def relabel_command(s3: Any, ledger: Ledger, job_name: str) -> list[str]:
+def relabel_command(s3: Any, ledger: Ledger, bucket: str, job_name: str) -> list[str]:
     """Copy each image to be relabelled onto itself: a new version, so a new upload event and a new job.
 
-    The job's images come from the job-images index (a Query on the job's name), which runs after the job
-    ended, minutes after its results were recorded. The index may still show NEEDS_RELABEL for an image
-    that a relabel a moment ago already requeued, so each image's status is read again by key
-    (consistent) before it is copied: a second run never copies an image twice."""
-    listed = [image for image, _fields in ledger.images_of_job(job_name, status="NEEDS_RELABEL")]
-    current = ledger.image_statuses(listed)
-    waiting = [image for image in listed if current[image] == "NEEDS_RELABEL"]
+    The job's images are its candidate list (`jobs/<job>/candidates.json`) read against the ledger by key
+    (`job_images`, as the job end finds them): consistent, so an image that a relabel a moment ago already
+    requeued reads RELABEL_REQUESTED and a second run never copies an image twice; one GetObject and one
+    BatchGetItem per 100 of the job's images, however large the ledger."""
+    try:
+        images = job_images(s3, bucket, ledger, job_name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "NoSuchKey":
+            raise
+        raise CliError(
+            f"job {job_name} is not one of this stack's jobs (s3://{bucket}/{candidates_key(job_name)} does not exist)"
+        ) from error
+    waiting = [image for image, status in images.items() if status == ImageStatus.NEEDS_RELABEL.value]
     if not waiting:
-        if ledger.job_status(job_name) is None:
-            raise CliError(f"job {job_name} is not one of this stack's jobs")
         return [f"job {job_name} has no image waiting to be relabelled"]
     requeued = 0
     for image in tqdm(waiting, unit="img", disable=None):
@@ -331,6 +338,23 @@ def relabel_command(s3: Any, ledger: Ledger, job_name: str) -> list[str]:
             MetadataDirective="REPLACE",
             Metadata={"relabel-of": job_name},
         )
-        ledger.set_image_status(image, "RELABEL_REQUESTED")
+        ledger.set_image_status(image, ImageStatus.RELABEL_REQUESTED.value)
         requeued += 1
     return [f"requeued {requeued} image(s) of {job_name}; new labeling jobs follow within the batching window"]
+
+
+def ledger_upgrade_command(ledger: Ledger) -> list[str]:
+    """`gt-labeling ledger upgrade`: give the items written before the ledger's index their index group, so
+    that `status` lists older jobs and `export --dataset` finds older images (Ledger.upgrade_items). Run
+    once after the deploy that added the index; a second run finds nothing to do. The one command that
+    scans the table: it reads every item once."""
+    with tqdm(unit="item", desc="ledger items examined", disable=None) as bar:
+        report = ledger.upgrade_items(bar.update)
+    lines = [
+        f"updated {report.updated} ledger item(s) written before the index: older jobs now show in `status`, "
+        "older images in `export --dataset`",
+        f"examined {report.examined} item(s); {report.in_no_group} need no group (images directly under images/)",
+    ]
+    if report.already_grouped:
+        lines.append(f"{report.already_grouped} item(s) got their group meanwhile from the pipeline or another run")
+    return lines

@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("relabel", help="requeue the images of a failed or stopped job")
     p.add_argument("job")
+
+    p = sub.add_parser(
+        "ledger",
+        help="upgrade: once after upgrading a deployment made before the ledger's index, index the older items "
+        "(the one command that scans the ledger table)",
+    )
+    p.add_argument("action", choices=["upgrade"])
     return parser
 
 
@@ -192,7 +199,9 @@ def run(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
         except WorkerError as error:
             raise CliError(str(error)) from error
         return commands.workers_command(directory, args.action, args.email)
-    return commands.relabel_command(session.client("s3"), ledger, args.job)
+    if args.command == "ledger":
+        return commands.ledger_upgrade_command(ledger)
+    return commands.relabel_command(session.client("s3"), ledger, stack.bucket, args.job)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from labeling_pipeline.backends import JobDescription, LabelingBackend, ResultsN
 from labeling_pipeline.exports.formats import FORMATS, ExportStats, LabelSpace, export, export_file_name, make_writers
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.labels import LabeledImage
-from labeling_pipeline.launcher import candidates_key
+from labeling_pipeline.launcher import job_images
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.names import EXPORTS_PREFIX, FINISHED_LEDGER_STATUSES, ImageStatus, JobState
 
@@ -217,11 +217,8 @@ class JobFinisher:
 
     # --- shared ------------------------------------------------------------------------------
     def _members(self, job_name: str) -> dict[str, ImageRef]:
-        """The images this job owns: its candidates that the ledger assigned to it."""
-        body = self._s3.get_object(Bucket=self._bucket, Key=candidates_key(job_name))["Body"].read()
-        candidates = [ImageRef(*entry) for entry in json.loads(body)]
-        owners = self._ledger.owners(candidates)
-        return {image.source_ref: image for image in candidates if owners.get(image) == job_name}
+        """The images this job owns (its candidates that the ledger assigned to it), by source-ref."""
+        return {image.source_ref: image for image in job_images(self._s3, self._bucket, self._ledger, job_name)}
 
     def _publish(self, summary: dict[str, Any]) -> None:
         shown = dict(summary)

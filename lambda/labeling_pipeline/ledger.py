@@ -2,20 +2,25 @@
 
 Items:
 - ``image#<bucket>/<key>#<version>``: ``job_name`` of the one job that labels this image version, with
-  ``source_ref``, ``claimed_at`` and ``dataset`` (the first folder under ``images/``, see `dataset_of`).
-  Written by a put conditioned on the item not existing, 100 to a transaction (``claim_many``): the first
-  claim wins, and a repeated claim, by the same job or another, writes nothing and returns the owner.
-- ``job#<name>``: written once the job has been created (``status = CREATED``, ``record_type = job``,
-  ``created_at``, ``image_count``); when the job ends, the job-events Lambda takes a lease on it
-  (``FINISHING``) and records the end (``COMPLETED``, ``FAILED`` or ``STOPPED``), so a repeated event does
-  the work once.
+  ``source_ref``, ``claimed_at`` and, when the key is in a dataset (the first folder under ``images/``, see
+  `dataset_of`), ``dataset`` and its index group (``group_key`` = ``dataset#<name>``, ``group_sort`` = the
+  claim time). Written by a put conditioned on the item not existing, 100 to a transaction
+  (``claim_many``): the first claim wins, and a repeated claim, by the same job or another, writes nothing
+  and returns the owner.
+- ``job#<name>``: written once the job has been created (``status = CREATED``, ``created_at``,
+  ``image_count``, and its index group: ``group_key`` = ``jobs``, ``group_sort`` = ``created_at``); when the
+  job ends, the job-events Lambda takes a lease on it (``FINISHING``) and records the end (``COMPLETED``,
+  ``FAILED`` or ``STOPPED``), so a repeated event does the work once.
 - After the job ends, each image item also holds ``status`` (``LABELED`` with ``box_count``, or
   ``NEEDS_RELABEL`` with ``failure_reason``); ``gt-labeling relabel`` sets ``RELABEL_REQUESTED``.
 
-Nothing reads the table with a Scan. Items are read by key, or through the sparse secondary indexes of
-`labeling_pipeline.ledger_schema`: a job's images (``job-images``), the newest jobs (``jobs-by-creation``)
-and a dataset's image versions (``dataset-images``). Index reads are eventually consistent; each caller
-says why that is enough, or reads the items again by key where it is not.
+Items are read by key, or through the one sparse secondary index of `labeling_pipeline.ledger_schema`
+(``ledger-groups``): the newest jobs (`jobs`) and a dataset's image versions (`images_of_dataset`). Index
+reads are eventually consistent; each caller says why that is enough. A job's images are read by key from
+its candidate list (`members`, through `labeling_pipeline.launcher.job_images`), consistently.
+
+One Scan, `upgrade_items`: `gt-labeling ledger upgrade`, run once by the operator after the deploy that
+added the index, gives the items written before it their group. Nothing else scans the table.
 """
 
 from __future__ import annotations
@@ -23,19 +28,15 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from labeling_pipeline.images import ImageRef
-from labeling_pipeline.ledger_schema import (
-    DATASET_IMAGES_INDEX,
-    JOB_IMAGES_INDEX,
-    JOB_RECORD_TYPE,
-    JOBS_BY_CREATION_INDEX,
-)
+from labeling_pipeline.ledger_schema import GROUP_KEY, GROUP_SORT, GROUPS_INDEX, JOBS_GROUP, dataset_group
 from labeling_pipeline.names import INPUT_PREFIX
 
 BATCH_GET_LIMIT = 100
@@ -45,16 +46,17 @@ CLAIM_ATTEMPTS = 6  # transactions sent for the same images while they conflict 
 # Cancellation reasons that decide nothing about the item: the same transaction may pass later.
 TRANSIENT_CANCELLATION_CODES = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 FINISHED_STATUSES = ("COMPLETED", "FAILED", "STOPPED")
-# What a claim writes besides pk; record_results keeps them (the indexes are built on job_name, dataset and
-# claimed_at).
-CLAIM_ATTRIBUTES = ("job_name", "source_ref", "claimed_at", "dataset")
+# What a claim writes besides pk; record_results keeps them (the index is built on group_key and group_sort).
+CLAIM_ATTRIBUTES = ("job_name", "source_ref", "claimed_at", "dataset", GROUP_KEY, GROUP_SORT)
+# The group_sort of an item whose time is not known (see upgrade_items): before every real time.
+UNKNOWN_TIME = "1970-01-01T00:00:00+00:00"
 
 
 def dataset_of(key: str) -> str | None:
     """The dataset an image key belongs to: the first folder under images/ (``images/NAME/...``, as
     ``gt-labeling upload --dataset NAME`` and the stack's UploadCommand write). A key directly under
     images/, or whose first folder is empty (``images//x.jpg``), belongs to no dataset: its item has no
-    ``dataset`` and is not in the dataset-images index."""
+    ``dataset`` and is in no index group."""
     if not key.startswith(INPUT_PREFIX):
         return None
     name, slash, _ = key[len(INPUT_PREFIX) :].partition("/")
@@ -63,6 +65,14 @@ def dataset_of(key: str) -> str | None:
 
 def _image_key(image: ImageRef) -> dict[str, Any]:
     return {"pk": {"S": f"image#{image.image_id}"}}
+
+
+def _image_group(image: ImageRef, claimed_at: str) -> dict[str, Any]:
+    """The attributes that put an image item in its dataset's index group (none outside a dataset)."""
+    dataset = dataset_of(image.key)
+    if not dataset:
+        return {}
+    return {"dataset": {"S": dataset}, GROUP_KEY: {"S": dataset_group(dataset)}, GROUP_SORT: {"S": claimed_at}}
 
 
 def _job_key(job_name: str) -> dict[str, Any]:
@@ -157,7 +167,6 @@ class Ledger:
         return settled, unknown, transient
 
     def _claim_put(self, image: ImageRef, job_name: str, claimed_at: str) -> dict[str, Any]:
-        dataset = dataset_of(image.key)
         return {
             "Put": {
                 "TableName": self._table,
@@ -166,7 +175,7 @@ class Ledger:
                     "job_name": {"S": job_name},
                     "source_ref": {"S": image.source_ref},
                     "claimed_at": {"S": claimed_at},
-                    **({"dataset": {"S": dataset}} if dataset else {}),
+                    **_image_group(image, claimed_at),
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -214,15 +223,17 @@ class Ledger:
         return bool(item and item.get("status", {}).get("S") == "CREATED")
 
     def mark_job_created(self, job_name: str, image_count: int, manifest_uri: str) -> None:
+        created_at = datetime.now(UTC).isoformat()
         self._client.put_item(
             TableName=self._table,
             Item={
                 **_job_key(job_name),
-                "record_type": {"S": JOB_RECORD_TYPE},
                 "status": {"S": "CREATED"},
                 "image_count": {"N": str(image_count)},
                 "manifest_uri": {"S": manifest_uri},
-                "created_at": {"S": datetime.now(UTC).isoformat()},
+                "created_at": {"S": created_at},
+                GROUP_KEY: {"S": JOBS_GROUP},
+                GROUP_SORT: {"S": created_at},
             },
         )
 
@@ -285,12 +296,12 @@ class Ledger:
         )
 
     def record_results(self, job_name: str, results: Iterable[tuple[ImageRef, dict[str, Any]]]) -> int:
-        """Write each image's outcome into its item, keeping what the claim wrote (CLAIM_ATTRIBUTES: the
-        job-images and dataset-images indexes are built on them). BatchWriteItem replaces whole items, so
-        the claims of each 100 images are read first (one consistent BatchGetItem) and written back with
-        the outcome, 25 a call, unprocessed items retried. Only images that the ledger shows claimed by
-        this job are written: an item is never created or taken over here (the job end passes only the
-        job's own images). Returns the number of items written."""
+        """Write each image's outcome into its item, keeping what the claim wrote (CLAIM_ATTRIBUTES, the
+        index group among them). BatchWriteItem replaces whole items, so the claims of each 100 images are
+        read first (one consistent BatchGetItem) and written back with the outcome, 25 a call, unprocessed
+        items retried. Only images that the ledger shows claimed by this job are written: an item is never
+        created or taken over here (the job end passes only the job's own images). A claim written before
+        claims carried their group gets it here. Returns the number of items written."""
         written = 0
         group: dict[ImageRef, dict[str, Any]] = {}
         for image, fields in results:
@@ -311,8 +322,9 @@ class Ledger:
             if claim is None or claim.get("job_name", {}).get("S") != job_name:
                 continue
             item = dict(claim)
-            if "dataset" not in item and (dataset := dataset_of(image.key)):
-                item["dataset"] = {"S": dataset}  # a claim written before claims carried it
+            if GROUP_KEY not in item and "claimed_at" in item:
+                # A claim written before claims carried their group (before the deploy that added the index).
+                item.update(_image_group(image, item["claimed_at"]["S"]))
             for name, value in fields.items():
                 item[name] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)}
             batch.append({"PutRequest": {"Item": item}})
@@ -359,63 +371,57 @@ class Ledger:
 
     def jobs(self, limit: int) -> list[dict[str, str]]:
         """The `limit` newest jobs, newest first, each with ``name``, ``status``, ``created_at`` and
-        ``image_count``: a Query of jobs-by-creation backwards with Limit, one call however many jobs and
-        images the ledger holds. The index lags writes by a moment, so a job created in the last second
-        may be missing from this list; the next look shows it."""
+        ``image_count``: a Query of the index's ``jobs`` group backwards with Limit, one call however many
+        jobs and images the ledger holds. The index lags writes by a moment, so a job created in the last
+        second may be missing from this list; the next look shows it."""
         found = []
         for item in self._query(
             {
-                "IndexName": JOBS_BY_CREATION_INDEX,
-                "KeyConditionExpression": "record_type = :job",
-                "ExpressionAttributeValues": {":job": {"S": JOB_RECORD_TYPE}},
+                "IndexName": GROUPS_INDEX,
+                "KeyConditionExpression": f"{GROUP_KEY} = :group",
+                "ExpressionAttributeValues": {":group": {"S": JOBS_GROUP}},
                 "ScanIndexForward": False,
             },
             limit,
         ):
-            job = {key: str(next(iter(value.values()))) for key, value in item.items()}
+            job = _fields(item)
             job["name"] = job.pop("pk").removeprefix("job#")
-            job.pop("record_type", None)
+            job["created_at"] = job.pop(GROUP_SORT)
+            job.pop(GROUP_KEY)
             found.append(job)
         return found
 
-    def images_of_job(self, job_name: str, status: str | None = None) -> list[tuple[ImageRef, dict[str, str]]]:
-        """A job's image items (optionally only those with `status`), from the job-images index: a Query on
-        the job's name, whose pages follow the size of the job, not of the ledger. Eventually consistent:
-        a status written in the last second may not show yet (a caller that acts on the status reads the
-        items again by key, see `image_statuses`)."""
-        request: dict[str, Any] = {
-            "IndexName": JOB_IMAGES_INDEX,
-            "KeyConditionExpression": "job_name = :job",
-            "ExpressionAttributeValues": {":job": {"S": job_name}},
-        }
-        if status is not None:
-            request["FilterExpression"] = "#status = :status"
-            request["ExpressionAttributeNames"] = {"#status": "status"}
-            request["ExpressionAttributeValues"][":status"] = {"S": status}
-        return [_image_row(item) for item in self._query(request)]
+    def members(self, job_name: str, candidates: Iterable[ImageRef]) -> dict[ImageRef, str | None]:
+        """Which of the `candidates` the ledger gives `job_name`, each with its status (None until the job
+        ended), in the candidates' order: consistent BatchGetItem, 100 keys a call. With the job's candidate
+        list this is the job's images (`labeling_pipeline.launcher.job_images`): reads that follow the size
+        of the job, never of the ledger, and see every write made before them."""
+        wanted = {_image_key(image)["pk"]["S"]: image for image in candidates}
+        statuses: dict[ImageRef, str | None] = {}
+        for item in self._batch_get(
+            [{"pk": {"S": pk}} for pk in wanted], "pk, job_name, #status", {"#status": "status"}
+        ):
+            if item.get("job_name", {}).get("S") == job_name:
+                statuses[wanted[item["pk"]["S"]]] = item["status"]["S"] if "status" in item else None
+        return {image: statuses[image] for image in wanted.values() if image in statuses}
 
     def images_of_dataset(self, dataset: str) -> Iterator[tuple[ImageRef, dict[str, str]]]:
-        """Every claimed image version under images/<dataset>/, across all jobs, with its job, claim time
-        and status, from the dataset-images index (a Query on the dataset's name). Eventually consistent:
-        a claim or a result written in the last second may not show yet; an export run then leaves that
-        version out (or counts it as pending), as it would had it run a second earlier."""
+        """Every claimed image version under images/<dataset>/, across all jobs, with its ``job_name``,
+        ``claimed_at`` (the index's sort key: the claim time, or for an item the upgrade gave its group, the
+        estimate it wrote) and ``status``: a paged Query of the dataset's index group. Eventually
+        consistent: a claim or a result written in the last second may not show yet; an export run then
+        leaves that version out (or counts it as pending), as it would had it run a second earlier."""
         for item in self._query(
             {
-                "IndexName": DATASET_IMAGES_INDEX,
-                "KeyConditionExpression": "dataset = :dataset",
-                "ExpressionAttributeValues": {":dataset": {"S": dataset}},
+                "IndexName": GROUPS_INDEX,
+                "KeyConditionExpression": f"{GROUP_KEY} = :group",
+                "ExpressionAttributeValues": {":group": {"S": dataset_group(dataset)}},
             }
         ):
-            yield _image_row(item)
-
-    def image_statuses(self, images: Iterable[ImageRef]) -> dict[ImageRef, str | None]:
-        """Consistent read of each image's status (None when it has none or is not claimed)."""
-        wanted = {_image_key(image)["pk"]["S"]: image for image in images}
-        found: dict[ImageRef, str | None] = dict.fromkeys(wanted.values())
-        for item in self._batch_get([{"pk": {"S": pk}} for pk in wanted], "pk, #status", {"#status": "status"}):
-            if "status" in item:
-                found[wanted[item["pk"]["S"]]] = str(item["status"]["S"])
-        return found
+            image, fields = _image_row(item)
+            fields["claimed_at"] = fields.pop(GROUP_SORT)
+            fields.pop(GROUP_KEY)
+            yield image, fields
 
     def set_image_status(self, image: ImageRef, status: str) -> None:
         self._client.update_item(
@@ -426,9 +432,108 @@ class Ledger:
             ExpressionAttributeValues={":status": {"S": status}},
         )
 
+    def upgrade_items(self, progress: Callable[[int], None] | None = None) -> UpgradeReport:
+        """Give every item written before the ledger-groups index its group (``gt-labeling ledger
+        upgrade``, run once after the deploy that added the index). The one Scan of the code.
+
+        A paged Scan of the items without ``group_key`` (a filter: DynamoDB still reads, and bills, the
+        whole table once); each job item and each image item in a dataset gets ``group_key`` and
+        ``group_sort`` by an UpdateItem conditioned on the item existing without ``group_key``, so a
+        second run, a concurrent run, or the pipeline writing the item meanwhile is never overwritten,
+        and a run that stops can be started again. ``group_sort``: a job's ``created_at``; an image's
+        ``claimed_at``, which items that their job had finished before lack (the code of that time wrote
+        the outcome without it): then its job's ``created_at`` (read by key, the claim came just before),
+        else its ``finished_at``, else UNKNOWN_TIME. Nothing else is changed. `progress` is called with
+        the number of items each page examined."""
+        report = UpgradeReport()
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": f"attribute_not_exists({GROUP_KEY})",
+            "ProjectionExpression": "pk, job_name, claimed_at, created_at, finished_at",
+        }
+        created: dict[str, str | None] = {}  # job name -> created_at, for images without claimed_at
+        while True:
+            page = self._client.scan(**request)
+            items = page.get("Items", [])
+            report.examined += int(page.get("ScannedCount", len(items)))
+            self._job_times({item["job_name"]["S"] for item in items if _needs_job_time(item)} - set(created), created)
+            for item in items:
+                group = _old_group(item, created)
+                if group is None:
+                    report.in_no_group += 1
+                elif self._set_group(item["pk"]["S"], *group):
+                    report.updated += 1
+                else:
+                    report.already_grouped += 1
+            if progress is not None:
+                progress(int(page.get("ScannedCount", len(items))))
+            if "LastEvaluatedKey" not in page:
+                return report
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _job_times(self, job_names: set[str], into: dict[str, str | None]) -> None:
+        into.update(dict.fromkeys(job_names))
+        keys = [_job_key(name) for name in sorted(job_names)]
+        for item in self._batch_get(keys, "pk, created_at"):
+            if "created_at" in item:
+                into[item["pk"]["S"].removeprefix("job#")] = item["created_at"]["S"]
+
+    def _set_group(self, pk: str, group_key: str, group_sort: str) -> bool:
+        """Add the group to an item that has none; False when it has one by now."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}},
+                UpdateExpression=f"SET {GROUP_KEY} = :key, {GROUP_SORT} = :sort",
+                ConditionExpression=f"attribute_exists(pk) AND attribute_not_exists({GROUP_KEY})",
+                ExpressionAttributeValues={":key": {"S": group_key}, ":sort": {"S": group_sort}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+@dataclass
+class UpgradeReport:
+    examined: int = 0  # items the Scan read (the whole table)
+    updated: int = 0  # items given their group
+    in_no_group: int = 0  # items without a group that need none: images outside a dataset
+    already_grouped: int = 0  # given their group between the Scan and the update (the pipeline, another run)
+
+
+def _needs_job_time(item: dict[str, Any]) -> bool:
+    """An image in a dataset whose claim time is lost: its group_sort is its job's creation time."""
+    pk = item["pk"]["S"]
+    return (
+        pk.startswith("image#")
+        and "claimed_at" not in item
+        and "job_name" in item
+        and dataset_of(ImageRef.from_image_id(pk.removeprefix("image#")).key) is not None
+    )
+
+
+def _old_group(item: dict[str, Any], created: dict[str, str | None]) -> tuple[str, str] | None:
+    """The (group_key, group_sort) that an item written before the index should have, or None."""
+    pk = item["pk"]["S"]
+    value = {
+        name: str(item[name]["S"]) for name in ("job_name", "claimed_at", "created_at", "finished_at") if name in item
+    }
+    if pk.startswith("job#"):
+        return JOBS_GROUP, value.get("created_at") or value.get("finished_at") or UNKNOWN_TIME
+    if not pk.startswith("image#"):
+        return None
+    dataset = dataset_of(ImageRef.from_image_id(pk.removeprefix("image#")).key)
+    if not dataset:
+        return None
+    job_time = created.get(value.get("job_name", ""))
+    return dataset_group(dataset), value.get("claimed_at") or job_time or value.get("finished_at") or UNKNOWN_TIME
+
+
+def _fields(item: dict[str, Any]) -> dict[str, str]:
+    return {key: str(next(iter(value.values()))) for key, value in item.items()}
+
 
 def _image_row(item: dict[str, Any]) -> tuple[ImageRef, dict[str, str]]:
-    return (
-        ImageRef.from_image_id(item["pk"]["S"].removeprefix("image#")),
-        {key: str(next(iter(value.values()))) for key, value in item.items()},
-    )
+    return ImageRef.from_image_id(item["pk"]["S"].removeprefix("image#")), _fields(item)

@@ -46,10 +46,11 @@ FINISHED_LEDGER_STATUSES = (LedgerJobStatus.COMPLETED, LedgerJobStatus.FAILED, L
 
 
 class ImageStatus(StrEnum):
-    """An image item's status in the ledger once its job has ended."""
+    """An image item's status in the ledger once its job has ended (and once `gt-labeling relabel` copied it)."""
 
     LABELED = "LABELED"
     NEEDS_RELABEL = "NEEDS_RELABEL"
+    RELABEL_REQUESTED = "RELABEL_REQUESTED"
 
 
 class EnvironmentVariable(StrEnum):

@@ -37,7 +37,7 @@ def launched_job(deployed: Deployed, count: int = 3) -> tuple[str, list[ImageRef
 
 
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("upload", "status", "export", "review", "workers", "relabel"):
+    for command in ("upload", "status", "export", "review", "workers", "relabel", "ledger"):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0

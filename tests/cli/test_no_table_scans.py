@@ -1,13 +1,15 @@
-"""`gt-labeling status` and `relabel` read the ledger by key and through its indexes, never by scanning it:
-the DynamoDB calls they make are the same with 1,000 and with 200,000 unrelated ledger items.
+"""`gt-labeling status` and `relabel` read the ledger through its index and by key, never by scanning it:
+the DynamoDB (and S3) calls they make are the same with 1,000 and with 200,000 unrelated ledger items.
+`status` is one Query of the index's jobs group; `relabel` reads the job's candidate list from S3 and its
+images' owners and statuses by key (no index at all).
 
 The unrelated items (other jobs' images, in 40 other datasets, and those jobs' records, with the attributes
 the pipeline writes) go straight into moto's table storage. Measured here: through the API
 (BatchWriteItem, 25 a call) 20,000 items took 7.9 s, so 200,000 about 80 s; moto's backend put_item 2.2 s
 for 20,000 (about 22 s); stored directly, 9 s for 199,000 on a loaded 2-core machine, and the whole test
-about 20 s. They are items like any other to the API afterwards (the test reads one of those jobs back
-through the job-images index). The calls counted are the API calls of the CLI's own DynamoDB client
-(botocore's before-call event, once per call).
+about 20 s. They are items like any other to the API afterwards (the test counts the jobs group and one
+dataset's group through the index). The calls counted are the API calls of the CLI's own DynamoDB and S3
+clients (botocore's before-call event, once per call).
 
 With the scanning code this replaced, the same test counted 1 Scan for status at 1,000 items and 64 at
 200,000 (moto returns 1 MB pages, as DynamoDB does)."""
@@ -44,15 +46,17 @@ def _unrelated_items(start: int, stop: int) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for number in range(start, stop):
         job = _other_job(number // IMAGES_PER_OTHER_JOB)
+        created_at = f"2026-11-01T{number // 360_000:02d}:00:00+00:00"
         if number % IMAGES_PER_OTHER_JOB == 0:
             items.append(
                 {
                     "pk": {"S": f"job#{job}"},
-                    "record_type": {"S": "job"},
                     "status": {"S": "COMPLETED"},
                     "image_count": {"N": str(IMAGES_PER_OTHER_JOB)},
                     "manifest_uri": {"S": f"s3://{BUCKET}/jobs/{job}/input.manifest"},
-                    "created_at": {"S": f"2026-11-01T{number // 360_000:02d}:00:00+00:00"},
+                    "created_at": {"S": created_at},
+                    "group_key": {"S": "jobs"},
+                    "group_sort": {"S": created_at},
                     "finished_at": {"S": "2026-11-02T00:00:00+00:00"},
                     "summary": {"S": SUMMARY},
                 }
@@ -65,6 +69,8 @@ def _unrelated_items(start: int, stop: int) -> list[dict[str, Any]]:
                 "source_ref": {"S": f"s3://{BUCKET}/{key}"},
                 "claimed_at": {"S": "2026-11-01T00:00:00.000000+00:00"},
                 "dataset": {"S": f"other-{number % 40:02d}"},
+                "group_key": {"S": f"dataset#other-{number % 40:02d}"},
+                "group_sort": {"S": "2026-11-01T00:00:00.000000+00:00"},
                 "status": {"S": "LABELED"},
                 "box_count": {"N": str(number % 4)},
                 "finished_at": {"S": "2026-11-02T00:00:00+00:00"},
@@ -87,7 +93,7 @@ def _store(items: list[dict[str, Any]]) -> None:
 
 
 class CountingSession:
-    """The deployed session, counting the API calls of every DynamoDB client the CLI makes from it."""
+    """The deployed session, counting the API calls of every DynamoDB and S3 client the CLI makes from it."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -99,12 +105,12 @@ class CountingSession:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         client = self._inner.client(service, **kwargs)
-        if service == "dynamodb":
-            client.meta.events.register("before-call.dynamodb", self._count)
+        if service in ("dynamodb", "s3"):
+            client.meta.events.register(f"before-call.{service}", self._count)
         return client
 
     def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
+        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
 
 
 def _calls(
@@ -137,19 +143,34 @@ def test_status_and_relabel_make_the_same_calls_with_1000_and_200000_unrelated_i
             _calls(deployed, monkeypatch, capsys, "relabel", name),
         )
 
-    # The stored items are real to the API: one of the other jobs, through the job-images index.
-    other = world.dynamodb.query(
-        TableName=TABLE,
-        IndexName="job-images",
-        KeyConditionExpression="job_name = :job",
-        ExpressionAttributeValues={":job": {"S": _other_job(399)}},
-        Select="COUNT",
-    )
-    assert other["Count"] == IMAGES_PER_OTHER_JOB
+    # The stored items are real to the API: the jobs group and one dataset's group, through the index.
+    def count(group: str) -> int:
+        request: dict[str, Any] = {
+            "TableName": TABLE,
+            "IndexName": "ledger-groups",
+            "KeyConditionExpression": "group_key = :group",
+            "ExpressionAttributeValues": {":group": {"S": group}},
+            "Select": "COUNT",
+        }
+        counted = 0
+        while True:  # 1 MB pages
+            page = world.dynamodb.query(**request)
+            counted += page["Count"]
+            if "LastEvaluatedKey" not in page:
+                return counted
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    assert count("jobs") == 200_000 // IMAGES_PER_OTHER_JOB + 1  # and the launched job
+    assert count("dataset#other-07") == 200_000 // 40
     assert len(dynamodb_backends[ACCOUNT][REGION].get_table(TABLE).items) > 200_000
 
     status, relabel = calls[200_000]
     assert calls[1_000] == calls[200_000]
-    assert status == {"Query": 1}  # the newest 20 jobs, one page of jobs-by-creation
-    # the job's images (job-images), their statuses read again by key, one status update per image
-    assert relabel == {"Query": 1, "BatchGetItem": 1, "UpdateItem": 30}
+    assert status == {"dynamodb:Query": 1}  # the newest 20 jobs, one page of the index's jobs group
+    # the job's candidate list, its images' owners and statuses by key, one copy and status update per image
+    assert relabel == {
+        "s3:GetObject": 1,
+        "dynamodb:BatchGetItem": 1,
+        "s3:CopyObject": 30,
+        "dynamodb:UpdateItem": 30,
+    }

@@ -14,6 +14,7 @@ import pytest
 
 from labeling_pipeline import handler
 from labeling_pipeline.backends.ground_truth import LIMITS
+from labeling_pipeline.launcher import job_images
 from labeling_pipeline.names import EnvironmentVariable as Env
 from tests.support import BACKEND_RESOURCES, BUCKET, REGION, TABLE, World, lambda_sqs_record, settings_json
 
@@ -264,7 +265,9 @@ def test_an_image_overwritten_within_a_batch_is_labeled_once_as_its_newest_versi
         f"s3://{BUCKET}/images/redo/dog.jpg",
     ]
     [job] = world.ground_truth.created_names
-    [claimed] = [image.version for image, _fields in world.ledger.images_of_job(job) if image.key.endswith("cat.jpg")]
+    [claimed] = [
+        image.version for image in job_images(world.s3, BUCKET, world.ledger, job) if image.key.endswith("cat.jpg")
+    ]
     assert claimed in version(second)
     [skip] = [record.__dict__ for record in caplog.records if record.getMessage() == "skipped object"]
     assert (skip["key"], skip["reason"], skip["superseded_by_version"]) == (

@@ -35,6 +35,10 @@ EMULATOR_LINE = re.compile(r"Emulator \(moto server\) on (http://127\.0\.0\.1:(\
 DEMO_LIMIT_SECONDS = 180
 
 
+def _default_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _demo(out: Path, *options: str) -> subprocess.Popen[str]:
     # A newcomer's shell may name a profile that does not exist here: the demo must ignore it, as it
     # ignores any real credentials.
@@ -48,6 +52,9 @@ def _demo(out: Path, *options: str) -> subprocess.Popen[str]:
         text=True,
         # Its own process group, so the test can send Ctrl-C to it as a terminal would.
         start_new_session=True,
+        # A shell runs background commands with SIGINT ignored, and Python then never turns Ctrl-C into
+        # KeyboardInterrupt; a terminal starts the demo with the default, as this does.
+        preexec_fn=_default_interrupt,
     )
 
 

@@ -232,6 +232,11 @@ def test_ledger_table_has_the_keys_and_indexes_the_code_and_the_tests_use(synthe
     assert sorted(properties["AttributeDefinitions"], key=str) == sorted(expected["AttributeDefinitions"], key=str)
     assert properties["GlobalSecondaryIndexes"] == expected["GlobalSecondaryIndexes"]
     assert properties["BillingMode"] == expected["BillingMode"]
+    # A deployed table (key pk, no index) takes this in one update: CloudFormation creates at most one global
+    # secondary index per table update. The projection never copies a job's summary (up to 300 KB).
+    [index] = properties["GlobalSecondaryIndexes"]
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+    assert "summary" not in index["Projection"]["NonKeyAttributes"]
 
 
 def test_pipeline_outputs(synthesized: Synthesized) -> None:
