@@ -152,3 +152,19 @@ def extract_archive(archive: Path, target: Path) -> None:
             opened.extractall(target, filter="data")
         else:
             opened.extractall(target)
+
+
+def job_state_change_event(job_name: str, status: str = "Completed") -> dict[str, Any]:
+    """Ground Truth's "Labeling Job State Change" as EventBridge delivers it to a Lambda target
+    (sms-monitor-cloud-watch.html): the job ARN in lower case."""
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "SageMaker Ground Truth Labeling Job State Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": "2026-11-25T12:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:labeling-job/{job_name.lower()}"],
+        "detail": {"LabelingJobStatus": status},
+    }

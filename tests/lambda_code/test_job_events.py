@@ -16,9 +16,8 @@ from labeling_pipeline import job_events
 from labeling_pipeline.exports.formats import image_name
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.job_results import JobBusy
-from sandbox.fake_ground_truth import ACCOUNT
 from tests.lambda_code.test_handler import FakeContext
-from tests.support import BUCKET, REGION, TABLE, World, job_events_environment
+from tests.support import BUCKET, REGION, TABLE, World, job_events_environment, job_state_change_event
 
 
 @dataclass
@@ -27,17 +26,7 @@ class Events:
     inbox_url: str
 
     def event(self, job_name: str, status: str) -> dict[str, Any]:
-        return {
-            "version": "0",
-            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-            "detail-type": "SageMaker Ground Truth Labeling Job State Change",
-            "source": "aws.sagemaker",
-            "account": ACCOUNT,
-            "time": "2026-11-25T12:00:00Z",
-            "region": REGION,
-            "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:labeling-job/{job_name.lower()}"],
-            "detail": {"LabelingJobStatus": status},
-        }
+        return job_state_change_event(job_name, status)
 
     def send(self, job_name: str, status: str) -> dict[str, Any]:
         return dict(job_events.lambda_handler(self.event(job_name, status), FakeContext()))

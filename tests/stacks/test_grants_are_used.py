@@ -34,6 +34,7 @@ from tests.support import (
     World,
     build_world,
     job_events_environment,
+    job_state_change_event,
     lambda_sqs_record,
     settings_json,
 )
@@ -230,17 +231,7 @@ def run_job_events(world: World, monkeypatch: pytest.MonkeyPatch, job: str) -> s
     job_events._finisher = job_events.build_finisher(recorder.make_client)
     try:
         world.ground_truth.finish(job, "Completed", [_output_line(f"s3://{BUCKET}/images/a.jpg", job)])
-        event = {
-            "version": "0",
-            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-            "detail-type": "SageMaker Ground Truth Labeling Job State Change",
-            "source": "aws.sagemaker",
-            "account": ACCOUNT,
-            "time": "2026-11-25T12:00:00Z",
-            "region": REGION,
-            "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:labeling-job/{job}"],
-            "detail": {"LabelingJobStatus": "Completed"},
-        }
+        event = job_state_change_event(job)
         assert job_events.lambda_handler(event, FakeContext())["action"] == "exported"
     finally:
         job_events._finisher = None

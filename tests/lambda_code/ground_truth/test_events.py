@@ -11,24 +11,14 @@ from labeling_pipeline.backends.ground_truth import PARTS
 from labeling_pipeline.backends.ground_truth.events import DETAIL_TYPE, EVENT_SOURCE, parse_job_event
 from labeling_pipeline.backends.registry import parts
 from sandbox.fake_ground_truth import ACCOUNT
-from tests.support import REGION
+from tests.support import REGION, job_state_change_event
 
 NAME = "bbox-20261125-0123456789ab"
 
 
 def event(**changes: Any) -> dict[str, Any]:
-    """The event as EventBridge delivers it (sms-monitor-cloud-watch.html): the job ARN in lower case."""
-    return {
-        "version": "0",
-        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-        "detail-type": "SageMaker Ground Truth Labeling Job State Change",
-        "source": "aws.sagemaker",
-        "account": ACCOUNT,
-        "time": "2026-11-25T12:00:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:labeling-job/{NAME}"],
-        "detail": {"LabelingJobStatus": "Completed"},
-    } | changes
+    """The event as EventBridge delivers it, with some fields changed."""
+    return job_state_change_event(NAME) | changes
 
 
 def test_the_documented_names() -> None:
