@@ -121,6 +121,17 @@ def _download_images(
     return len(source_refs) - len(missing), missing
 
 
+def _check_format(fmt: str, with_images: bool) -> None:
+    if fmt not in FORMATS:
+        raise CliError(f"--format must be one of {', '.join(FORMATS)}")
+    if with_images and fmt not in IMAGE_FOLDERS:
+        raise CliError(f"--with-images goes with --format {' or '.join(IMAGE_FOLDERS)} (COCO names the images only)")
+
+
+def _write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+
+
 def export_command(
     source: ResultsSource,
     fmt: str,
@@ -130,10 +141,7 @@ def export_command(
     *,
     with_images: bool = False,
 ) -> dict[str, Any]:
-    if fmt not in FORMATS:
-        raise CliError(f"--format must be one of {', '.join(FORMATS)}")
-    if with_images and fmt not in IMAGE_FOLDERS:
-        raise CliError(f"--with-images goes with --format {' or '.join(IMAGE_FOLDERS)} (COCO names the images only)")
+    _check_format(fmt, with_images)
     label_space = LabelSpace(labels)
     stats = ExportStats()
     labeled: list[str] = []
@@ -155,7 +163,7 @@ def export_command(
         summary["imagesDownloaded"], summary["imagesMissing"] = _download_images(
             s3, labeled, out_dir / fmt / IMAGE_FOLDERS[fmt]
         )
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    _write_summary(out_dir, summary)
     return summary
 
 
@@ -185,10 +193,7 @@ def dataset_export_command(
 ) -> dict[str, Any]:
     """Every image of images/<dataset>/, across all jobs, with the labels of its newest labeled version
     (labeling_pipeline/exports/dataset.py), in the same flat layout as a job's export."""
-    if fmt not in FORMATS:
-        raise CliError(f"--format must be one of {', '.join(FORMATS)}")
-    if with_images and fmt not in IMAGE_FOLDERS:
-        raise CliError(f"--with-images goes with --format {' or '.join(IMAGE_FOLDERS)} (COCO names the images only)")
+    _check_format(fmt, with_images)
     if not dataset or "/" in dataset:
         raise CliError(f"--dataset takes the name of one folder under images/, not {dataset!r}")
     plan = plan_dataset(
@@ -228,7 +233,7 @@ def dataset_export_command(
         summary["imagesDownloaded"], summary["imagesMissing"] = _download_images(
             s3, exported, out_dir / fmt / IMAGE_FOLDERS[fmt], versions
         )
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    _write_summary(out_dir, summary)
     return summary
 
 

@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError
 
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.ledger_schema import GROUP_KEY, GROUP_SORT, GROUPS_INDEX, JOBS_GROUP, dataset_group
-from labeling_pipeline.names import INPUT_PREFIX
+from labeling_pipeline.names import FINISHED_LEDGER_STATUSES, INPUT_PREFIX, LedgerJobStatus
 
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
@@ -45,7 +45,6 @@ TRANSACT_WRITE_LIMIT = 100  # TransactWriteItems takes at most 100 actions
 CLAIM_ATTEMPTS = 6  # transactions sent for the same images while they conflict or are throttled
 # Cancellation reasons that decide nothing about the item: the same transaction may pass later.
 TRANSIENT_CANCELLATION_CODES = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
-FINISHED_STATUSES = ("COMPLETED", "FAILED", "STOPPED")
 # What a claim writes besides pk; record_results keeps them (the index is built on group_key and group_sort).
 CLAIM_ATTRIBUTES = ("job_name", "source_ref", "claimed_at", "dataset", GROUP_KEY, GROUP_SORT)
 # The group_sort of an item whose time is not known (see upgrade_items): before every real time.
@@ -196,7 +195,7 @@ class Ledger:
         return {
             item["pk"]["S"].removeprefix("job#")
             for item in self._batch_get(keys, "pk, #status", {"#status": "status"})
-            if item.get("status", {}).get("S") == "CREATED"
+            if item.get("status", {}).get("S") == LedgerJobStatus.CREATED
         }
 
     def _batch_get(
@@ -220,7 +219,7 @@ class Ledger:
     def job_created(self, job_name: str) -> bool:
         response = self._client.get_item(TableName=self._table, Key=_job_key(job_name), ConsistentRead=True)
         item = response.get("Item")
-        return bool(item and item.get("status", {}).get("S") == "CREATED")
+        return bool(item and item.get("status", {}).get("S") == LedgerJobStatus.CREATED)
 
     def mark_job_created(self, job_name: str, image_count: int, manifest_uri: str) -> None:
         created_at = datetime.now(UTC).isoformat()
@@ -228,7 +227,7 @@ class Ledger:
             TableName=self._table,
             Item={
                 **_job_key(job_name),
-                "status": {"S": "CREATED"},
+                "status": {"S": LedgerJobStatus.CREATED.value},
                 "image_count": {"N": str(image_count)},
                 "manifest_uri": {"S": manifest_uri},
                 "created_at": {"S": created_at},
@@ -253,8 +252,8 @@ class Ledger:
                 ConditionExpression="#status = :created OR (#status = :finishing AND lease_until < :now)",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":finishing": {"S": "FINISHING"},
-                    ":created": {"S": "CREATED"},
+                    ":finishing": {"S": LedgerJobStatus.FINISHING.value},
+                    ":created": {"S": LedgerJobStatus.CREATED.value},
                     ":until": {"N": str(int(now.timestamp()) + lease_seconds)},
                     ":now": {"N": str(int(now.timestamp()))},
                 },
@@ -274,14 +273,17 @@ class Ledger:
                 UpdateExpression="SET #status = :created REMOVE lease_until",
                 ConditionExpression="#status = :finishing",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":created": {"S": "CREATED"}, ":finishing": {"S": "FINISHING"}},
+                ExpressionAttributeValues={
+                    ":created": {"S": LedgerJobStatus.CREATED.value},
+                    ":finishing": {"S": LedgerJobStatus.FINISHING.value},
+                },
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
     def mark_job_finished(self, job_name: str, status: str, summary: dict[str, Any]) -> None:
-        if status not in FINISHED_STATUSES:
+        if status not in FINISHED_LEDGER_STATUSES:
             raise ValueError(f"not a finished status: {status}")
         self._client.update_item(
             TableName=self._table,

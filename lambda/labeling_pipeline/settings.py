@@ -123,14 +123,10 @@ class PipelineSettings(SettingsModel):
 M = TypeVar("M", bound=SettingsModel)
 
 
-def combine(name: str, *bases: type[SettingsModel]) -> type[SettingsModel]:
-    """One model from several: every field and every rule of each (the first base's rules run first)."""
-    return create_model(name, __base__=bases)
-
-
 def runtime_model(backend_settings: type[SettingsModel]) -> type[PipelineSettings]:
-    """The run-time settings of one backend: PipelineSettings plus the backend's own."""
-    model = combine(f"{backend_settings.__name__}Runtime", backend_settings, PipelineSettings)
+    """The run-time settings of one backend: PipelineSettings plus the backend's own, every field and every
+    rule of both (the backend's rules run first)."""
+    model = create_model(f"{backend_settings.__name__}Runtime", __base__=(backend_settings, PipelineSettings))
     assert issubclass(model, PipelineSettings)
     return model
 
