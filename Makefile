@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # checkov pins a boto3 that conflicts with requirements-dev.txt: it gets a venv of its own.
 SCAN_VENV := .venv-scan
+# Label Studio (the Label Studio backend's tests and demo) conflicts with requirements-dev.txt too, and is ~1 GB.
+LS_VENV := .venv-label-studio
 CDK := npx --no-install cdk --no-notices
 # jsii prints an end-of-life banner on Node 18 and 20 (Debian 12 ships 18; aws-cdk 2.1148 still supports
 # it); the CDK docs name this variable to silence it for the Node that runs. Telemetry lookups are off:
@@ -15,7 +17,7 @@ export NPM_CONFIG_UPDATE_NOTIFIER := false
 
 .PHONY: setup browser demo test lint synth deploy destroy bench clean
 
-setup: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed browser
+setup: $(VENV)/.installed $(SCAN_VENV)/.installed $(LS_VENV)/.installed node_modules/.installed browser
 
 # The browser tests drive a system Chromium: found, or installed with apt-get when run as root on
 # Debian/Ubuntu; elsewhere one line says what to install (scripts/browser.py).
@@ -33,6 +35,12 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 	python3 -m venv $(SCAN_VENV)
 	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	touch $@
+
+$(LS_VENV)/.installed: requirements-label-studio.txt
+	python3 -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/python -m pip install --quiet -r requirements-label-studio.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

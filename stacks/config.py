@@ -14,7 +14,7 @@ from typing import Any
 
 from labeling_pipeline.backends.registry import UnknownBackend
 from labeling_pipeline.settings import CONTEXT_KEY, DEFAULT_BACKEND, SettingsError, validate
-from stacks.backends import config_model
+from stacks.backends import BACKENDS, config_model
 from stacks.deployment_settings import (
     KMS_KEY_ARN_PATTERN,
     KMS_KEY_CREATE,
@@ -64,6 +64,37 @@ def merge_context(context: Mapping[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _alias_defaults(model: type[LabelingConfig]) -> dict[str, Any]:
+    return {field.alias or name: field.default for name, field in model.model_fields.items()}
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def drop_other_backends_defaults(raw: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    """Leave out the settings of another backend that are at that backend's defaults.
+
+    cdk.json lists every Ground Truth setting at its default (as documentation), so that switching with
+    ``-c labeling.backend=label-studio`` works without editing it. A setting of another backend with a value
+    of its own is refused: it would be silently ignored otherwise."""
+    own = _alias_defaults(config_model(backend))
+    kept = dict(raw)
+    for other, parts in BACKENDS.items():
+        if other == backend:
+            continue
+        for key, default in _alias_defaults(parts.config_model).items():
+            if key in own or key not in kept:
+                continue
+            if _as_json(kept[key]) != _as_json(default):
+                raise ConfigError(
+                    f"{CONTEXT_KEY}.{key}: a setting of the {other} backend, but {CONTEXT_KEY}.backend is {backend}; "
+                    "remove it"
+                )
+            del kept[key]
+    return kept
+
+
 def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
     """The validated configuration of the backend that ``labeling.backend`` names."""
     raw = merge_context(context)
@@ -74,7 +105,7 @@ def parse_config(context: Mapping[str, Any]) -> LabelingConfig:
         raise ConfigError(f"{CONTEXT_KEY}.backend: {error}") from None
     if model is None:
         raise ConfigError(f"{CONTEXT_KEY}.backend: must be a string, got {backend!r}")
-    config = validate(model, raw)
+    config = validate(model, drop_other_backends_defaults(raw, backend))
     size = len(runtime_settings_json(config).encode())
     if size > MAX_RUNTIME_SETTINGS_BYTES:
         raise ConfigError(

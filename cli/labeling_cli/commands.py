@@ -220,7 +220,14 @@ def dataset_export_command(
     export(counted(selection.images(read_job)), writers, stats, label_space)
     stats.read.images = len(exported)
     summary: dict[str, Any] = {"dataset": dataset, **stats.summary()}
-    for key in ("job", "imagesLabeled", "failedObjects", "boxesClipped", "emptyBoxesDropped"):
+    for key in (
+        "job",
+        "imagesLabeled",
+        "failedObjects",
+        "boxesClipped",
+        "emptyBoxesDropped",
+        "rotatedBoxesStraightened",
+    ):
         # Every exported image is labeled; failed objects are pending below; clipping is counted per job.
         summary.pop(key)
     summary["jobs"] = selection.taken
@@ -268,7 +275,8 @@ def review_command(
 
 
 def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, sqs: Any, limit: int) -> list[str]:
-    lines = [f"{'job':40s} {'state':12s} {'images':>6s} {'labeled':>7s} {'failed':>6s} {'left':>6s}"]
+    # annotated: labeled by the service; skipped: failed, or skipped by every annotator (relabeled later)
+    lines = [f"{'job':40s} {'state':12s} {'images':>6s} {'annotated':>9s} {'skipped':>7s} {'left':>6s}"]
     notes: list[str] = []
     for job in ledger.jobs(limit):  # one Query of the index's jobs group, newest first
         try:
@@ -284,7 +292,7 @@ def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, s
             state, labeled, failed, left = "unknown", 0, 0, 0
             notes.append(f"{job['name']}: {error}")
         lines.append(
-            f"{job['name']:40s} {state:12s} {job.get('image_count', '?'):>6s} {labeled:7d} {failed:6d} {left:6d}"
+            f"{job['name']:40s} {state:12s} {job.get('image_count', '?'):>6s} {labeled:9d} {failed:7d} {left:6d}"
         )
     waiting = queue_depth(sqs, stack.upload_queue_url)
     dead = queue_depth(sqs, stack.dead_letter_queue_url)

@@ -25,7 +25,7 @@ from labeling_pipeline.images import ImageRef
 from labeling_pipeline.labels import LabeledImage
 from labeling_pipeline.launcher import job_images
 from labeling_pipeline.ledger import Ledger
-from labeling_pipeline.names import EXPORTS_PREFIX, FINISHED_LEDGER_STATUSES, ImageStatus, JobState
+from labeling_pipeline.names import EXPORTS_PREFIX, FINISHED_LEDGER_STATUSES, ImageStatus, JobState, LedgerJobStatus
 
 MAX_LISTED_FAILURES = 50
 SNS_MESSAGE_LIMIT = 250_000
@@ -42,7 +42,7 @@ class JobBusy(RuntimeError):
 @dataclass(frozen=True)
 class Outcome:
     job_name: str
-    action: str  # exported | relabel-marked | duplicate | not-ours | not-terminal
+    action: str  # exported | re-exported | relabel-marked | duplicate | not-ours | not-started | not-terminal
     summary: dict[str, Any] | None = None
 
 
@@ -80,12 +80,19 @@ class JobFinisher:
         self._lease_seconds = lease_seconds
         self._clock = clock
 
-    def handle(self, job_name: str) -> Outcome:
+    def handle(self, job_name: str, results_changed: bool = False) -> Outcome:
+        """Finish the job if it has ended; `results_changed` (an answer was added, changed or removed after
+        the end, for a backend whose answers can change) exports an ended job again when its results
+        version differs from the one exported."""
         status = self._ledger.job_status(job_name)
         if status is None:
             return Outcome(job_name, "not-ours")
+        if status == LedgerJobStatus.STARTING:
+            return Outcome(job_name, "not-started")
         if status in FINISHED_LEDGER_STATUSES:
-            return Outcome(job_name, "duplicate")
+            if not results_changed:
+                return Outcome(job_name, "duplicate")
+            return self._export_again(job_name)
         # The service, not the event, says whether the job has ended: late or reordered events are harmless.
         description = self._backend.describe_job(job_name)
         if not description.ended:
@@ -94,6 +101,28 @@ class JobFinisher:
             if self._ledger.job_status(job_name) in FINISHED_LEDGER_STATUSES:
                 return Outcome(job_name, "duplicate")
             raise JobBusy(f"job {job_name} is being finished by another invocation")
+        return self._finish(description, "exported")
+
+    def reconcile(self, since: datetime) -> list[Outcome]:
+        """Every job created since `since` that has not ended, asked about once: what a lost job-end signal
+        left behind (Label Studio sends each webhook once, with no retry)."""
+        return [self.handle(name) for name in self._ledger.open_jobs(since)]
+
+    def recheck_recent(self, limit: int) -> list[Outcome]:
+        """The `limit` newest jobs, for a signal that some answer changed without saying in which job."""
+        return [self.handle(job["name"], results_changed=True) for job in self._ledger.jobs(limit)]
+
+    def _export_again(self, job_name: str) -> Outcome:
+        description = self._backend.describe_job(job_name)
+        version = description.results_version
+        if version is None or not description.ended or version == self._ledger.job_results_version(job_name):
+            return Outcome(job_name, "duplicate")
+        if not self._ledger.try_lease_job_again(job_name, version, self._clock(), self._lease_seconds):
+            return Outcome(job_name, "duplicate")
+        return self._finish(description, "re-exported")
+
+    def _finish(self, description: JobDescription, exported_action: str) -> Outcome:
+        job_name = description.name
         try:
             if description.state == JobState.COMPLETED:
                 stats = ExportStats()
@@ -103,12 +132,12 @@ class JobFinisher:
                     # A completed job always has results: not yet readable, so Lambda's retry tries again.
                     raise RuntimeError(str(error)) from error
                 summary = self._export(description, images, stats)
-                action = "exported"
+                action = exported_action
             else:
                 summary = self._finish_unfinished(description)
                 action = "relabel-marked"
             self._publish(summary)
-            self._ledger.mark_job_finished(job_name, description.state.upper(), summary)
+            self._ledger.mark_job_finished(job_name, description.state.upper(), summary, description.results_version)
         except BaseException:
             self._ledger.release_lease(job_name)
             raise

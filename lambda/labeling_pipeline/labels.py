@@ -25,6 +25,7 @@ class Box(NamedTuple):
     width: float
     height: float
     confidence: float | None = None
+    annotator: str | None = None  # who drew it, when a backend has several annotators per image
 
 
 class LabeledImage(NamedTuple):
@@ -50,6 +51,7 @@ class ReadStats:
     failed: list[tuple[str, str]] = field(default_factory=list)
     boxes_clipped: int = 0
     boxes_dropped_empty: int = 0
+    boxes_rotated: int = 0  # rotated rectangles replaced by the axis-aligned box that contains them
 
 
 def clip_box(

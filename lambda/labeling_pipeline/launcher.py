@@ -11,11 +11,14 @@ The protocol (see README, "Exactly once"):
    backend (which writes its task inputs and starts the job; an existing job with the same input counts
    as success), and mark it created. Every step is idempotent and any invocation can finish any job, so a crash,
    a retry, a duplicate or a concurrent batch ends with the same jobs and no image in two of them.
+   A backend whose start is not idempotent (Label Studio's import makes a task each time) starts a job only
+   under the job's start lease in the ledger: one invocation at a time, and a crashed one's lease lapses.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labeling_pipeline.backends import BackendError, JobRequest, LabelingBackend
+from labeling_pipeline.backends import BackendError, JobRequest, LabelingBackend, TransientBackendError
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.job_naming import chunks, job_name
 from labeling_pipeline.ledger import Ledger
@@ -66,6 +69,17 @@ def job_images(s3_client: Any, bucket: str, ledger: Ledger, name: str) -> dict[I
     return ledger.members(name, read_candidates(s3_client, bucket, name))
 
 
+# A start lease outlives the launcher's timeout (stacks/constructs/launch_pipeline.py, 300 s), so it lapses
+# only for an invocation that is gone.
+START_LEASE_SECONDS = 360
+# How long a launcher waits for another invocation that holds a job's start lease before it lets SQS retry.
+START_WAIT_SECONDS = 20.0
+
+
+class JobStartBusy(TransientBackendError):
+    """Another invocation is starting the job; the message comes back after its visibility timeout."""
+
+
 PERMANENT_AWS_ERRORS = frozenset(
     {
         "AccessDenied",
@@ -99,8 +113,10 @@ class Launcher:
         bucket: str,
         settings: PipelineSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._s3 = s3_client
+        self._sleep = sleep
         self._ledger = ledger
         self._backend = backend
         self._bucket = bucket
@@ -152,10 +168,31 @@ class Launcher:
         request = JobRequest(
             name=name, images=members, bucket=self._bucket, task_prefix=job_prefix(name), output_prefix=OUTPUT_PREFIX
         )
-        input_uri = self._backend.create_job(request)
-        self._ledger.mark_job_created(name, len(members), input_uri)
+        leased = not self._backend.idempotent_start
+        if leased and not self._take_start_lease(name):
+            return 0
+        try:
+            input_uri = self._backend.create_job(request)
+            self._ledger.mark_job_created(name, len(members), input_uri)
+        except BaseException:
+            if leased:
+                self._ledger.release_job_start(name)
+            raise
         self.jobs_created.append((name, len(members)))
         return len(members)
+
+    def _take_start_lease(self, name: str) -> bool:
+        """True with the lease held; False when another invocation created the job meanwhile; JobStartBusy
+        when it still holds the lease after START_WAIT_SECONDS."""
+        waited = 0.0
+        while not self._ledger.try_lease_job_start(name, self._clock(), START_LEASE_SECONDS):
+            if self._ledger.job_created(name):
+                return False
+            if waited >= START_WAIT_SECONDS:
+                raise JobStartBusy(f"job {name} is being started by another invocation")
+            self._sleep(0.5)
+            waited += 0.5
+        return True
 
     def _put_text(self, key: str, text: str, content_type: str) -> None:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)

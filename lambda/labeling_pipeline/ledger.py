@@ -221,6 +221,45 @@ class Ledger:
         item = response.get("Item")
         return bool(item and item.get("status", {}).get("S") == LedgerJobStatus.CREATED)
 
+    def try_lease_job_start(self, job_name: str, now: datetime, lease_seconds: int) -> bool:
+        """Take the right to start a job (for a backend whose start is not idempotent): a job item in
+        ``STARTING`` with a lease, written only when there is no job item or the previous lease lapsed. The
+        item is in no index group until `mark_job_created` replaces it. False when the job exists or is held."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    **_job_key(job_name),
+                    "status": {"S": LedgerJobStatus.STARTING.value},
+                    "lease_until": {"N": str(int(now.timestamp()) + lease_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR (#status = :starting AND lease_until < :now)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":starting": {"S": LedgerJobStatus.STARTING.value},
+                    ":now": {"N": str(int(now.timestamp()))},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_job_start(self, job_name: str) -> None:
+        """Give up a start lease after a failed attempt, so that the next attempt can start the job at once."""
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=_job_key(job_name),
+                ConditionExpression="#status = :starting",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":starting": {"S": LedgerJobStatus.STARTING.value}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
     def mark_job_created(self, job_name: str, image_count: int, manifest_uri: str) -> None:
         created_at = datetime.now(UTC).isoformat()
         self._client.put_item(
@@ -264,6 +303,44 @@ class Ledger:
             raise
         return True
 
+    def try_lease_job_again(self, job_name: str, results_version: str, now: datetime, lease_seconds: int) -> bool:
+        """Take the right to finish an ended job once more, because its results changed since it was
+        finished: only while the ledger still holds the job as finished with another results version."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_job_key(job_name),
+                UpdateExpression="SET #status = :finishing, lease_until = :until",
+                ConditionExpression=(
+                    "#status IN (:completed, :failed, :stopped) AND "
+                    "(attribute_not_exists(results_version) OR results_version <> :version)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":finishing": {"S": LedgerJobStatus.FINISHING.value},
+                    ":completed": {"S": LedgerJobStatus.COMPLETED.value},
+                    ":failed": {"S": LedgerJobStatus.FAILED.value},
+                    ":stopped": {"S": LedgerJobStatus.STOPPED.value},
+                    ":until": {"N": str(int(now.timestamp()) + lease_seconds)},
+                    ":version": {"S": results_version},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def job_results_version(self, job_name: str) -> str | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=_job_key(job_name),
+            ConsistentRead=True,
+            ProjectionExpression="results_version",
+        )
+        version = response.get("Item", {}).get("results_version", {}).get("S")
+        return str(version) if version is not None else None
+
     def release_lease(self, job_name: str) -> None:
         """Give the job back after a failed attempt, so that the next event can finish it at once."""
         try:
@@ -282,19 +359,26 @@ class Ledger:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
-    def mark_job_finished(self, job_name: str, status: str, summary: dict[str, Any]) -> None:
+    def mark_job_finished(
+        self, job_name: str, status: str, summary: dict[str, Any], results_version: str | None = None
+    ) -> None:
         if status not in FINISHED_LEDGER_STATUSES:
             raise ValueError(f"not a finished status: {status}")
+        values = {
+            ":status": {"S": status},
+            ":at": {"S": datetime.now(UTC).isoformat()},
+            ":summary": {"S": json.dumps(summary)[:300_000]},
+        }
+        update = "SET #status = :status, finished_at = :at, summary = :summary"
+        if results_version is not None:
+            update += ", results_version = :version"
+            values[":version"] = {"S": results_version}
         self._client.update_item(
             TableName=self._table,
             Key=_job_key(job_name),
-            UpdateExpression="SET #status = :status, finished_at = :at, summary = :summary REMOVE lease_until",
+            UpdateExpression=update + " REMOVE lease_until",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":status": {"S": status},
-                ":at": {"S": datetime.now(UTC).isoformat()},
-                ":summary": {"S": json.dumps(summary)[:300_000]},
-            },
+            ExpressionAttributeValues=values,
         )
 
     def record_results(self, job_name: str, results: Iterable[tuple[ImageRef, dict[str, Any]]]) -> int:
@@ -392,6 +476,29 @@ class Ledger:
             job.pop(GROUP_KEY)
             found.append(job)
         return found
+
+    def open_jobs(self, since: datetime) -> list[str]:
+        """Jobs created since `since` that have not ended (``CREATED``, or ``FINISHING`` with a lease that may
+        have lapsed), oldest first: what the scheduled reconciler asks the backend about. One paged Query of
+        the index's ``jobs`` group, bounded by the time window (its reads follow the jobs created in the
+        window, never the images)."""
+        return [
+            item["pk"]["S"].removeprefix("job#")
+            for item in self._query(
+                {
+                    "IndexName": GROUPS_INDEX,
+                    "KeyConditionExpression": f"{GROUP_KEY} = :group AND {GROUP_SORT} >= :since",
+                    "FilterExpression": "#status IN (:created, :finishing)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {
+                        ":group": {"S": JOBS_GROUP},
+                        ":since": {"S": since.isoformat()},
+                        ":created": {"S": LedgerJobStatus.CREATED.value},
+                        ":finishing": {"S": LedgerJobStatus.FINISHING.value},
+                    },
+                }
+            )
+        ]
 
     def members(self, job_name: str, candidates: Iterable[ImageRef]) -> dict[ImageRef, str | None]:
         """Which of the `candidates` the ledger gives `job_name`, each with its status (None until the job

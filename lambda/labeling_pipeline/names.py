@@ -35,6 +35,7 @@ ENDED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.STOPPED}
 class LedgerJobStatus(StrEnum):
     """A job item's status in the ledger."""
 
+    STARTING = "STARTING"  # a launcher holds the start lease (backends whose start is not idempotent)
     CREATED = "CREATED"
     FINISHING = "FINISHING"
     COMPLETED = "COMPLETED"

@@ -56,9 +56,9 @@ def events(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Events]:
         client = boto3.client(service, **kwargs)
         return world.ground_truth.attach(client) if service == "sagemaker" else client
 
-    job_events._finisher = job_events.build_finisher(make_client)
+    job_events._finisher, job_events._backend = job_events.build_finisher(make_client)
     yield Events(world, inbox_url)
-    job_events._finisher = None
+    job_events._finisher = job_events._backend = None
 
 
 def launch(world: World, count: int = 3) -> tuple[str, list[ImageRef]]:

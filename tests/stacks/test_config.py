@@ -97,7 +97,10 @@ def test_whole_object_and_single_field_overrides() -> None:
         ({"cognitoDomainPrefix": "my-aws-team"}, r"must not contain 'aws'"),
         ({"cognitoDomainPrefix": "Upper"}, r"labeling\.cognitoDomainPrefix"),
         ({"labelz": ["Dog"]}, r"unknown setting\(s\) labelz"),
-        ({"backend": "x"}, r"^labeling\.backend: unknown labeling backend 'x'; choose from ground-truth$"),
+        (
+            {"backend": "x"},
+            r"^labeling\.backend: unknown labeling backend 'x'; choose from ground-truth, label-studio$",
+        ),
         ({"backend": 3}, r"^labeling\.backend: must be a string, got 3$"),
     ],
 )

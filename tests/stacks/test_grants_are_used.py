@@ -228,13 +228,13 @@ def run_job_events(world: World, monkeypatch: pytest.MonkeyPatch, job: str) -> s
     for name, value in job_events_environment(topic_arn).items():
         monkeypatch.setenv(name, value)
     recorder = Recorder(world)
-    job_events._finisher = job_events.build_finisher(recorder.make_client)
+    job_events._finisher, job_events._backend = job_events.build_finisher(recorder.make_client)
     try:
         world.ground_truth.finish(job, "Completed", [_output_line(f"s3://{BUCKET}/images/a.jpg", job)])
         event = job_state_change_event(job)
         assert job_events.lambda_handler(event, FakeContext())["action"] == "exported"
     finally:
-        job_events._finisher = None
+        job_events._finisher = job_events._backend = None
     return recorder.uses
 
 

@@ -44,6 +44,9 @@ class JobDescription:
     labeled: int
     failed_objects: int
     unlabeled: int
+    # A fingerprint of the job's answers, for a backend whose answers can change after the job ended (the
+    # job is exported again when it changes); None when results are final once written.
+    results_version: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -52,10 +55,13 @@ class JobDescription:
 
 @dataclass(frozen=True)
 class JobEvent:
-    """A backend's signal that a job changed state: which job, and the state it reported."""
+    """A backend's signal that a job changed state: which job, and the state (or action) it reported."""
 
-    job_name: str
+    job_name: str | None  # None: one of the deployment's jobs changed, the signal does not say which
     reported_state: str
+    results_changed: bool = False  # an answer was added, changed or removed: an ended job is exported again
+    credential: str | None = None  # the secret a webhook presented, which the backend checks
+    project: str | None = None  # the backend's project the signal is about, when it has projects
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,18 @@ class ResultsNotFound(LookupError):
     """The job has no results to read (yet)."""
 
 
+class UnauthenticatedJobEvent(PermissionError):
+    """A job signal that does not carry the deployment's secret (answered 403, never acted on)."""
+
+
 class LabelingBackend(Protocol):
+    # True when starting a job that already exists is a no-op of the service itself (Ground Truth's job
+    # names are unique); False makes the launcher hold a start lease on the job in the ledger.
+    idempotent_start: bool
+
+    def authenticate(self, event: JobEvent) -> None:
+        """Raise UnauthenticatedJobEvent unless the signal comes from the deployment's own service."""
+
     def create_job(self, request: JobRequest) -> str:
         """Write the job's task inputs and start it; starting a job that already exists with the same input
         is a success. Returns the URI of the job's input, which the ledger records."""

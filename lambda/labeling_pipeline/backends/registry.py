@@ -9,7 +9,10 @@ from labeling_pipeline.backends import BackendParts
 from labeling_pipeline.settings import DEFAULT_BACKEND, PipelineSettings, runtime_model
 
 # name -> the package whose PARTS describe it
-BACKEND_PACKAGES = {DEFAULT_BACKEND: "labeling_pipeline.backends.ground_truth"}
+BACKEND_PACKAGES = {
+    DEFAULT_BACKEND: "labeling_pipeline.backends.ground_truth",
+    "label-studio": "labeling_pipeline.backends.label_studio",
+}
 
 
 class UnknownBackend(ValueError):

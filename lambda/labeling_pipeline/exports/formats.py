@@ -319,7 +319,8 @@ class CocoWriter:
                 f'"category_id": {class_id(box.label) + 1}, '
                 f'"bbox": [{_coco_number(box.left)}, {_coco_number(box.top)}, '
                 f"{_coco_number(box.width)}, {_coco_number(box.height)}], "
-                f'"area": {_coco_number(box.width * box.height)}, "iscrowd": 0}}\n'
+                f'"area": {_coco_number(box.width * box.height)}, "iscrowd": 0'
+                + ("}\n" if box.annotator is None else f', "annotator": {_JSON.encode(box.annotator)}}}\n')
             )
         self._annotation_id = annotation_id
         self._annotations.write("".join(parts))
@@ -493,6 +494,7 @@ class ExportStats:
             "boxesPerLabel": dict(self.boxes_per_label),
             "boxesClipped": self.read.boxes_clipped,
             "emptyBoxesDropped": self.read.boxes_dropped_empty,
+            "rotatedBoxesStraightened": self.read.boxes_rotated,
             "failedObjects": [{"sourceRef": ref, "reason": reason} for ref, reason in self.read.failed],
             "imagesWithoutSize": self.skipped_without_size,
             "unconfiguredLabels": self.unconfigured_labels,

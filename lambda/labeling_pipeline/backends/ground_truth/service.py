@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from labeling_pipeline.backends import (
     BackendUnavailableError,
     JobDescription,
+    JobEvent,
     JobRequest,
     PermanentBackendError,
     ResultsNotFound,
@@ -168,6 +169,11 @@ def _is_refusal(code: str, message: str) -> bool:
 
 
 class GroundTruthBackend:
+    idempotent_start = True  # CreateLabelingJob refuses a second job of the same name
+
+    def authenticate(self, event: JobEvent) -> None:
+        """EventBridge delivers only the account's own SageMaker events (the rule's pattern)."""
+
     def __init__(
         self,
         sagemaker_client: Any,

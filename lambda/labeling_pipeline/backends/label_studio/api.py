@@ -1,0 +1,214 @@
+"""Label Studio's REST API, the calls the pipeline makes, over urllib3 (which every Lambda Python runtime
+ships with botocore).
+
+Not label-studio-sdk: version 2.1.2 installs 509 MB with its dependencies (pip install into an empty venv,
+2026-12-01), twice Lambda's 250 MB limit for a function and its layers, and its client imports Faker and
+jsf. The tests drive Label Studio with the SDK and a real browser, as people and other tools do.
+
+Errors are sorted for the launcher's retry rule: the server down, 5xx, 429 or a timeout is
+`LabelStudioUnavailable` (transient: SQS delivers the message again); a refused token or a missing project
+is a `PermanentBackendError` whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+
+from labeling_pipeline.backends import PermanentBackendError, TransientBackendError
+
+# Task pages: the data manager's page size (its own UI asks for 100 at a time).
+PAGE_SIZE = 100
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 60.0
+
+
+class LabelStudioUnavailable(TransientBackendError):
+    """Label Studio did not answer, or answered 5xx or 429: it may answer later."""
+
+
+class LabelStudioRefused(PermanentBackendError):
+    """A 4xx that no retry will change."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LabelStudioNotFound(LabelStudioRefused):
+    pass
+
+
+class LabelStudioApi:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        pool: urllib3.PoolManager | None = None,
+        timeout: urllib3.Timeout | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4)
+        self._timeout = timeout or urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
+
+    # --- transport ------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, body: Any = None, query: Mapping[str, Any] | None = None) -> Any:
+        url = f"{self.base_url}{path}"
+        if query:
+            url += "?" + urlencode(query)
+        try:
+            response = self._pool.request(
+                method,
+                url,
+                body=None if body is None else json.dumps(body).encode(),
+                headers=self._headers,
+                timeout=self._timeout,
+                retries=False,
+                redirect=False,
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise LabelStudioUnavailable(
+                f"Label Studio at {self.base_url} did not answer {method} {path}: {error}"
+            ) from None
+        status = response.status
+        text = response.data.decode("utf-8", "replace")
+        if status >= 500 or status == 429:
+            raise LabelStudioUnavailable(
+                f"Label Studio at {self.base_url} answered {method} {path} with HTTP {status}: {text[:200]}"
+            )
+        if status in (401, 403):
+            raise LabelStudioRefused(
+                f"Label Studio at {self.base_url} refused the pipeline's API token (HTTP {status} on {method} "
+                f"{path}): put a valid token of an active Label Studio user in the API token secret, then "
+                "redrive the dead-letter queue",
+                status,
+            )
+        if status == 404:
+            raise LabelStudioNotFound(f"Label Studio at {self.base_url} has no {path} (HTTP 404)", status)
+        if status >= 400:
+            raise LabelStudioRefused(
+                f"Label Studio at {self.base_url} refused {method} {path} with HTTP {status}: {text[:500]}", status
+            )
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            # A proxy's HTML error page with a 200: the server is not (yet) the API we expect.
+            raise LabelStudioUnavailable(
+                f"Label Studio at {self.base_url} answered {method} {path} with something that is not JSON: "
+                f"{text[:120]!r}"
+            ) from None
+
+    # --- projects -------------------------------------------------------------------------------
+    def projects_titled(self, title: str) -> list[dict[str, Any]]:
+        """Projects with exactly this title, oldest first (the API's title filter is a substring match)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            answer = self.request(
+                "GET", "/api/projects", query={"title": title, "page": page, "page_size": PAGE_SIZE, "ordering": "id"}
+            )
+            found.extend(project for project in answer["results"] if project["title"] == title)
+            if not answer.get("next"):
+                return sorted(found, key=lambda project: int(project["id"]))
+            page += 1
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.request("GET", f"/api/projects/{project_id}")
+        return found
+
+    def create_project(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self.request("POST", "/api/projects", body=dict(fields))
+        return created
+
+    def update_project(self, project_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+        updated: dict[str, Any] = self.request("PATCH", f"/api/projects/{project_id}", body=dict(fields))
+        return updated
+
+    # --- tasks ----------------------------------------------------------------------------------
+    def tasks(self, project_id: int, data_filters: Mapping[str, str], *, with_annotations: bool) -> Iterator[dict]:
+        """The project's tasks whose data fields equal `data_filters`, by id, page by page."""
+        query = {
+            "filters": {
+                "conjunction": "and",
+                "items": [
+                    {"filter": f"filter:tasks:data.{field}", "operator": "equal", "type": "String", "value": value}
+                    for field, value in data_filters.items()
+                ],
+            },
+            "ordering": ["tasks:id"],
+        }
+        page = 1
+        while True:
+            params: dict[str, Any] = {
+                "project": project_id,
+                "page": page,
+                "page_size": PAGE_SIZE,
+                "query": json.dumps(query),
+                # The task's data as imported (s3://...), not the links Label Studio makes for a browser.
+                "resolve_uri": "false",
+            }
+            if with_annotations:
+                params["fields"] = "all"
+            try:
+                answer = self.request("GET", "/api/tasks", query=params)
+            except LabelStudioNotFound:
+                # The data manager answers a page past the end with 404.
+                return
+            tasks = answer.get("tasks", [])
+            yield from tasks
+            if len(tasks) < PAGE_SIZE:
+                return
+            page += 1
+
+    def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
+        answer = self.request(
+            "POST", f"/api/projects/{project_id}/import", body=list(tasks), query={"return_task_ids": "true"}
+        )
+        return [int(task_id) for task_id in answer.get("task_ids", [])]
+
+    def delete_task(self, task_id: int) -> None:
+        with contextlib.suppress(LabelStudioNotFound):  # already gone
+            self.request("DELETE", f"/api/tasks/{task_id}")
+
+    # --- storages and webhooks --------------------------------------------------------------------
+    def s3_import_storages(self, project_id: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.request("GET", "/api/storages/s3", query={"project": project_id})
+        return found
+
+    def create_s3_import_storage(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self.request("POST", "/api/storages/s3", body=dict(fields))
+        return created
+
+    def update_s3_import_storage(self, storage_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+        updated: dict[str, Any] = self.request("PATCH", f"/api/storages/s3/{storage_id}", body=dict(fields))
+        return updated
+
+    def webhooks(self, project_id: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.request("GET", "/api/webhooks/", query={"project": project_id})
+        return found
+
+    def create_webhook(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self.request("POST", "/api/webhooks/", body=dict(fields))
+        return created
+
+    def update_webhook(self, webhook_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+        updated: dict[str, Any] = self.request("PATCH", f"/api/webhooks/{webhook_id}/", body=dict(fields))
+        return updated
+
+    # --- users ----------------------------------------------------------------------------------
+    def users(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.request("GET", "/api/users")
+        return found
+
+    def current_user(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.request("GET", "/api/current-user/whoami")
+        return found

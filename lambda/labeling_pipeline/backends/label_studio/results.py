@@ -1,0 +1,150 @@
+"""Label Studio tasks (the API's JSON, one task a line in ``output/<job>/tasks.jsonl``) read into the neutral
+stream of labeled images.
+
+Conversion, for each rectangle of each submitted annotation:
+- percent to pixels through the result's ``original_width`` and ``original_height``;
+- a rotated rectangle (``value.rotation`` degrees, clockwise about its top-left corner, in pixels) becomes
+  the axis-aligned box that contains it, counted in ``boxesRotated``; Label Studio's own converter rotates
+  in percent space, which shifts the box on a non-square image (label-studio-converter#101);
+- what spills past the image is clipped, and a box with nothing left is dropped (both counted);
+- drafts and predictions are not annotations and are ignored; a skipped answer (``was_cancelled``) adds
+  no box.
+Several annotators per task: every annotator's boxes are kept, each with its annotator (Label Studio's user
+id) on the box, which the COCO export writes as ``annotator``. A task whose every answer is a skip is an
+image to relabel, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from labeling_pipeline.labels import Box, LabeledImage, ReadStats, ResultsError, clip_box
+
+RECTANGLE_RESULT = "rectanglelabels"
+SKIPPED_REASON = "skipped by every annotator (the image may not open, or shows nothing to label)"
+NOT_ANSWERED_REASON = "no annotator answered the task"
+
+
+class TaskData:
+    """The fields of a task's data that the pipeline writes (and the label configuration's $image)."""
+
+    IMAGE = "image"
+    JOB = "job"
+    VERSION = "imageVersion"
+
+
+def axis_aligned(x: float, y: float, width: float, height: float, rotation_degrees: float) -> tuple[float, ...]:
+    """The smallest axis-aligned box (left, top, width, height) around a width x height rectangle whose top-left
+    corner is (x, y) and that is turned `rotation_degrees` clockwise about that corner (image y points down)."""
+    if not rotation_degrees % 360:
+        return x, y, width, height
+    angle = math.radians(rotation_degrees)
+    cos, sin = math.cos(angle), math.sin(angle)
+    xs = (x, x + width * cos, x + width * cos - height * sin, x - height * sin)
+    ys = (y, y + width * sin, y + width * sin + height * cos, y + height * cos)
+    left, top = min(xs), min(ys)
+    return left, top, max(xs) - left, max(ys) - top
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ResultsError(f"{where}: not a number: {value!r}")
+    return float(value)
+
+
+def _boxes(
+    result: Mapping[str, Any], annotator: str | None, where: str, stats: ReadStats
+) -> tuple[list[Box], int, int]:
+    """A rectangle result's boxes (one per label it carries) and the image size it was drawn on."""
+    value = result.get("value")
+    if not isinstance(value, Mapping):
+        raise ResultsError(f"{where}: a rectangle without a value")
+    image_width = int(_number(result.get("original_width"), f"{where}: original_width"))
+    image_height = int(_number(result.get("original_height"), f"{where}: original_height"))
+    x, y = value.get("x"), value.get("y")
+    left = _number(x, f"{where}: x") * image_width / 100
+    top = _number(y, f"{where}: y") * image_height / 100
+    width = _number(value.get("width"), f"{where}: width") * image_width / 100
+    height = _number(value.get("height"), f"{where}: height") * image_height / 100
+    rotation = _number(value.get("rotation", 0) or 0, f"{where}: rotation")
+    if rotation % 360:
+        stats.boxes_rotated += 1
+        left, top, width, height = axis_aligned(left, top, width, height, rotation)
+    labels = value.get(RECTANGLE_RESULT)
+    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
+        raise ResultsError(f"{where}: a rectangle without a label")
+    boxes = []
+    for label in labels:
+        box = clip_box(label, left, top, width, height, None, image_width, image_height, stats)
+        if box is not None:
+            boxes.append(box._replace(annotator=annotator))
+    return boxes, image_width, image_height
+
+
+def read_task(task: Mapping[str, Any], line_number: int, job_name: str | None, stats: ReadStats) -> LabeledImage:
+    where = f"task {task.get('id')} (line {line_number})"
+    data = task.get("data")
+    if not isinstance(data, Mapping) or not isinstance(data.get(TaskData.IMAGE), str):
+        raise ResultsError(f"{where}: no data.{TaskData.IMAGE}")
+    source_ref = data[TaskData.IMAGE]
+    annotations = task.get("annotations") or []
+    if not isinstance(annotations, list):
+        raise ResultsError(f"{where}: annotations is not a list")
+    submitted = [a for a in annotations if isinstance(a, Mapping) and not a.get("was_cancelled")]
+    job = job_name or (str(data[TaskData.JOB]) if data.get(TaskData.JOB) else None)
+    if not submitted:
+        reason = SKIPPED_REASON if annotations else NOT_ANSWERED_REASON
+        return LabeledImage(line_number, source_ref, 0, 0, 3, (), job, True, reason)
+    boxes: list[Box] = []
+    width = height = 0
+    for annotation in sorted(submitted, key=lambda a: int(a.get("id") or 0)):
+        annotator = annotation.get("completed_by")
+        annotator_id = str(annotator.get("id") if isinstance(annotator, Mapping) else annotator)
+        for position, result in enumerate(annotation.get("result") or []):
+            if not isinstance(result, Mapping) or result.get("type") != RECTANGLE_RESULT:
+                continue
+            found, width, height = _boxes(
+                result, annotator_id, f"{where}, annotation {annotation.get('id')}, result {position}", stats
+            )
+            boxes.extend(found)
+    return LabeledImage(line_number, source_ref, width, height, 3, tuple(boxes), job, True, None)
+
+
+def _task_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for JSON lines; a file that opens with '[' is one JSON list, as Label
+    Studio's own JSON export writes it (its tasks are numbered from 1)."""
+    texts = (line.decode("utf-8") if isinstance(line, bytes) else line for line in lines)
+    line_number = 0
+    for text in texts:
+        line_number += 1
+        if not text.strip():
+            continue
+        if text.lstrip().startswith("["):
+            whole = text + "".join(texts)
+            try:
+                parsed = json.loads(whole)
+            except ValueError as error:
+                raise ResultsError(f"not a JSON list of tasks: {error}") from None
+            yield from enumerate(parsed if isinstance(parsed, list) else [parsed], start=1)
+            return
+        try:
+            yield line_number, json.loads(text)
+        except ValueError as error:
+            raise ResultsError(f"line {line_number}: not JSON: {error}") from None
+
+
+def read_tasks(lines: Iterable[bytes | str], job_name: str | None, stats: ReadStats | None) -> Iterator[LabeledImage]:
+    """A tasks file: JSON lines (the pipeline's ``tasks.jsonl``) or Label Studio's own JSON export."""
+    stats = stats if stats is not None else ReadStats()
+    for line_number, task in _task_lines(lines):
+        if not isinstance(task, Mapping):
+            raise ResultsError(f"line {line_number}: a task must be a JSON object")
+        stats.lines += 1
+        image = read_task(task, line_number, job_name, stats)
+        stats.images += 1
+        if image.failure_reason is not None:
+            stats.failed.append((image.source_ref, image.failure_reason))
+        yield image

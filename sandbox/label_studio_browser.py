@@ -1,0 +1,130 @@
+"""What a person does in Label Studio's own web UI, done with Playwright on the system Chromium (headless).
+
+Selectors are Label Studio 1.23.2's: the login form's `email` and `password` fields, the labeling stream at
+`/projects/<id>/data?labeling=1`, the label chips `.lsf-label` (text in `.lsf-label__text`), the image as an
+`<img>` inside `.lsf-image` (drawn over by Konva canvases of the same size), and the
+`bottombar-submit-button` test id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from scripts.browser import INSTALL_HINT, find_chromium
+
+TIMEOUT_MS = 30_000
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
+IMAGE = ".lsf-image img"
+
+
+class BrowserMissing(Exception):
+    pass
+
+
+@contextmanager
+def browser() -> Iterator[Browser]:
+    """Headless system Chromium (Playwright's own browser download is not used)."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise BrowserMissing(INSTALL_HINT)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def sign_in(context: BrowserContext, base_url: str, email: str, password: str) -> Page:
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{base_url}/user/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    if "/user/login" in page.url:
+        raise PermissionError(f"Label Studio refused the sign-in of {email}")
+    return page
+
+
+INSTRUCTIONS = ".lsf-modal-ls_visible"
+
+
+def close_instructions(page: Page) -> None:
+    """A project that shows its instructions opens them over the task, as a worker first sees it; the worker
+    reads them and closes them (the modal's close button)."""
+    modal = page.locator(INSTRUCTIONS)
+    try:
+        modal.wait_for(state="visible", timeout=3000)
+    except PlaywrightTimeoutError:
+        return
+    close = modal.locator(".lsf-modal-ls__close, [aria-label='Close'], button").first
+    close.click()
+    modal.wait_for(state="hidden")
+
+
+def draw_box(
+    base_url: str,
+    email: str,
+    password: str,
+    project_id: int,
+    label: str,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    screenshot_dir: Path | None = None,
+) -> tuple[float, float, float, float]:
+    """Sign in, open the project's next task, draw one `label` box from `start` to `end` (fractions of the
+    displayed image) and submit it. Returns the box in image pixels: (x_min, y_min, x_max, y_max)."""
+    with browser() as chromium:
+        context = chromium.new_context(viewport=VIEWPORT)
+        page = sign_in(context, base_url, email, password)
+        page.goto(f"{base_url}/projects/{project_id}/data?labeling=1")
+        image = page.locator(IMAGE)
+        image.wait_for(state="visible")
+        # The img is there before its pixels: wait for the decoded image (served through a presigned URL).
+        page.wait_for_function(
+            "sel => { const i = document.querySelector(sel); return i && i.complete && i.naturalWidth > 0 }",
+            arg=IMAGE,
+        )
+        natural_width, natural_height = image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        close_instructions(page)
+        chip = page.locator(".lsf-label").filter(
+            has=page.locator(".lsf-label__text", has_text=re.compile(rf"^{re.escape(label)}$"))
+        )
+        chip.click()
+        page.wait_for_function("el => el.className.includes('lsf-label_selected')", arg=chip.element_handle())
+
+        box = image.bounding_box()
+        assert box is not None
+        (x0, y0), (x1, y1) = ((box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in (start, end))
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x1, y1, steps=10)
+        page.mouse.up()
+        if screenshot_dir is not None:
+            page.screenshot(path=str(screenshot_dir / "label-studio-drawn.png"))
+
+        with page.expect_response(
+            lambda response: (
+                response.request.method == "POST" and re.search(r"/api/tasks/\d+/annotations", response.url) is not None
+            )
+        ) as saved:
+            page.get_by_test_id("bottombar-submit-button").click()
+        if not saved.value.ok:
+            raise RuntimeError(f"Label Studio did not save the annotation: {saved.value.status} {saved.value.text()}")
+        if screenshot_dir is not None:
+            page.screenshot(path=str(screenshot_dir / "label-studio-submitted.png"))
+        context.close()
+
+    def to_pixels(x: float, y: float) -> tuple[float, float]:
+        return (x - box["x"]) / box["width"] * natural_width, (y - box["y"]) / box["height"] * natural_height
+
+    (left, top), (right, bottom) = to_pixels(x0, y0), to_pixels(x1, y1)
+    return min(left, right), min(top, bottom), max(left, right), max(top, bottom)

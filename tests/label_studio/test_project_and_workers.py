@@ -1,0 +1,180 @@
+"""The project kept in step with the configuration, and workers' accounts, against the real server."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from labeling_pipeline.backends import WorkerError
+from labeling_pipeline.backends.label_studio.api import LabelStudioApi
+from labeling_pipeline.backends.label_studio.project import WEBHOOK_ACTIONS, ensure_project
+from labeling_pipeline.backends.label_studio.results import read_tasks
+from labeling_pipeline.backends.label_studio.workers import LabelStudioWorkers
+from labeling_pipeline.exports.formats import ExportStats
+from labeling_pipeline.job_results import write_exports
+from sandbox.emulator import MotoServer
+from sandbox.label_studio_server import LabelStudioServer
+from tests.label_studio.pipeline_world import (
+    REGION,
+    WEBHOOK_SECRET,
+    Pipeline,
+    label_studio_pipeline,
+    png,
+    rectangle,
+    until,
+)
+
+
+@pytest.fixture(scope="module")
+def pipeline(moto_s3_server: MotoServer, label_studio: LabelStudioServer) -> Iterator[Pipeline]:
+    with label_studio_pipeline(moto_s3_server, label_studio, "Project and workers", workersPerImage=2) as world:
+        yield world
+
+
+def signs_in(url: str, email: str, password: str) -> bool:
+    session = requests.Session()
+    session.get(f"{url}/user/login/", timeout=30).raise_for_status()
+    answer = session.post(
+        f"{url}/user/login/",
+        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "email": email, "password": password},
+        allow_redirects=False,
+        timeout=30,
+    )
+    return answer.status_code == 302
+
+
+def test_the_project_is_made_as_configured_and_a_second_run_changes_nothing(pipeline: Pipeline) -> None:
+    project = pipeline.api.project(pipeline.project_id)
+    assert project["title"] == "Project and workers"
+    assert project["maximum_annotations"] == 2 and project["skip_queue"] == "IGNORE_SKIPPED"
+    assert '<Label value="Dog"/>' in project["label_config"] and '<Label value="Cat"/>' in project["label_config"]
+    assert "&lt;animal&gt; &amp; pick" in project["expert_instruction"]
+    (storage,) = pipeline.api.s3_import_storages(pipeline.project_id)
+    assert (storage["bucket"], storage["presign"], storage["prefix"] or "") == (pipeline.bucket, True, "")
+    (hook,) = pipeline.api.webhooks(pipeline.project_id)
+    assert sorted(hook["actions"]) == sorted(WEBHOOK_ACTIONS) and hook["url"] == pipeline.webhook_url
+    again = ensure_project(
+        pipeline.api,
+        pipeline.settings,
+        bucket=pipeline.bucket,
+        region=REGION,
+        webhook_url=pipeline.webhook_url,
+        webhook_secret=WEBHOOK_SECRET,
+        s3_endpoint=pipeline.moto.url,
+    )
+    assert (again.project_id, again.changed) == (pipeline.project_id, [])
+    assert len(pipeline.api.projects_titled("Project and workers")) == 1
+
+
+def test_a_label_configuration_changed_while_tasks_are_open_keeps_the_labels_in_use(pipeline: Pipeline) -> None:
+    pipeline.upload("images/relabel/a.png", png(100, 100))
+    assert pipeline.launch(pipeline.receive_uploads(1)) == {"batchItemFailures": []}
+    (task,) = [t for t in pipeline.tasks() if t["data"]["image"].endswith("relabel/a.png")]
+    pipeline.annotate(task["id"], [rectangle(10, 10, 20, 20, "Cat", (100, 100))])
+    renamed = pipeline.settings.model_copy(update={"labels": ("Dog", "Bird")})
+    report = ensure_project(
+        pipeline.api,
+        renamed,
+        bucket=pipeline.bucket,
+        region=REGION,
+        webhook_url=pipeline.webhook_url,
+        webhook_secret=WEBHOOK_SECRET,
+        s3_endpoint=pipeline.moto.url,
+    )
+    assert report.changed == ["project fields label_config"]
+    config = pipeline.api.project(pipeline.project_id)["label_config"]
+    # Cat stays (an annotation uses it, and Label Studio would refuse to drop it); Bird is added.
+    assert [label in config for label in ('"Dog"', '"Bird"', '"Cat"')] == [True, True, True]
+    (kept,) = pipeline.api.tasks(pipeline.project_id, {"job": task["data"]["job"]}, with_annotations=True)
+    assert kept["annotations"][0]["result"][0]["value"]["rectanglelabels"] == ["Cat"]
+
+
+def test_workers_get_an_account_with_a_temporary_password_and_sign_up_stays_closed(pipeline: Pipeline) -> None:
+    workers = LabelStudioWorkers(pipeline.api)
+    token_before = pipeline.api.request("GET", "/api/invite")["token"]
+    message = workers.add("Annotator@Example.com")
+    password = message.split("hand it over privately): ")[1].split()[0]
+    assert len(password) >= 26
+    assert "annotator@example.com" in workers.list()
+    assert signs_in(pipeline.label_studio.url, "annotator@example.com", password)
+    with pytest.raises(WorkerError, match="already a worker"):
+        workers.add("annotator@example.com")
+    # The invite token was turned over before the sign-up and after it: neither the one an admin may have
+    # shared before nor the one used works now.
+    assert pipeline.api.request("GET", "/api/invite")["token"] != token_before
+    session = requests.Session()
+    session.get(f"{pipeline.label_studio.url}/user/login/", timeout=30)
+    stranger = session.post(
+        f"{pipeline.label_studio.url}/user/signup/?token={token_before}",
+        data={
+            "csrfmiddlewaretoken": session.cookies.get("csrftoken", ""),
+            "email": "stranger@example.com",
+            "password": "stranger-password-1",
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert stranger.status_code == 403
+    assert "removed" in workers.remove("annotator@example.com").lower()
+    assert "annotator@example.com" not in workers.list()
+    with pytest.raises(WorkerError, match="not a worker"):
+        workers.remove("annotator@example.com")
+
+
+def worker_token(url: str, email: str, password: str) -> str:
+    """The worker's own API token, as their Account page shows it."""
+    session = requests.Session()
+    session.get(f"{url}/user/login/", timeout=30)
+    session.post(
+        f"{url}/user/login/",
+        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "email": email, "password": password},
+        timeout=30,
+    )
+    answer = session.get(f"{url}/api/current-user/token", timeout=30)
+    answer.raise_for_status()
+    return str(answer.json()["token"])
+
+
+def test_two_annotators_per_image_end_the_job_and_both_boxes_are_kept_with_their_annotator(
+    pipeline: Pipeline,
+) -> None:
+    key = "images/pairs/a.png"
+    pipeline.upload(key, png(200, 100))
+    assert pipeline.launch(pipeline.receive_uploads(1)) == {"batchItemFailures": []}
+    (task,) = [t for t in pipeline.tasks() if t["data"]["image"].endswith(key)]
+    job = task["data"]["job"]
+    message = LabelStudioWorkers(pipeline.api).add("second@example.com")
+    password = message.split("hand it over privately): ")[1].split()[0]
+    second = LabelStudioApi(
+        pipeline.label_studio.url, worker_token(pipeline.label_studio.url, "second@example.com", password)
+    )
+
+    pipeline.annotate(task["id"], [rectangle(10, 10, 20, 20, "Dog", (200, 100))])
+    until(lambda: pipeline.webhook_calls and pipeline.webhook_calls[-1].body.get("job") == job)
+    assert pipeline.webhook_calls[-1].body["action"] == "not-terminal"  # one answer of two
+    second.request(
+        "POST", f"/api/tasks/{task['id']}/annotations", body={"result": [rectangle(12, 10, 20, 20, "Dog", (200, 100))]}
+    )
+    coco = json.loads(until(lambda: pipeline.exports(job).get("coco.json")))
+    boxes = sorted((a["annotator"], a["bbox"]) for a in coco["annotations"])
+    assert [bbox for _annotator, bbox in boxes] == [pytest.approx([20, 10, 40, 20]), pytest.approx([24, 10, 40, 20])]
+    assert len({annotator for annotator, _bbox in boxes}) == 2
+    worker_id = str(second.current_user()["id"])
+    assert worker_id in {annotator for annotator, _bbox in boxes}
+
+
+def test_a_label_no_longer_configured_gets_the_next_class_id_and_is_listed(pipeline: Pipeline) -> None:
+    (task,) = [t for t in pipeline.tasks() if t["data"]["image"].endswith("relabel/a.png")]  # annotated with Cat
+    stats = ExportStats()
+    images = read_tasks([json.dumps(task)], task["data"]["job"], stats.read)
+    with tempfile.TemporaryDirectory() as work:
+        write_exports(images, Path(work), ["Dog", "Bird"], "renamed", stats)
+        coco = json.loads((Path(work) / "coco.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["Dog", "Bird", "Cat"]
+    assert coco["annotations"][0]["category_id"] == 3
+    assert stats.summary()["unconfiguredLabels"] == ["Cat"]
