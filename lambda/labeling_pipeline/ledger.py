@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError
 
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.ledger_schema import GROUP_KEY, GROUP_SORT, GROUPS_INDEX, JOBS_GROUP, dataset_group
-from labeling_pipeline.names import FINISHED_LEDGER_STATUSES, INPUT_PREFIX, LedgerJobStatus
+from labeling_pipeline.names import CREATED_LEDGER_STATUSES, FINISHED_LEDGER_STATUSES, INPUT_PREFIX, LedgerJobStatus
 
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
@@ -190,12 +190,13 @@ class Ledger:
         return found
 
     def created_jobs(self, job_names: Iterable[str]) -> set[str]:
-        """Which of these jobs the ledger shows as created (consistent reads, 100 jobs a call)."""
+        """Which of these jobs the ledger shows as created, ended ones included (consistent reads, 100 jobs a
+        call): a late duplicate of an upload whose job has ended must not start that job again."""
         keys = [_job_key(name) for name in sorted(set(job_names))]
         return {
             item["pk"]["S"].removeprefix("job#")
             for item in self._batch_get(keys, "pk, #status", {"#status": "status"})
-            if item.get("status", {}).get("S") == LedgerJobStatus.CREATED
+            if item.get("status", {}).get("S") in CREATED_LEDGER_STATUSES
         }
 
     def _batch_get(
@@ -219,7 +220,7 @@ class Ledger:
     def job_created(self, job_name: str) -> bool:
         response = self._client.get_item(TableName=self._table, Key=_job_key(job_name), ConsistentRead=True)
         item = response.get("Item")
-        return bool(item and item.get("status", {}).get("S") == LedgerJobStatus.CREATED)
+        return bool(item and item.get("status", {}).get("S") in CREATED_LEDGER_STATUSES)
 
     def try_lease_job_start(self, job_name: str, now: datetime, lease_seconds: int) -> bool:
         """Take the right to start a job (for a backend whose start is not idempotent): a job item in

@@ -44,6 +44,8 @@ class LedgerJobStatus(StrEnum):
 
 
 FINISHED_LEDGER_STATUSES = (LedgerJobStatus.COMPLETED, LedgerJobStatus.FAILED, LedgerJobStatus.STOPPED)
+# A job in any of these was created (its backend has it), whatever happened to it since.
+CREATED_LEDGER_STATUSES = (LedgerJobStatus.CREATED, LedgerJobStatus.FINISHING, *FINISHED_LEDGER_STATUSES)
 
 
 class ImageStatus(StrEnum):

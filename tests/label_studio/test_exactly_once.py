@@ -8,9 +8,11 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
+import urllib3
 
 from labeling_pipeline import handler
 from labeling_pipeline.backends import PermanentBackendError, TransientBackendError
@@ -142,19 +144,37 @@ def silent_port() -> tuple[socket.socket, int]:
     return listener, listener.getsockname()[1]
 
 
-def test_label_studio_down_or_hanging_is_retried(pipeline: Pipeline) -> None:
-    import urllib3
+class BadGateway(BaseHTTPRequestHandler):
+    """A proxy in front of a Label Studio that is restarting."""
 
+    def do_GET(self) -> None:
+        self.send_response(502)
+        self.end_headers()
+        self.wfile.write(b"<html>502 Bad Gateway</html>")
+
+    do_POST = do_GET
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_label_studio_down_hanging_or_answering_5xx_is_retried(pipeline: Pipeline) -> None:
     refs = images(pipeline, "down", 1)
-    listener, port = silent_port()
+    listener, silent = silent_port()
+    gateway = HTTPServer(("127.0.0.1", 0), BadGateway)
+    threading.Thread(target=gateway.serve_forever, daemon=True).start()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
     try:
-        closed = socket.socket()
-        closed.bind(("127.0.0.1", 0))
-        closed_port = closed.getsockname()[1]
-        closed.close()
-        for url in (f"http://127.0.0.1:{closed_port}", f"http://127.0.0.1:{port}"):
+        for port, says in (
+            (closed_port, "did not answer"),
+            (silent, "did not answer"),
+            (gateway.server_port, "HTTP 502"),
+        ):
             down = LabelStudioBackend(
-                LabelStudioApi(url, "token", timeout=urllib3.Timeout(connect=1, read=1)),
+                LabelStudioApi(f"http://127.0.0.1:{port}", "token", timeout=urllib3.Timeout(connect=1, read=1)),
                 pipeline.client("s3"),
                 pipeline.settings,
                 bucket=pipeline.bucket,
@@ -168,10 +188,13 @@ def test_label_studio_down_or_hanging_is_retried(pipeline: Pipeline) -> None:
             ).launch(refs)
             (outcome,) = result.values()
             assert not outcome.ok and outcome.retryable, outcome
-            assert "did not answer" in (outcome.error or "")
+            assert says in (outcome.error or "")
     finally:
         listener.close()
+        gateway.shutdown()
+        gateway.server_close()
     assert set(task_counts(pipeline, refs).values()) == {0}
+    # Label Studio is back: the redelivered message starts the job, once.
     assert all(o.ok for o in launcher(pipeline).launch(refs).values())
     assert set(task_counts(pipeline, refs).values()) == {1}
 

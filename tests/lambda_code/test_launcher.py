@@ -392,3 +392,16 @@ def test_launch_calls_grow_with_jobs_not_images(world: World) -> None:
     assert log.operations == Counter({"TransactWriteItems": 3, "BatchGetItem": 1})
     assert len({outcome.job_name for outcome in outcomes.values()}) == 2
     assert len(world.ground_truth.created_names) == 2
+
+
+def test_a_late_duplicate_of_an_ended_jobs_upload_leaves_the_job_ended(world: World) -> None:
+    batch = images(2, "images/late")
+    (name,) = {outcome.job_name for outcome in world.launcher().launch(batch).values()}
+    assert name is not None
+    world.ledger.mark_job_finished(name, "COMPLETED", {"job": name})
+    calls = len(world.ground_truth.calls)
+    # SQS delivers one of the uploads again after the job ended (at least once; or a redrive).
+    outcomes = world.launcher().launch(batch[:1])
+    assert [(o.job_name, o.ok) for o in outcomes.values()] == [(name, True)]
+    assert world.ledger.job_status(name) == "COMPLETED"  # not started again, not CREATED again
+    assert len(world.ground_truth.calls) == calls

@@ -284,8 +284,9 @@ def test_the_backend_resources_name_the_key_for_ground_truth_output(synthesized_
     outputs = synthesized_kms.pipeline.find_outputs("*")
     assert outputs[StackOutput.BACKEND_RESOURCES]["Value"] == launcher_env[Env.BACKEND_RESOURCES]
     job_events = functions[_logical_id(synthesized_kms, "AWS::Lambda::Function", "FollowJobEventsFunction")]
-    assert job_events["Properties"]["Environment"]["Variables"][Env.BACKEND_RESOURCES] == (
-        launcher_env[Env.BACKEND_RESOURCES]
+    assert (
+        job_events["Properties"]["Environment"]["Variables"][Env.BACKEND_RESOURCES]
+        == (launcher_env[Env.BACKEND_RESOURCES])
     )
 
 

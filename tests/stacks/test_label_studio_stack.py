@@ -29,7 +29,7 @@ from labeling_pipeline.names import StackOutput
 from stacks.backends.label_studio.checkov_skips import SKIPS
 from stacks.backends.label_studio.infrastructure import CUSTOM_RESOURCE_TYPE, LabelStudioSecrets
 from stacks.checkov_skips import SKIPS as GENERIC_SKIPS
-from stacks.config import LabelingConfig, parse_config, runtime_settings_json
+from stacks.config import ConfigError, LabelingConfig, parse_config, runtime_settings_json
 from tests.stacks.conftest import ACCOUNT, REGION, joined_json, logical_id
 from tests.stacks.test_checkov import CHECKOV
 from tests.stacks.test_least_privilege import BASIC_EXECUTION, BUCKET, Grant, allow, grants_by_role
@@ -124,6 +124,29 @@ def test_two_generated_secrets_kept_like_the_other_stateful_resources(label_stud
     for secret in (token, webhook):
         assert "KmsKeyId" not in secret["Properties"]
         assert secret["DeletionPolicy"] == secret["UpdateReplacePolicy"] == "Retain"
+
+
+def test_an_existing_servers_token_secret_is_used_instead_of_a_generated_one(tmp_path: Path) -> None:
+    arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:label-studio/token-AbC123"
+    app = _synthesize(tmp_path / "cdk.out", {"labeling.labelStudioApiTokenSecretArn": arn})
+    (secret,) = app.resources("AWS::SecretsManager::Secret").values()  # only the webhook secret is made
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] == 48
+    rendered = json.dumps(app.raw)
+    assert f'"ApiTokenSecretArn": "{arn}"' in rendered  # the custom resource reads that secret
+    launcher_reads = [
+        statement
+        for policy in app.resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "ReadLabelStudioApiToken"
+    ]
+    assert launcher_reads and all(statement["Resource"] == arn for statement in launcher_reads)
+
+
+def test_a_token_secret_that_is_not_a_complete_secret_arn_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"labelStudioApiTokenSecretArn: .* must be a Secrets Manager secret's complete ARN"
+    ):
+        parse_config({**OVERRIDES, "labeling.labelStudioApiTokenSecretArn": "label-studio/token"})
 
 
 def test_secrets_follow_removal_policy_destroy() -> None:
@@ -239,7 +262,7 @@ def test_the_functions_and_the_cli_get_the_backends_resources(label_studio: Labe
     assert joined_json(outputs[StackOutput.BACKEND_RESOURCES]["Value"]) == expected
     assert outputs[StackOutput.LABELING_BACKEND]["Value"] == "label-studio"
     assert outputs["LabelStudioApiTokenSecretArn"]["Value"] == expected[Resources.API_TOKEN_SECRET_ARN]
-    assert "put-secret-value" in outputs["LabelStudioApiTokenSecretArn"]["Description"]
+    assert "labelStudioApiTokenSecretArn" in outputs["LabelStudioApiTokenSecretArn"]["Description"]
 
 
 # --- least privilege, statement by statement ---------------------------------------------------------------

@@ -50,15 +50,43 @@ class LabelStudioSecrets(Construct):
     """The pipeline's API token for Label Studio and the webhook's shared secret, in Secrets Manager."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, removal_policy: cdk.RemovalPolicy, key: LabelingKey | None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        removal_policy: cdk.RemovalPolicy,
+        key: LabelingKey | None,
+        existing_api_token_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.api_token = secretsmanager.Secret(
+        made: list[secretsmanager.Secret] = []
+        self.api_token: secretsmanager.ISecret
+        if existing_api_token_arn is not None:
+            self.api_token = secretsmanager.Secret.from_secret_complete_arn(self, "ApiToken", existing_api_token_arn)
+        else:
+            self.api_token = self._generated_api_token(removal_policy)
+            made.append(self.api_token)
+        self.webhook = secretsmanager.Secret(
+            self,
+            "WebhookSecret",
+            description="The header value Label Studio's webhook carries to the job-events function URL",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=WEBHOOK_SECRET_LENGTH, exclude_punctuation=True, include_space=False
+            ),
+            removal_policy=removal_policy,
+        )
+        made.append(self.webhook)
+        for secret in made:
+            self._protect(secret, key)
+
+    def _generated_api_token(self, removal_policy: cdk.RemovalPolicy) -> secretsmanager.Secret:
+        return secretsmanager.Secret(
             self,
             "ApiToken",
             description=(
-                "The API token the labeling pipeline uses with Label Studio (a legacy token: 40 hex digits). For an "
-                "existing server, put its token here with `aws secretsmanager put-secret-value`."
+                "The API token the labeling pipeline uses with Label Studio (a legacy token: 40 hex digits), for a "
+                "server that takes it as LABEL_STUDIO_USER_TOKEN. An existing server's token is named with "
+                "labeling.labelStudioApiTokenSecretArn instead."
             ),
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=API_TOKEN_LENGTH,
@@ -69,31 +97,24 @@ class LabelStudioSecrets(Construct):
             ),
             removal_policy=removal_policy,
         )
-        self.webhook = secretsmanager.Secret(
-            self,
-            "WebhookSecret",
-            description="The header value Label Studio's webhook carries to the job-events function URL",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=WEBHOOK_SECRET_LENGTH, exclude_punctuation=True, include_space=False
-            ),
-            removal_policy=removal_policy,
+
+    @staticmethod
+    def _protect(secret: secretsmanager.Secret, key: LabelingKey | None) -> None:
+        if key is not None:
+            # The key is set on the CloudFormation resource, not through Secret's encryption_key: that
+            # would add a key policy statement of aws-cdk-lib's own (and do nothing for an existing key).
+            # None is needed: Secrets Manager uses the key with its caller's credentials, and the key
+            # policy leaves those to IAM (each reader's role gets kms:Decrypt on the key).
+            cfn = secret.node.default_child
+            assert isinstance(cfn, secretsmanager.CfnSecret)
+            cfn.kms_key_id = key.key_arn
+        acknowledge(
+            secret,
+            "AwsSolutions-SMG4",
+            "Rotating it means changing it in Label Studio too (the API token is an account's token there; the "
+            "webhook secret is a header of the project's webhook): there is no rotation function for that "
+            "yet. Put a new value with put-secret-value and redeploy to roll it by hand.",
         )
-        for secret in (self.api_token, self.webhook):
-            if key is not None:
-                # The key is set on the CloudFormation resource, not through Secret's encryption_key: that
-                # would add a key policy statement of aws-cdk-lib's own (and do nothing for an existing key).
-                # None is needed: Secrets Manager uses the key with its caller's credentials, and the key
-                # policy leaves those to IAM (each reader's role gets kms:Decrypt on the key).
-                cfn = secret.node.default_child
-                assert isinstance(cfn, secretsmanager.CfnSecret)
-                cfn.kms_key_id = key.key_arn
-            acknowledge(
-                secret,
-                "AwsSolutions-SMG4",
-                "Rotating it means changing it in Label Studio too (the API token is an account's token there; the "
-                "webhook secret is a header of the project's webhook): there is no rotation function for that "
-                "yet. Put a new value with put-secret-value and redeploy to roll it by hand.",
-            )
 
     @property
     def arns(self) -> list[str]:
@@ -115,7 +136,13 @@ class LabelStudioWiring:
         self._key = key
         self._removal = cdk.RemovalPolicy.RETAIN if config.removal_policy == "retain" else cdk.RemovalPolicy.DESTROY
         self._scope = Construct(stack, "LabelStudio")
-        self.secrets = LabelStudioSecrets(self._scope, "Secrets", removal_policy=self._removal, key=key)
+        self.secrets = LabelStudioSecrets(
+            self._scope,
+            "Secrets",
+            removal_policy=self._removal,
+            key=key,
+            existing_api_token_arn=config.label_studio_api_token_secret_arn,
+        )
         self._resources = {
             Resources.URL: config.url,
             Resources.BUCKET: bucket.bucket_name,
@@ -126,8 +153,8 @@ class LabelStudioWiring:
             stack,
             "LabelStudioApiTokenSecretArn",
             description=(
-                "The pipeline's Label Studio API token. For an existing server: aws secretsmanager put-secret-value "
-                "--secret-id <this> --secret-string <an admin's API token>, then deploy again"
+                "The secret holding the pipeline's Label Studio API token (for an existing server, the one named by "
+                "labeling.labelStudioApiTokenSecretArn)"
             ),
             value=self.secrets.api_token.secret_arn,
         )
@@ -141,7 +168,7 @@ class LabelStudioWiring:
     def wildcard_reason(self) -> str:
         return ""
 
-    def _read_secrets(self, sid: str, secrets: list[secretsmanager.Secret]) -> iam.PolicyStatement:
+    def _read_secrets(self, sid: str, secrets: list[secretsmanager.ISecret]) -> iam.PolicyStatement:
         return iam.PolicyStatement(
             sid=sid, actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn for secret in secrets]
         )

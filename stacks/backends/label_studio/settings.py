@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from pydantic import StrictStr, field_validator, model_validator
@@ -37,8 +38,26 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+# A Secrets Manager secret's complete ARN (its name ends in a hyphen and 6 random characters).
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
+
+
 class LabelStudioDeploymentSettings(LabelStudioSettings):
     label_studio_url: StrictStr | None = None
+    # An existing server's API token, in a secret the operator made before the first deploy (the deploy's
+    # custom resource needs a token that works). Without it the stack generates the token (a server that the
+    # deployment itself runs gets it).
+    label_studio_api_token_secret_arn: StrictStr | None = None
+
+    @field_validator("label_studio_api_token_secret_arn")
+    @classmethod
+    def _secret_arn(cls, arn: str | None) -> str | None:
+        if arn is not None and not SECRET_ARN.match(arn):
+            raise ValueError(
+                f"{arn!r} must be a Secrets Manager secret's complete ARN, e.g. "
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:label-studio-token-AbCdEf"
+            )
+        return arn
 
     @field_validator("label_studio_url")
     @classmethod

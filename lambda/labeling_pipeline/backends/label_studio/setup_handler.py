@@ -3,7 +3,9 @@ stack create, and brings them in step with the configuration on every update (`p
 idempotent). Delete leaves the project and its tasks in Label Studio: the labels people drew outlive a stack.
 
 Properties (all strings): ``Settings`` (the PIPELINE_SETTINGS JSON), ``Url``, ``Bucket``, ``Region``,
-``ApiTokenSecretArn``, ``WebhookSecretArn``, ``WebhookUrl``; the physical id is the project's id.
+``ApiTokenSecretArn``, ``WebhookSecretArn``, ``WebhookUrl``, and the optional ``S3Endpoint`` (the storage's S3
+endpoint for an S3 other than AWS's; the stack sets none, the local demo sets moto's); the physical id is the
+project's id.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         region=region,
         webhook_url=properties.get("WebhookUrl"),
         webhook_secret=secret_reader(boto3.client, region, properties["WebhookSecretArn"])(),
+        s3_endpoint=properties.get("S3Endpoint") or None,
     )
     logger.info("label studio project in step", extra={"project_id": report.project_id, "changed": report.changed})
     return {"PhysicalResourceId": str(report.project_id), "Data": {"ProjectId": str(report.project_id)}}
