@@ -226,40 +226,30 @@ class Ledger:
         """Take the right to start a job (for a backend whose start is not idempotent): a job item in
         ``STARTING`` with a lease, written only when there is no job item or the previous lease lapsed. The
         item is in no index group until `mark_job_created` replaces it. False when the job exists or is held."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    **_job_key(job_name),
-                    "status": {"S": LedgerJobStatus.STARTING.value},
-                    "lease_until": {"N": str(int(now.timestamp()) + lease_seconds)},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR (#status = :starting AND lease_until < :now)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":starting": {"S": LedgerJobStatus.STARTING.value},
-                    ":now": {"N": str(int(now.timestamp()))},
-                },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._conditionally(
+            self._client.put_item,
+            Item={
+                **_job_key(job_name),
+                "status": {"S": LedgerJobStatus.STARTING.value},
+                "lease_until": {"N": str(int(now.timestamp()) + lease_seconds)},
+            },
+            ConditionExpression="attribute_not_exists(pk) OR (#status = :starting AND lease_until < :now)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":starting": {"S": LedgerJobStatus.STARTING.value},
+                ":now": {"N": str(int(now.timestamp()))},
+            },
+        )
 
     def release_job_start(self, job_name: str) -> None:
         """Give up a start lease after a failed attempt, so that the next attempt can start the job at once."""
-        try:
-            self._client.delete_item(
-                TableName=self._table,
-                Key=_job_key(job_name),
-                ConditionExpression="#status = :starting",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":starting": {"S": LedgerJobStatus.STARTING.value}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        self._conditionally(
+            self._client.delete_item,
+            Key=_job_key(job_name),
+            ConditionExpression="#status = :starting",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":starting": {"S": LedgerJobStatus.STARTING.value}},
+        )
 
     def mark_job_created(self, job_name: str, image_count: int, manifest_uri: str) -> None:
         created_at = datetime.now(UTC).isoformat()
@@ -281,56 +271,54 @@ class Ledger:
         item = response.get("Item")
         return str(item["status"]["S"]) if item and "status" in item else None
 
-    def try_lease_job(self, job_name: str, now: datetime, lease_seconds: int) -> bool:
-        """Take the right to finish a created job: only one invocation at a time, and a crashed one's
-        lease lapses after `lease_seconds`. False when the job is finished, leased, or not ours."""
+    def _conditionally(self, operation: Callable[..., Any], **request: Any) -> bool:
+        """Run a conditional write; False when its condition does not hold."""
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(job_name),
-                UpdateExpression="SET #status = :finishing, lease_until = :until",
-                ConditionExpression="#status = :created OR (#status = :finishing AND lease_until < :now)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":finishing": {"S": LedgerJobStatus.FINISHING.value},
-                    ":created": {"S": LedgerJobStatus.CREATED.value},
-                    ":until": {"N": str(int(now.timestamp()) + lease_seconds)},
-                    ":now": {"N": str(int(now.timestamp()))},
-                },
-            )
+            operation(TableName=self._table, **request)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
         return True
 
+    def try_lease_job(self, job_name: str, now: datetime, lease_seconds: int) -> bool:
+        """Take the right to finish a created job: only one invocation at a time, and a crashed one's
+        lease lapses after `lease_seconds`. False when the job is finished, leased, or not ours."""
+        return self._conditionally(
+            self._client.update_item,
+            Key=_job_key(job_name),
+            UpdateExpression="SET #status = :finishing, lease_until = :until",
+            ConditionExpression="#status = :created OR (#status = :finishing AND lease_until < :now)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":finishing": {"S": LedgerJobStatus.FINISHING.value},
+                ":created": {"S": LedgerJobStatus.CREATED.value},
+                ":until": {"N": str(int(now.timestamp()) + lease_seconds)},
+                ":now": {"N": str(int(now.timestamp()))},
+            },
+        )
+
     def try_lease_job_again(self, job_name: str, results_version: str, now: datetime, lease_seconds: int) -> bool:
         """Take the right to finish an ended job once more, because its results changed since it was
         finished: only while the ledger still holds the job as finished with another results version."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(job_name),
-                UpdateExpression="SET #status = :finishing, lease_until = :until",
-                ConditionExpression=(
-                    "#status IN (:completed, :failed, :stopped) AND "
-                    "(attribute_not_exists(results_version) OR results_version <> :version)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":finishing": {"S": LedgerJobStatus.FINISHING.value},
-                    ":completed": {"S": LedgerJobStatus.COMPLETED.value},
-                    ":failed": {"S": LedgerJobStatus.FAILED.value},
-                    ":stopped": {"S": LedgerJobStatus.STOPPED.value},
-                    ":until": {"N": str(int(now.timestamp()) + lease_seconds)},
-                    ":version": {"S": results_version},
-                },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._conditionally(
+            self._client.update_item,
+            Key=_job_key(job_name),
+            UpdateExpression="SET #status = :finishing, lease_until = :until",
+            ConditionExpression=(
+                "#status IN (:completed, :failed, :stopped) AND "
+                "(attribute_not_exists(results_version) OR results_version <> :version)"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":finishing": {"S": LedgerJobStatus.FINISHING.value},
+                ":completed": {"S": LedgerJobStatus.COMPLETED.value},
+                ":failed": {"S": LedgerJobStatus.FAILED.value},
+                ":stopped": {"S": LedgerJobStatus.STOPPED.value},
+                ":until": {"N": str(int(now.timestamp()) + lease_seconds)},
+                ":version": {"S": results_version},
+            },
+        )
 
     def job_results_version(self, job_name: str) -> str | None:
         response = self._client.get_item(
@@ -344,21 +332,17 @@ class Ledger:
 
     def release_lease(self, job_name: str) -> None:
         """Give the job back after a failed attempt, so that the next event can finish it at once."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_job_key(job_name),
-                UpdateExpression="SET #status = :created REMOVE lease_until",
-                ConditionExpression="#status = :finishing",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":created": {"S": LedgerJobStatus.CREATED.value},
-                    ":finishing": {"S": LedgerJobStatus.FINISHING.value},
-                },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        self._conditionally(
+            self._client.update_item,
+            Key=_job_key(job_name),
+            UpdateExpression="SET #status = :created REMOVE lease_until",
+            ConditionExpression="#status = :finishing",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":created": {"S": LedgerJobStatus.CREATED.value},
+                ":finishing": {"S": LedgerJobStatus.FINISHING.value},
+            },
+        )
 
     def mark_job_finished(
         self, job_name: str, status: str, summary: dict[str, Any], results_version: str | None = None
@@ -590,19 +574,13 @@ class Ledger:
 
     def _set_group(self, pk: str, group_key: str, group_sort: str) -> bool:
         """Add the group to an item that has none; False when it has one by now."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": pk}},
-                UpdateExpression=f"SET {GROUP_KEY} = :key, {GROUP_SORT} = :sort",
-                ConditionExpression=f"attribute_exists(pk) AND attribute_not_exists({GROUP_KEY})",
-                ExpressionAttributeValues={":key": {"S": group_key}, ":sort": {"S": group_sort}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._conditionally(
+            self._client.update_item,
+            Key={"pk": {"S": pk}},
+            UpdateExpression=f"SET {GROUP_KEY} = :key, {GROUP_SORT} = :sort",
+            ConditionExpression=f"attribute_exists(pk) AND attribute_not_exists({GROUP_KEY})",
+            ExpressionAttributeValues={":key": {"S": group_key}, ":sort": {"S": group_sort}},
+        )
 
 
 @dataclass

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -26,6 +29,36 @@ from stacks.deployment_settings import LabelingConfig, runtime_settings_json
 # for the exports (about 16 s at 0.6 vCPU), the S3 transfers and 4,000 ledger batch writes.
 JOB_EVENTS_MEMORY_MB = 1024
 JOB_EVENTS_TIMEOUT = cdk.Duration.minutes(10)
+# Lambda's asynchronous invocation by a backend's EventBridge rule: retries, then the failed-job-events queue.
+RULE_RETRY_ATTEMPTS = 4
+RULE_MAX_EVENT_AGE = cdk.Duration.hours(6)
+
+
+def deliver_to_job_events(
+    rule: events.Rule, function: lambda_.IFunction, dead_letter_queue: sqs.IQueue, key: LabelingKey | None, why: str
+) -> None:
+    """A backend's rule invokes the job-events function asynchronously, with retries, then the failed-events
+    queue; `why` names the rule in the key policy."""
+    rule.add_target(
+        targets.LambdaFunction(
+            function,
+            retry_attempts=RULE_RETRY_ATTEMPTS,
+            max_event_age=RULE_MAX_EVENT_AGE,
+            dead_letter_queue=dead_letter_queue,
+        )
+    )
+    if key is not None:
+        # EventBridge itself sends undeliverable events to the rule target's dead-letter queue; with a
+        # customer-managed key on that queue the key policy must let events.amazonaws.com use it
+        # (aws-cdk-lib adds only the queue policy, which is what limits sending to the rule's ARN).
+        # The SQS guide's "compatibility with AWS services":
+        # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
+        key.allow_service(
+            "EventBridgeDeadLetters",
+            "events.amazonaws.com",
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            f"EventBridge (events.amazonaws.com) for {why}",
+        )
 
 
 class JobFollowing(Construct):

@@ -36,8 +36,9 @@ from labeling_pipeline.names import EnvironmentVariable as Env
 from labeling_pipeline.settings import PipelineSettings, validate_json
 from sandbox.emulator import MotoServer, free_port
 from sandbox.label_studio_server import LabelStudioServer
+from tests.support import REGION, lambda_sqs_record
 
-REGION = "us-east-1"
+UPLOADS_ARN = "arn:aws:sqs:us-east-1:123456789012:uploads"
 WEBHOOK_SECRET = "webhook-secret-for-tests-0123456789"
 
 
@@ -122,20 +123,7 @@ class Pipeline:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-            for message in answer.get("Messages", []):
-                records.append(
-                    {
-                        "messageId": message["MessageId"],
-                        "receiptHandle": message["ReceiptHandle"],
-                        "body": message["Body"],
-                        "attributes": {"ApproximateReceiveCount": "1"},
-                        "messageAttributes": {},
-                        "md5OfBody": message["MD5OfBody"],
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:uploads",
-                        "awsRegion": REGION,
-                    }
-                )
+            records.extend(lambda_sqs_record(message, UPLOADS_ARN) for message in answer.get("Messages", []))
             if len(records) >= wait_for and not answer.get("Messages"):
                 break
         for record in records:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -21,11 +20,8 @@ from stacks.backends.ground_truth.region_check import check_region
 from stacks.backends.ground_truth.settings import GroundTruthConfig
 from stacks.backends.ground_truth.workforce_stack import WorkforceStack
 from stacks.constructs.encryption_key import LabelingKey
+from stacks.constructs.job_following import deliver_to_job_events
 from stacks.deployment_settings import LabelingConfig
-
-# Lambda's asynchronous invocation by the rule: retries, then the failed-job-events queue.
-RULE_RETRY_ATTEMPTS = 4
-RULE_MAX_EVENT_AGE = cdk.Duration.hours(6)
 
 
 class GroundTruthWiring:
@@ -101,26 +97,7 @@ class GroundTruthWiring:
                 detail={"LabelingJobStatus": list(ENDED_STATUSES)},
             ),
         )
-        rule.add_target(
-            targets.LambdaFunction(
-                function,
-                retry_attempts=RULE_RETRY_ATTEMPTS,
-                max_event_age=RULE_MAX_EVENT_AGE,
-                dead_letter_queue=dead_letter_queue,
-            )
-        )
-        if self._key is not None:
-            # EventBridge itself sends undeliverable events to the rule target's dead-letter queue; with a
-            # customer-managed key on that queue the key policy must let events.amazonaws.com use it
-            # (aws-cdk-lib adds only the queue policy, which is what limits sending to this rule's ARN).
-            # The SQS guide's "compatibility with AWS services":
-            # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
-            self._key.allow_service(
-                "EventBridgeDeadLetters",
-                "events.amazonaws.com",
-                ["kms:GenerateDataKey", "kms:Decrypt"],
-                "EventBridge (events.amazonaws.com) for the job-state rule's dead-letter queue",
-            )
+        deliver_to_job_events(rule, function, dead_letter_queue, self._key, "the job-state rule's dead-letter queue")
 
 
 class GroundTruthInfrastructure:

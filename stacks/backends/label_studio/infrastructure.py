@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -26,6 +25,7 @@ from labeling_pipeline.backends.label_studio import Resources
 from labeling_pipeline.names import OUTPUT_PREFIX
 from stacks.backends.label_studio.settings import LabelStudioConfig
 from stacks.constructs.encryption_key import LabelingKey
+from stacks.constructs.job_following import deliver_to_job_events
 from stacks.constructs.nag import acknowledge
 from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.deployment_settings import LabelingConfig, runtime_settings_json
@@ -33,10 +33,6 @@ from stacks.deployment_settings import LabelingConfig, runtime_settings_json
 # The reconciler's tick: job_events.is_schedule takes the standard "Scheduled Event" from aws.events, and asks
 # Label Studio about every open job, since a webhook is sent once, with a 1-second timeout and no retry.
 RECONCILE_EVERY = cdk.Duration.minutes(5)
-# Lambda's asynchronous invocation by the rule: retries, then the failed-job-events queue (as the Ground
-# Truth job-state rule).
-RULE_RETRY_ATTEMPTS = 4
-RULE_MAX_EVENT_AGE = cdk.Duration.hours(6)
 # Label Studio's legacy API token (LABEL_STUDIO_USER_TOKEN) is 40 lowercase hex digits; the generated value has
 # that shape. The webhook secret travels in a header: letters and digits only.
 API_TOKEN_LENGTH = 40
@@ -204,22 +200,9 @@ class LabelStudioWiring:
             description="Asks Label Studio about this stack's open labeling jobs (a webhook can be lost)",
             schedule=events.Schedule.rate(RECONCILE_EVERY),
         )
-        rule.add_target(
-            targets.LambdaFunction(
-                function,
-                retry_attempts=RULE_RETRY_ATTEMPTS,
-                max_event_age=RULE_MAX_EVENT_AGE,
-                dead_letter_queue=dead_letter_queue,
-            )
+        deliver_to_job_events(
+            rule, function, dead_letter_queue, self._key, "the reconciler schedule's dead-letter queue"
         )
-        if self._key is not None:
-            # EventBridge sends undeliverable ticks to the encrypted queue itself (see the Ground Truth rule).
-            self._key.allow_service(
-                "EventBridgeDeadLetters",
-                "events.amazonaws.com",
-                ["kms:GenerateDataKey", "kms:Decrypt"],
-                "EventBridge (events.amazonaws.com) for the reconciler schedule's dead-letter queue",
-            )
 
         # (c) The project, its S3 storage and its webhook, created at deploy and kept in step on every update.
         project = LabelStudioProject(
