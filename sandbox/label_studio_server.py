@@ -98,9 +98,14 @@ def environment(data_dir: Path, *, email: str = "", password: str = "", token: s
     return env
 
 
+def template_path(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """Where the migrated, user-less database for the installed Label Studio version is kept."""
+    return cache_dir / f"label-studio-{installed_version()}" / DATABASE_NAME
+
+
 def migrated_template(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     """The migrated, user-less database for the installed Label Studio version, made on first use."""
-    template = cache_dir / f"label-studio-{installed_version()}" / DATABASE_NAME
+    template = template_path(cache_dir)
     if template.exists():
         return template
     template.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +168,10 @@ class LabelStudioServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
 
     @property
     def headers(self) -> dict[str, str]:

@@ -8,9 +8,14 @@ never from a second copy here: change a queue's visibility timeout or the batchi
 stack, and the demo runs with the new value.
 
 What has no local equivalent is listed, not hidden: IAM (the emulator does not enforce it), alarms,
-log groups, KMS keys and CDK's own custom-resource providers. The two Lambda functions are not created
+log groups, KMS keys and CDK's own custom-resource providers. The project's Lambda functions are not created
 in the emulator (moto would need Docker to run them); their handler, environment and event sources are
-returned so that `sandbox.lambda_runtime` can run the real code in this process, as Lambda would.
+returned so that `sandbox.lambda_runtime` can run the real code in this process, as Lambda would. What
+needs that runtime while the stack is made is handed to the caller's `LocalHooks`: a function URL (the
+caller serves it on loopback), and a custom resource whose provider is one of the project's functions
+(the caller runs the function with CloudFormation's request; directly, or through aws-cdk-lib's Provider
+framework, whose own function is CDK's and is listed as not emulated). A schedule rule is recorded: the
+emulator fires no schedules, so the caller invokes its function when the schedule would.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import re
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from typing import Any
@@ -29,6 +35,8 @@ from sandbox.fake_ground_truth import ACCOUNT
 
 # The handler modules this project ships; CDK's own provider functions (inline code) are not run.
 PROJECT_HANDLER_PREFIX = "labeling_pipeline."
+# aws-cdk-lib's custom-resource Provider framework names the user's onEvent function in its own environment.
+PROVIDER_ON_EVENT_VARIABLE = "USER_ON_EVENT_FUNCTION_ARN"
 
 NOT_EMULATED = {
     "AWS::IAM::Role": "IAM is not enforced by the emulator",
@@ -87,6 +95,46 @@ class RuleDelivery:
 
 
 @dataclass
+class Schedule:
+    """An EventBridge schedule rule whose target is one of the project's functions: the emulator fires no
+    schedule, so the caller invokes the function (`LocalLambda.run_schedule`) when the schedule would."""
+
+    rule_name: str
+    expression: str
+    function: FunctionSpec
+
+
+@dataclass
+class FunctionUrl:
+    function: FunctionSpec
+    url: str
+    auth_type: str
+
+
+@dataclass
+class CustomResource:
+    """A custom resource the caller ran: the project's function that served it and what it answered."""
+
+    logical_id: str
+    kind: str
+    function: FunctionSpec
+    physical_id: str
+    data: dict[str, Any]
+
+
+@dataclass
+class LocalHooks:
+    """What the caller does for the provisioner while a stack is made.
+
+    function_url(function) serves the function's URL on loopback and returns it; custom_resource(function,
+    request) runs the function with CloudFormation's custom-resource request and returns its answer
+    ({PhysicalResourceId, Data}, the Provider framework's onEvent contract)."""
+
+    function_url: Callable[[FunctionSpec], str] | None = None
+    custom_resource: Callable[[FunctionSpec, dict[str, Any]], dict[str, Any]] | None = None
+
+
+@dataclass
 class ProvisionedStack:
     name: str
     outputs: dict[str, str] = field(default_factory=dict)
@@ -95,6 +143,9 @@ class ProvisionedStack:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     event_sources: list[QueueEventSource] = field(default_factory=list)
     rule_deliveries: list[RuleDelivery] = field(default_factory=list)
+    schedules: list[Schedule] = field(default_factory=list)
+    function_urls: list[FunctionUrl] = field(default_factory=list)
+    custom_resources: list[CustomResource] = field(default_factory=list)
     ignored_settings: list[str] = field(default_factory=list)
     tls_only_statements_left_out: int = 0
 
@@ -126,8 +177,10 @@ def _api_args(client: Any, operation: str, values: dict[str, Any]) -> dict[str, 
 
 
 class Provisioner:
-    def __init__(self, session: Any, region: str) -> None:
+    def __init__(self, session: Any, region: str, hooks: LocalHooks | None = None) -> None:
         self.region = region
+        self.hooks = hooks or LocalHooks()
+        self.secretsmanager = session.client("secretsmanager")
         self.s3 = session.client("s3")
         self.sqs = session.client("sqs")
         self.dynamodb = session.client("dynamodb")
@@ -213,6 +266,8 @@ class Provisioner:
             kind = resource["Type"]
             properties = self._resolve(resource.get("Properties", {}), stack)
             creator = getattr(self, "_create_" + kind.replace("::", "_").replace("-", "_"), None)
+            if creator is None and kind.startswith("Custom::") and kind not in NOT_EMULATED:
+                creator = self._run_custom_resource
             if creator is None:
                 if kind not in NOT_EMULATED:
                     raise ProvisionError(f"{stack_name}: {logical_id} has type {kind}, which the sandbox cannot create")
@@ -404,15 +459,23 @@ class Provisioner:
                 dead_letter_queue_arn=properties.get("DeadLetterConfig", {}).get("TargetArn"),
             )
             return {"Ref": name, "Arn": arn}
-        # CDK's custom-resource providers: the bucket notifications' effect is applied directly (above).
+        # CDK's custom-resource providers: the bucket notifications' effect is applied directly (above), and
+        # the Provider framework's onEvent function is stood in for by calling the function it names.
+        on_event = properties.get("Environment", {}).get("Variables", {}).get(PROVIDER_ON_EVENT_VARIABLE)
+        if on_event:
+            stack.providers[arn] = str(on_event)
         return {"Ref": name, "Arn": arn, "NotEmulated": True}
 
     def _function(self, stack: _StackState, result: ProvisionedStack, reference: str) -> FunctionSpec:
+        function = self._function_or_none(result, reference)
+        if function is None:
+            raise ProvisionError(f"{stack.name}: {reference} is not one of this project's functions")
+        return function
+
+    @staticmethod
+    def _function_or_none(result: ProvisionedStack, reference: str) -> FunctionSpec | None:
         name = reference.rsplit(":", 1)[-1] if reference.startswith("arn:") else reference
-        for function in result.functions.values():
-            if function.name == name:
-                return function
-        raise ProvisionError(f"{stack.name}: {reference} is not one of this project's functions")
+        return next((function for function in result.functions.values() if function.name == name), None)
 
     def _create_AWS_Lambda_EventInvokeConfig(
         self, stack: _StackState, result: ProvisionedStack, logical_id: str, properties: dict[str, Any]
@@ -441,6 +504,54 @@ class Provisioner:
         )
         return {"Ref": logical_id}
 
+    def _create_AWS_Lambda_Url(
+        self, stack: _StackState, result: ProvisionedStack, logical_id: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        function = self._function(stack, result, properties["TargetFunctionArn"])
+        if self.hooks.function_url is None:
+            raise ProvisionError(f"{stack.name}: {logical_id} is a function URL, and nothing serves one locally")
+        url = self.hooks.function_url(function)
+        result.function_urls.append(FunctionUrl(function, url, str(properties.get("AuthType", "AWS_IAM"))))
+        arn = f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{function.name}"
+        return {"FunctionUrl": url, "FunctionArn": arn}
+
+    # --- custom resources ---------------------------------------------------------------------------
+    def _run_custom_resource(
+        self, stack: _StackState, result: ProvisionedStack, logical_id: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        """CloudFormation's Create request to the project function behind the ServiceToken (directly, or
+        through the Provider framework's onEvent function); its answer gives the Ref and the attributes."""
+        kind = stack.types[logical_id]
+        token = str(properties.get("ServiceToken", ""))
+        function = self._function_or_none(result, stack.providers.get(token, token))
+        if function is None:
+            raise ProvisionError(
+                f"{stack.name}: {logical_id} ({kind}) is served by {token}, not by one of this project's functions: "
+                "the sandbox cannot run it"
+            )
+        if self.hooks.custom_resource is None:
+            raise ProvisionError(f"{stack.name}: {logical_id} ({kind}) needs its function run, and no runtime is given")
+        request = {
+            "RequestType": "Create",
+            "ServiceToken": token,
+            "ResponseURL": "http://127.0.0.1/not-used-by-the-local-sandbox",
+            "StackId": stack.stack_id,
+            "RequestId": str(uuid.uuid4()),
+            "LogicalResourceId": logical_id,
+            "ResourceType": kind,
+            # CloudFormation hands a custom resource its properties with every scalar as a string.
+            "ResourceProperties": _as_strings({key: value for key, value in properties.items()}),
+        }
+        try:
+            answer = self.hooks.custom_resource(function, request) or {}
+        except Exception as error:
+            # CloudFormation fails the stack with the provider's error.
+            raise ProvisionError(f"{stack.name}: {logical_id} ({kind}) failed: {error}") from error
+        physical_id = str(answer.get("PhysicalResourceId") or request["RequestId"])
+        data = dict(answer.get("Data") or {})
+        result.custom_resources.append(CustomResource(logical_id, kind, function, physical_id, data))
+        return {"Ref": physical_id, **data}
+
     # --- EventBridge ------------------------------------------------------------------------------
     def _create_AWS_Events_Rule(
         self, stack: _StackState, result: ProvisionedStack, logical_id: str, properties: dict[str, Any]
@@ -448,13 +559,23 @@ class Provisioner:
         name = properties.get("Name") or _generated_name(stack.name, logical_id, 64)
         self.events.put_rule(
             Name=name,
-            EventPattern=json.dumps(properties["EventPattern"]),
+            **(
+                {"ScheduleExpression": properties["ScheduleExpression"]}
+                if "ScheduleExpression" in properties
+                else {"EventPattern": json.dumps(properties["EventPattern"])}
+            ),
             State=properties.get("State", "ENABLED"),
             Description=properties.get("Description", ""),
         )
         targets = []
         for target in properties.get("Targets", []):
             arn = target["Arn"]
+            if ":lambda:" in arn and "ScheduleExpression" in properties:
+                # The emulator fires no schedule: recorded for the caller, who invokes the function.
+                result.schedules.append(
+                    Schedule(name, properties["ScheduleExpression"], self._function(stack, result, arn))
+                )
+                continue
             if ":lambda:" in arn:
                 function = self._function(stack, result, arn)
                 queue = self._create_AWS_SQS_Queue(stack, result, f"{logical_id}To{function.logical_id}", {})
@@ -466,6 +587,35 @@ class Provisioner:
         if targets:
             self.events.put_targets(Rule=name, Targets=targets)
         return {"Ref": name, "Arn": f"arn:aws:events:{self.region}:{ACCOUNT}:rule/{name}"}
+
+    # --- Secrets Manager ----------------------------------------------------------------------------
+    def _create_AWS_SecretsManager_Secret(
+        self, stack: _StackState, result: ProvisionedStack, logical_id: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        name = properties.get("Name") or _generated_name(stack.name, logical_id, 512)
+        if "SecretString" in properties:
+            value = str(properties["SecretString"])
+        elif "GenerateSecretString" in properties:
+            value = self._generated_secret(properties["GenerateSecretString"])
+        else:
+            raise ProvisionError(f"{stack.name}: {logical_id} has neither SecretString nor GenerateSecretString")
+        if "KmsKeyId" in properties:
+            result.ignored_settings.append(f"{logical_id}.KmsKeyId")
+        arn = self.secretsmanager.create_secret(
+            Name=name, SecretString=value, Description=str(properties.get("Description", ""))
+        )["ARN"]
+        return {"Ref": arn, "Id": arn}
+
+    def _generated_secret(self, generator: dict[str, Any]) -> str:
+        """What CloudFormation stores for GenerateSecretString: a random password under the generator's
+        rules (GetRandomPassword takes the same fields), alone or put into SecretStringTemplate."""
+        password = self.secretsmanager.get_random_password(
+            **_api_args(self.secretsmanager, "GetRandomPassword", generator)
+        )["RandomPassword"]
+        if "GenerateStringKey" in generator:
+            template = json.loads(generator.get("SecretStringTemplate") or "{}")
+            return json.dumps({**template, generator["GenerateStringKey"]: password})
+        return str(password)
 
     # --- Cognito ----------------------------------------------------------------------------------
     def _create_AWS_Cognito_UserPool(
@@ -555,7 +705,10 @@ class _StackState:
         self.name = name
         self.stack_id = f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{name}/{uuid.uuid4()}"
         self.parameters = {key: parameter.get("Default") for key, parameter in template.get("Parameters", {}).items()}
+        self.types = {logical_id: resource["Type"] for logical_id, resource in template.get("Resources", {}).items()}
         self.values: dict[str, dict[str, Any]] = {}
+        # The Provider framework's function ARN -> the project function it calls (its onEvent handler).
+        self.providers: dict[str, str] = {}
 
     def attribute(self, logical_id: str, attribute: str) -> Any:
         if logical_id not in self.values:
@@ -577,6 +730,16 @@ def _without_tls_only(policy: dict[str, Any], logical_id: str, result: Provision
         else:
             kept.append(statement)
     return {**policy, "Statement": kept}
+
+
+def _as_strings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _as_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_strings(item) for item in value]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if value is None or isinstance(value, str) else str(value)
 
 
 def _as_list(value: Any) -> list[str]:

@@ -101,9 +101,9 @@ SKIPS: tuple[CheckovSkip, ...] = (
     CheckovSkip(
         "CKV_AWS_117",
         "AWS::Lambda::Function",
-        "The functions call only AWS APIs (S3, SQS, DynamoDB, SNS, the labeling service's) over TLS and reach "
-        "no private resource; a VPC would add a NAT gateway or interface endpoints, their cost and a failure "
-        "point, for no gain.",
+        "The functions call AWS APIs (S3, SQS, DynamoDB, SNS, Secrets Manager) and the labeling service's "
+        "public HTTPS endpoint, and reach no private resource; a VPC would add a NAT gateway or interface "
+        "endpoints, their cost and a failure point, for no gain.",
     ),
     CheckovSkip(
         "CKV_AWS_115",

@@ -101,6 +101,7 @@ def handle_event(event: dict[str, Any]) -> dict[str, Any]:
         for outcome in outcomes:
             _record(outcome, "reconciler")
         finished = [o.job_name for o in outcomes if o.action in ("exported", "relabel-marked")]
+        metrics.add_metric(name="OpenJobsReconciled", unit=MetricUnit.Count, value=len(outcomes))
         logger.info("reconciled open jobs", extra={"jobs_checked": len(outcomes), "jobs_finished": finished})
         return {"action": "reconciled", "checked": len(outcomes), "finished": finished}
     try:

@@ -9,7 +9,6 @@ function URL would (one request at a time, as Lambda's concurrency of one would)
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import threading
@@ -36,6 +35,7 @@ from labeling_pipeline.names import EnvironmentVariable as Env
 from labeling_pipeline.settings import PipelineSettings, validate_json
 from sandbox.emulator import MotoServer, free_port
 from sandbox.label_studio_server import LabelStudioServer
+from sandbox.lambda_runtime import function_url_event
 from tests.support import REGION, lambda_sqs_record
 
 UPLOADS_ARN = "arn:aws:sqs:us-east-1:123456789012:uploads"
@@ -198,20 +198,6 @@ class Pipeline:
             time.sleep(0.1)
         assert len(self.webhook_calls) >= count, f"{len(self.webhook_calls)} webhook calls, wanted {count}"
         return self.webhook_calls
-
-
-def function_url_event(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    """A request through a Lambda function URL (payload format 2.0): headers lower case, body base64 when binary."""
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": {name.lower(): value for name, value in headers.items()},
-        "requestContext": {"http": {"method": "POST", "path": "/", "sourceIp": "127.0.0.1"}},
-        "body": base64.b64encode(body).decode(),
-        "isBase64Encoded": True,
-    }
 
 
 @contextmanager

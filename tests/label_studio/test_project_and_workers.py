@@ -19,6 +19,7 @@ from labeling_pipeline.exports.formats import ExportStats
 from labeling_pipeline.job_results import write_exports
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
+from sandbox.simulated_annotators import worker_token
 from tests.label_studio.pipeline_world import (
     REGION,
     WEBHOOK_SECRET,
@@ -124,20 +125,6 @@ def test_workers_get_an_account_with_a_temporary_password_and_sign_up_stays_clos
     assert "annotator@example.com" not in workers.list()
     with pytest.raises(WorkerError, match="not a worker"):
         workers.remove("annotator@example.com")
-
-
-def worker_token(url: str, email: str, password: str) -> str:
-    """The worker's own API token, as their Account page shows it."""
-    session = requests.Session()
-    session.get(f"{url}/user/login/", timeout=30)
-    session.post(
-        f"{url}/user/login/",
-        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "email": email, "password": password},
-        timeout=30,
-    )
-    answer = session.get(f"{url}/api/current-user/token", timeout=30)
-    answer.raise_for_status()
-    return str(answer.json()["token"])
 
 
 def test_two_annotators_per_image_end_the_job_and_both_boxes_are_kept_with_their_annotator(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,15 @@ from sandbox import demo
 from sandbox.fake_ground_truth import FakeGroundTruth
 from sandbox.ground_truth_endpoint import GroundTruthEndpoint
 from sandbox.lambda_runtime import LocalLambda
-from sandbox.provision import FunctionSpec, Provisioner, ProvisionError, QueueEventSource, RuleDelivery
+from sandbox.provision import (
+    FunctionSpec,
+    LocalHooks,
+    Provisioner,
+    ProvisionError,
+    QueueEventSource,
+    RuleDelivery,
+    Schedule,
+)
 from sandbox.simulated_workers import output_line, simulated_boxes
 
 REGION = "us-east-1"
@@ -278,3 +287,229 @@ def test_the_gallery_opens_only_where_there_is_a_display(monkeypatch: pytest.Mon
     assert opened == []
     demo.show_gallery(index, open_browser=True)
     assert opened == [index.resolve().as_uri()]
+
+
+# --- what the Label Studio templates add -------------------------------------------------------------------
+PROJECT_FUNCTION = {
+    "Type": "AWS::Lambda::Function",
+    "Properties": {
+        "FunctionName": "setup",
+        "Handler": "labeling_pipeline.backends.label_studio.setup_handler.on_event",
+        "Environment": {"Variables": {"SETTING": "x"}},
+    },
+}
+
+
+def test_generated_secrets_honour_the_generator(session: Any) -> None:
+    template = {
+        "Resources": {
+            # The API token's generator (stacks/backends/label_studio/infrastructure.py): 40 lowercase hex digits.
+            "Token": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {
+                    "GenerateSecretString": {
+                        "ExcludeCharacters": "ghijklmnopqrstuvwxyz",
+                        "ExcludePunctuation": True,
+                        "ExcludeUppercase": True,
+                        "IncludeSpace": False,
+                        "PasswordLength": 40,
+                    }
+                },
+            },
+            "Login": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {
+                    "Name": "login",
+                    "GenerateSecretString": {
+                        "SecretStringTemplate": '{"user": "admin"}',
+                        "GenerateStringKey": "password",
+                        "PasswordLength": 12,
+                    },
+                },
+            },
+        },
+        "Outputs": {"Token": {"Value": {"Ref": "Token"}}, "Login": {"Value": {"Ref": "Login"}}},
+    }
+    stack = Provisioner(session, REGION).provision("secrets", template)
+    secrets = session.client("secretsmanager")
+    token = secrets.get_secret_value(SecretId=stack.outputs["Token"])["SecretString"]
+    assert len(token) == 40 and set(token) <= set("0123456789abcdef")
+    assert stack.outputs["Token"].startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:secrets-Token-")
+    login = json.loads(secrets.get_secret_value(SecretId=stack.outputs["Login"])["SecretString"])
+    assert login["user"] == "admin" and len(login["password"]) == 12
+    assert stack.created["AWS::SecretsManager::Secret"] == 2
+
+
+def test_function_urls_schedules_and_custom_resources_go_to_the_callers_hooks(session: Any) -> None:
+    served: list[str] = []
+    requests: list[dict[str, Any]] = []
+
+    def custom_resource(function: FunctionSpec, request: dict[str, Any]) -> dict[str, Any]:
+        requests.append(request)
+        return {"PhysicalResourceId": "42", "Data": {"ProjectId": "42"}}
+
+    template = {
+        "Resources": {
+            "Events": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"FunctionName": "events", "Handler": "labeling_pipeline.job_events.lambda_handler"},
+            },
+            "EventsUrl": {
+                "Type": "AWS::Lambda::Url",
+                "Properties": {"AuthType": "NONE", "TargetFunctionArn": {"Fn::GetAtt": ["Events", "Arn"]}},
+            },
+            "Tick": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "ScheduleExpression": "rate(5 minutes)",
+                    "Targets": [{"Arn": {"Fn::GetAtt": ["Events", "Arn"]}, "Id": "Target0"}],
+                },
+            },
+            "Setup": PROJECT_FUNCTION,
+            # aws-cdk-lib's Provider framework: its own function (CDK's, not run) names the project's.
+            "Framework": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Handler": "framework.onEvent",
+                    "Environment": {"Variables": {"USER_ON_EVENT_FUNCTION_ARN": {"Fn::GetAtt": ["Setup", "Arn"]}}},
+                },
+            },
+            "Project": {
+                "Type": "Custom::LabelStudioProject",
+                "Properties": {
+                    "ServiceToken": {"Fn::GetAtt": ["Framework", "Arn"]},
+                    "WebhookUrl": {"Fn::GetAtt": ["EventsUrl", "FunctionUrl"]},
+                    "Count": 3,
+                },
+            },
+        },
+        "Outputs": {"ProjectId": {"Value": {"Fn::GetAtt": ["Project", "ProjectId"]}}},
+    }
+
+    def function_url(function: FunctionSpec) -> str:
+        served.append(function.name)
+        return "http://127.0.0.1:1/"
+
+    hooks = LocalHooks(function_url=function_url, custom_resource=custom_resource)
+    stack = Provisioner(session, REGION, hooks).provision("ls", template)
+    assert served == ["events"]
+    ((request,),) = [requests]
+    assert request["RequestType"] == "Create" and request["ResourceType"] == "Custom::LabelStudioProject"
+    # Resolved, and every scalar a string, as CloudFormation hands them over.
+    assert request["ResourceProperties"]["WebhookUrl"] == "http://127.0.0.1:1/"
+    assert request["ResourceProperties"]["Count"] == "3"
+    assert stack.outputs["ProjectId"] == "42"
+    (resource,) = stack.custom_resources
+    assert (resource.function.name, resource.physical_id) == ("setup", "42")
+    (schedule,) = stack.schedules
+    assert (schedule.expression, schedule.function.name) == ("rate(5 minutes)", "events")
+    rule = session.client("events").describe_rule(Name=schedule.rule_name)
+    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    assert stack.not_emulated["AWS::Lambda::Function"] == 1  # the framework's own function
+    assert stack.created["AWS::Lambda::Function"] == 2 and stack.created["AWS::Lambda::Url"] == 1
+
+
+def test_a_custom_resource_that_no_project_function_serves_is_refused(session: Any) -> None:
+    other = {"Type": "AWS::Lambda::Function", "Properties": {"Handler": "index.handler"}}
+    template = {
+        "Resources": {
+            "Other": other,
+            "Thing": {"Type": "Custom::Thing", "Properties": {"ServiceToken": {"Fn::GetAtt": ["Other", "Arn"]}}},
+        }
+    }
+    with pytest.raises(ProvisionError, match=r"Custom::Thing.*not by one of this project's functions"):
+        Provisioner(session, REGION).provision("other", template)
+    direct = {
+        "Resources": {
+            "Setup": PROJECT_FUNCTION,
+            "Thing": {"Type": "Custom::Thing", "Properties": {"ServiceToken": {"Fn::GetAtt": ["Setup", "Arn"]}}},
+        }
+    }
+    with pytest.raises(ProvisionError, match="no runtime is given"):
+        Provisioner(session, REGION).provision("direct", direct)
+
+    def fails(function: FunctionSpec, request: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("Label Studio refused the token")
+
+    with pytest.raises(ProvisionError, match=r"Thing \(Custom::Thing\) failed: Label Studio refused the token"):
+        Provisioner(session, REGION, LocalHooks(custom_resource=fails)).provision("again", direct)
+
+
+URL_HANDLER_MODULE = """
+import base64, json
+
+def handle(event, context):
+    body = json.loads(base64.b64decode(event["body"]))
+    if body.get("explode"):
+        raise RuntimeError("always fails")
+    return {"statusCode": 201, "headers": {"X-Seen": event["headers"]["x-secret"]}, "body": json.dumps(body)}
+"""
+
+
+def test_a_function_url_runs_the_function_on_the_polling_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import requests as http
+
+    name = f"sandbox_url_probe_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(URL_HANDLER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runtime = LocalLambda(None, REGION, tmp_path / "logs", "note")
+    url = runtime.serve_function_url(_spec(name, handler=f"{name}.handle"))
+    answers: list[Any] = []
+
+    def post(body: dict[str, Any]) -> None:
+        answers.append(http.post(url, json=body, headers={"X-Secret": "s"}, timeout=10))
+
+    for body in ({"n": 1}, {"explode": True}):
+        sender = threading.Thread(target=post, args=(body,))
+        sender.start()
+        while sender.is_alive():
+            runtime.poll_function_urls(0.1)
+        sender.join()
+    ok, failed = answers
+    assert (ok.status_code, ok.headers["X-Seen"], ok.json()) == (201, "s", {"n": 1})
+    assert failed.status_code == 502  # what Lambda's URL answers when the function fails
+    assert [invocation.error for invocation in runtime.invocations] == [None, "RuntimeError: always fails"]
+    # Closed with a request waiting: it is answered at once, not left hanging.
+    sender = threading.Thread(target=post, args=({"n": 2},))
+    sender.start()
+    time.sleep(0.3)
+    runtime.close()
+    sender.join(5)
+    assert answers[-1].status_code == 503
+
+
+def test_a_schedule_tick_is_what_the_job_events_function_takes_for_the_reconciler(tmp_path: Path) -> None:
+    from labeling_pipeline.job_events import is_schedule
+
+    runtime = LocalLambda(None, REGION, tmp_path / "logs", "note")
+    ticks: list[dict[str, Any]] = []
+    runtime.invoke = lambda spec, event: ticks.append(event)  # type: ignore[method-assign]
+    runtime.run_schedule(Schedule("tick", "rate(5 minutes)", _spec("unused")))
+    (tick,) = ticks
+    assert is_schedule(tick) and tick["resources"] == ["arn:aws:events:us-east-1:123456789012:rule/tick"]
+
+
+def test_the_demo_knows_the_stacks_project_resource_type() -> None:
+    from sandbox.label_studio_demo import PROJECT_RESOURCE
+    from stacks.backends.label_studio.infrastructure import CUSTOM_RESOURCE_TYPE
+
+    assert PROJECT_RESOURCE == CUSTOM_RESOURCE_TYPE
+
+
+@given(st.integers(min_value=1, max_value=5000), st.integers(min_value=1, max_value=5000), st.text(min_size=1))
+def test_simulated_annotations_read_back_as_the_simulated_boxes(width: int, height: int, ref: str) -> None:
+    """Percent of the image, as the editor writes it, comes back through the pipeline's reader as the pixels."""
+    from labeling_pipeline.backends.label_studio.results import read_task
+    from labeling_pipeline.labels import ReadStats
+    from sandbox.simulated_annotators import rectangle, simulated_boxes_for
+
+    boxes = simulated_boxes_for(ref, (width, height), ["Dog", "Cat"])
+    result = [rectangle(label, x, y, w, h, (width, height)) for label, x, y, w, h in boxes]
+    task = {"id": 1, "data": {"image": ref}, "annotations": [{"id": 1, "completed_by": 2, "result": result}]}
+    image = read_task(task, 1, "job", ReadStats())
+    found = [[box.label, box.left, box.top, box.width, box.height] for box in image.boxes]
+    assert found == [[label, *(pytest.approx(v, abs=1e-6) for v in box)] for label, *box in boxes]

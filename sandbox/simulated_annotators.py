@@ -1,0 +1,162 @@
+"""Simulated annotators for the Label Studio demo: boxes nobody drew, submitted through Label Studio's HTTP API as
+its editor submits them.
+
+An annotator is a worker account (made with `gt-labeling workers add`, as for a person) that signs in with its
+password through the login form, takes its own API token (what its Account page shows), and works through the
+project's labeling stream (`GET /api/projects/<id>/next` until Label Studio has no task left for it). For each
+task it opens the image as the editor does (Label Studio's link, a redirect to a presigned S3 URL), and submits
+pseudo-random boxes, fixed per image by the same rule as the Ground Truth demo's (sandbox.simulated_workers), as
+rectanglelabels results in percent of the image: so the annotations carry that worker, not the pipeline's admin.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from PIL import Image
+
+from labeling_pipeline.backends.label_studio.project import CONTROL_NAME
+from labeling_pipeline.backends.label_studio.results import RECTANGLE_RESULT, TaskData
+from sandbox.simulated_workers import simulated_boxes
+
+TIMEOUT_SECONDS = 30
+# What a simulated annotator says it spent on a task (Label Studio's lead_time, seconds).
+LEAD_TIME_SECONDS = 4.0
+
+
+class LabelStudioClient:
+    """Label Studio's HTTP API with one account's token, on loopback (never through a proxy)."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.http.headers["Authorization"] = f"Token {token}"
+
+    @classmethod
+    def signed_in(cls, base_url: str, email: str, password: str) -> LabelStudioClient:
+        return cls(base_url, worker_token(base_url, email, password))
+
+    def request(self, method: str, path: str, **options: Any) -> Any:
+        answer = self.http.request(method, f"{self.base_url}{path}", timeout=TIMEOUT_SECONDS, **options)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def me(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.request("GET", "/api/current-user/whoami")
+        return found
+
+    def next_task(self, project_id: int) -> dict[str, Any] | None:
+        """The labeling stream's next task for this account; None when it has none left."""
+        answer = self.http.get(f"{self.base_url}/api/projects/{project_id}/next", timeout=TIMEOUT_SECONDS)
+        if answer.status_code == 404:
+            return None
+        answer.raise_for_status()
+        task: dict[str, Any] = answer.json()
+        return task
+
+    def source_ref(self, task_id: int) -> str:
+        """The task's image as the pipeline imported it (s3://bucket/key), not the link made for a browser."""
+        task = self.request("GET", f"/api/tasks/{task_id}", params={"resolve_uri": "false"})
+        return str(task["data"][TaskData.IMAGE])
+
+    def open_image(self, task_id: int) -> bytes:
+        """The task's image as a browser gets it: Label Studio's link, redirected to a presigned URL."""
+        link = str(self.request("GET", f"/api/tasks/{task_id}")["data"][TaskData.IMAGE])
+        if link.startswith("/"):
+            link = self.base_url + link
+        # requests drops the Authorization header on the redirect to another port (the presigned URL's).
+        answer = self.http.get(link, timeout=TIMEOUT_SECONDS)
+        answer.raise_for_status()
+        return answer.content
+
+    def submit(self, task_id: int, result: list[dict[str, Any]], *, skipped: bool = False) -> dict[str, Any]:
+        body = {"result": result, "was_cancelled": skipped, "lead_time": LEAD_TIME_SECONDS}
+        created: dict[str, Any] = self.request("POST", f"/api/tasks/{task_id}/annotations", json=body)
+        return created
+
+
+def worker_token(base_url: str, email: str, password: str) -> str:
+    """An account's own API token, as its Account page shows it: signed in through the login form first."""
+    session = requests.Session()
+    session.trust_env = False
+    session.get(f"{base_url}/user/login/", timeout=TIMEOUT_SECONDS).raise_for_status()
+    signed_in = session.post(
+        f"{base_url}/user/login/",
+        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "email": email, "password": password},
+        allow_redirects=False,
+        timeout=TIMEOUT_SECONDS,
+    )
+    if signed_in.status_code != 302:
+        raise PermissionError(f"Label Studio refused the sign-in of {email} (HTTP {signed_in.status_code})")
+    answer = session.get(f"{base_url}/api/current-user/token", timeout=TIMEOUT_SECONDS)
+    answer.raise_for_status()
+    return str(answer.json()["token"])
+
+
+def image_size(picture: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(picture)) as image:
+        return image.width, image.height
+
+
+def rectangle(label: str, left: float, top: float, width: float, height: float, size: tuple[int, int]) -> dict:
+    """A box in pixels as Label Studio's editor writes it: percent of the image it was drawn on."""
+    image_width, image_height = size
+    return {
+        "type": RECTANGLE_RESULT,
+        "from_name": CONTROL_NAME,
+        "to_name": TaskData.IMAGE,
+        "original_width": image_width,
+        "original_height": image_height,
+        "image_rotation": 0,
+        "value": {
+            "x": left * 100 / image_width,
+            "y": top * 100 / image_height,
+            "width": width * 100 / image_width,
+            "height": height * 100 / image_height,
+            "rotation": 0,
+            RECTANGLE_RESULT: [label],
+        },
+    }
+
+
+def simulated_boxes_for(source_ref: str, size: tuple[int, int], labels: list[str]) -> list[list[Any]]:
+    """The boxes the simulated annotator draws on this image, [label, left, top, width, height] in pixels: the
+    same ones on every run."""
+    return [
+        [labels[box["class_id"]], box["left"], box["top"], box["width"], box["height"]]
+        for box in simulated_boxes(source_ref, size[0], size[1], len(labels))
+    ]
+
+
+@dataclass
+class Answer:
+    task_id: int
+    source_ref: str
+    width: int
+    height: int
+    boxes: list[list[Any]] = field(default_factory=list)  # [label, left, top, width, height] in pixels
+
+
+class SimulatedAnnotator:
+    def __init__(self, client: LabelStudioClient, project_id: int, labels: list[str]) -> None:
+        self.client = client
+        self.project_id = project_id
+        self.labels = labels
+
+    def label_all(self, report: Callable[[Answer], None]) -> list[Answer]:
+        """Every task the labeling stream hands this account, answered in turn; `report` hears of each."""
+        answers = []
+        while (task := self.client.next_task(self.project_id)) is not None:
+            task_id = int(task["id"])
+            source_ref = self.client.source_ref(task_id)
+            size = image_size(self.client.open_image(task_id))
+            answer = Answer(task_id, source_ref, *size, boxes=simulated_boxes_for(source_ref, size, self.labels))
+            self.client.submit(task_id, [rectangle(label, x, y, w, h, size) for label, x, y, w, h in answer.boxes])
+            answers.append(answer)
+            report(answer)
+        return answers
