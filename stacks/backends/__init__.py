@@ -11,6 +11,7 @@ from labeling_pipeline.settings import DEFAULT_BACKEND
 from stacks.backends.ground_truth.checkov_skips import SKIPS as GROUND_TRUTH_CHECKOV_SKIPS
 from stacks.backends.ground_truth.infrastructure import GroundTruthInfrastructure
 from stacks.backends.ground_truth.settings import GroundTruthConfig
+from stacks.backends.label_studio.checkov_skips import SERVER_SKIPS as LABEL_STUDIO_SERVER_CHECKOV_SKIPS
 from stacks.backends.label_studio.checkov_skips import SKIPS as LABEL_STUDIO_CHECKOV_SKIPS
 from stacks.backends.label_studio.infrastructure import LabelStudioInfrastructure
 from stacks.backends.label_studio.settings import LabelStudioConfig
@@ -28,7 +29,11 @@ class BackendStacks:
 
 BACKENDS: dict[str, BackendStacks] = {
     DEFAULT_BACKEND: BackendStacks(GroundTruthConfig, GroundTruthInfrastructure, GROUND_TRUTH_CHECKOV_SKIPS),
-    LABEL_STUDIO: BackendStacks(LabelStudioConfig, LabelStudioInfrastructure, LABEL_STUDIO_CHECKOV_SKIPS),
+    LABEL_STUDIO: BackendStacks(
+        LabelStudioConfig,
+        LabelStudioInfrastructure,
+        LABEL_STUDIO_CHECKOV_SKIPS + LABEL_STUDIO_SERVER_CHECKOV_SKIPS,
+    ),
 }
 assert sorted(BACKENDS) == names(), "every runtime backend needs its infrastructure"
 

@@ -56,13 +56,10 @@ def test_another_backends_setting_with_a_value_of_its_own_is_refused() -> None:
         parse_config({"labeling.labelStudioUrl": URL})
 
 
-def test_the_url_is_required_with_label_studio() -> None:
-    message = (
-        r"^labeling\.labelStudioUrl: required with labeling\.backend=label-studio: the base URL of the Label "
-        r"Studio server the pipeline uses, e\.g\. https://labels\.example\.com$"
-    )
-    with pytest.raises(ConfigError, match=message):
-        parse_config({"labeling.backend": "label-studio"})
+def test_without_the_url_the_stack_deploys_label_studio() -> None:
+    # labelStudioUrl names an existing server; without it the stack deploys one (test_label_studio_server.py).
+    config = _label_studio({"labeling.backend": "label-studio"})
+    assert config.label_studio_url is None and config.deploys_server
 
 
 @pytest.mark.parametrize(

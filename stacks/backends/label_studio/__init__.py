@@ -1,2 +1,2 @@
-"""Label Studio's infrastructure: its deployment settings here; its constructs beside them. This issue deploys
-no Label Studio server: the pipeline uses one reachable at ``labeling.labelStudioUrl``."""
+"""Label Studio's infrastructure: its deployment settings here; its constructs beside them. The pipeline uses the
+server at ``labeling.labelStudioUrl``, or, without it, deploys one (server.py)."""

@@ -1,9 +1,13 @@
 """The checkov findings on Label Studio's own resources that do not apply, each with its reason (the format
-and the rules of stacks/checkov_skips.py)."""
+and the rules of stacks/checkov_skips.py): `SKIPS` for the pipeline's side (with any server), `SERVER_SKIPS` for the
+server this stack deploys without labeling.labelStudioUrl."""
 
 from __future__ import annotations
 
+import aws_cdk as cdk
+
 from stacks.checkov_skips import CheckovSkip
+from stacks.deployment_settings import LabelingConfig
 
 # The custom resource's setup function and aws-cdk-lib's Provider framework function in front of it.
 SETUP_FUNCTIONS = ("LabelStudio/Project/Setup/Function", "LabelStudio/Project/Provider/framework-onEvent")
@@ -50,5 +54,103 @@ SKIPS: tuple[CheckovSkip, ...] = (
         "no secret (the custom resource names the secrets by ARN, and the setup function reads them from Secrets "
         "Manager). Lambda encrypts it at rest with an AWS-managed key.",
         paths=SETUP_FUNCTIONS,
+    ),
+)
+
+
+class WithoutDomainSkip(CheckovSkip):
+    """A skip that applies only while the deployed site has no domain of its own (labeling.labelStudioDomain)."""
+
+    def applies_to(self, resource: cdk.CfnResource, config: LabelingConfig) -> bool:
+        if getattr(config, "label_studio_domain", None) is not None:
+            return False
+        return super().applies_to(resource, config)
+
+
+# The Label Studio server this stack deploys without labeling.labelStudioUrl (server.py and its parts).
+SERVER = "LabelStudio/Server"
+DATABASE = f"{SERVER}/Database/Instance"
+LISTENER = f"{SERVER}/LoadBalancer/Http"
+
+SERVER_SKIPS: tuple[CheckovSkip, ...] = (
+    CheckovSkip(
+        "CKV_AWS_149",
+        "AWS::SecretsManager::Secret",
+        "Secrets Manager encrypts the database credentials, the first user's password and Django's secret key at "
+        "rest with its AWS-managed key (aws/secretsmanager), usable only by this account's principals allowed to "
+        "read them (the tasks' execution role). With labeling.kmsKey they use the customer-managed key and pass.",
+        paths=(SERVER,),
+        without_kms=True,
+    ),
+    CheckovSkip(
+        "CKV_AWS_158",
+        "AWS::Logs::LogGroup",
+        "CloudWatch Logs encrypts log data at rest with its own keys; Label Studio's container log, the VPC flow "
+        "logs and the deploy-time lookup's log hold requests, addresses and ids, no secret and no image. With "
+        "labeling.kmsKey the log groups use the customer-managed key and pass.",
+        paths=(SERVER,),
+        without_kms=True,
+    ),
+    CheckovSkip(
+        "CKV_AWS_157",
+        "AWS::RDS::DBInstance",
+        "Single-AZ by default to keep a small labeling team's cost down: a zone outage pauses labeling (uploads "
+        "wait in their queue) and the automated backups restore the data. labeling.labelStudioDatabaseMultiAz "
+        "adds a standby in the second zone.",
+        paths=(DATABASE,),
+    ),
+    CheckovSkip(
+        "CKV_AWS_118",
+        "AWS::RDS::DBInstance",
+        "RDS's standard CloudWatch metrics (CPU, free storage, connections) feed this stack's database alarms; "
+        "Enhanced Monitoring's per-process metrics would add a monitoring role with an AWS-managed policy and "
+        "CloudWatch Logs charges for a database that serves a few annotators.",
+        paths=(DATABASE,),
+    ),
+    CheckovSkip(
+        "CKV_AWS_161",
+        "AWS::RDS::DBInstance",
+        "Label Studio connects with a user name and password (POSTGRE_USER/POSTGRE_PASSWORD) and cannot use IAM "
+        "database authentication tokens; the password is generated in Secrets Manager and reaches the container "
+        "as an ECS secret.",
+        paths=(DATABASE,),
+    ),
+    CheckovSkip(
+        "CKV_AWS_2",
+        "AWS::ElasticLoadBalancingV2::Listener",
+        "The load balancer is internal, in private subnets, and its security group admits only CloudFront's VPC "
+        "origin, which reaches it inside the VPC; viewers get HTTPS from CloudFront (HTTP is redirected). HTTPS "
+        "to the load balancer would need a certificate for a domain this deployment does not have.",
+        paths=(LISTENER,),
+    ),
+    CheckovSkip(
+        "CKV_AWS_103",
+        "AWS::ElasticLoadBalancingV2::Listener",
+        "The listener is plain HTTP inside the VPC, reached only by CloudFront's VPC origin (no TLS policy to "
+        "set); the TLS that viewers use ends at CloudFront with TLS 1.2 or later for a custom domain.",
+        paths=(LISTENER,),
+    ),
+    CheckovSkip(
+        "CKV_AWS_18",
+        "AWS::S3::Bucket",
+        "This is the access-log bucket of Label Studio's distribution and load balancer; logging it into itself "
+        "would loop (the same reason as the cdk-nag AwsSolutions-S1 acknowledgement).",
+        paths=(f"{SERVER}/Site/AccessLogs",),
+    ),
+    CheckovSkip(
+        "CKV_AWS_68",
+        "AWS::CloudFront::Distribution",
+        "No AWS WAF web ACL by default: its monthly and per-request charges would exceed the rest of a small "
+        "deployment's edge cost. Label Studio requires a signed-in user or an API token for everything but its "
+        "sign-in page, and AWS Shield Standard protects the distribution. Attach a web ACL if the site draws abuse.",
+        paths=(f"{SERVER}/Site/Distribution",),
+    ),
+    WithoutDomainSkip(
+        "CKV_AWS_174",
+        "AWS::CloudFront::Distribution",
+        "Without labeling.labelStudioDomain the site uses CloudFront's default *.cloudfront.net certificate, whose "
+        "security policy CloudFront fixes and no setting changes. With a domain and its ACM certificate the "
+        "distribution's minimum protocol is TLSv1.2_2021 and the check passes.",
+        paths=(f"{SERVER}/Site/Distribution",),
     ),
 )

@@ -1,7 +1,13 @@
-"""Label Studio's side of the pipeline stack, for a Label Studio server reachable at ``labeling.labelStudioUrl``
-(this stack deploys no server): the API token and webhook secrets, the functions' grants on them, the
-job-events function's URL for Label Studio's webhook, the reconciler's schedule, and the custom resource that
+"""Label Studio's side of the pipeline stack: the API token and webhook secrets, the functions' grants on them,
+the job-events function's URL for Label Studio's webhook, the reconciler's schedule, and the custom resource that
 creates the project, its S3 storage and its webhook and keeps them in step with the configuration.
+
+The server is the one at ``labeling.labelStudioUrl``, or, without it, the one this stack deploys (server.py: VPC,
+PostgreSQL, Fargate, internal load balancer, CloudFront), whose site URL the functions and the custom resource
+then use. The server lives in the pipeline stack, not in a stack of its own: it needs the pipeline's bucket (its
+task role reads images/), the key, the API token secret and the results topic (its alarms), and the pipeline
+needs its URL, so two stacks would reference each other. In one stack CloudFormation also orders the project's
+custom resource after the service is stable and CloudFront can reach it (plain DependsOn).
 
 No SageMaker, no workforce stack, no Cognito: Label Studio keeps its own accounts.
 """
@@ -23,9 +29,11 @@ from constructs import Construct
 
 from labeling_pipeline.backends.label_studio import Resources
 from labeling_pipeline.names import OUTPUT_PREFIX
+from stacks.backends.label_studio.alarms import LabelStudioAlarms
+from stacks.backends.label_studio.server import LabelStudioServer
 from stacks.backends.label_studio.settings import LabelStudioConfig
 from stacks.constructs.encryption_key import LabelingKey
-from stacks.constructs.job_following import deliver_to_job_events
+from stacks.constructs.job_following import JobFollowing, deliver_to_job_events
 from stacks.constructs.nag import acknowledge
 from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.deployment_settings import LabelingConfig, runtime_settings_json
@@ -139,8 +147,34 @@ class LabelStudioWiring:
             key=key,
             existing_api_token_arn=config.label_studio_api_token_secret_arn,
         )
+        self.server: LabelStudioServer | None = None
+        if config.deploys_server:
+            self.server = LabelStudioServer(
+                self._scope, "Server", config=config, bucket=bucket, api_token=self.secrets.api_token, key=key
+            )
+            self.url = self.server.site_url
+            cdk.CfnOutput(
+                stack,
+                "LabelStudioSiteUrl",
+                description="Label Studio, deployed by this stack: sign in as labeling.labelStudioAdminEmail",
+                value=self.url,
+            )
+            cdk.CfnOutput(
+                stack,
+                "LabelStudioAdminSecretArn",
+                description="The secret holding the password of Label Studio's first user (an administrator)",
+                value=self.server.admin_password.secret_arn,
+            )
+            cdk.CfnOutput(
+                stack,
+                "LabelStudioDistributionDomain",
+                description="CloudFront's domain of the site (the CNAME target of labeling.labelStudioDomain)",
+                value=self.server.site.distribution.distribution_domain_name,
+            )
+        else:
+            self.url = config.url
         self._resources = {
-            Resources.URL: config.url,
+            Resources.URL: self.url,
             Resources.BUCKET: bucket.bucket_name,
             Resources.API_TOKEN_SECRET_ARN: self.secrets.api_token.secret_arn,
             Resources.WEBHOOK_SECRET_ARN: self.secrets.webhook.secret_arn,
@@ -209,12 +243,29 @@ class LabelStudioWiring:
             self._scope,
             "Project",
             config=self._config,
+            url=self.url,
             secrets=self.secrets,
             bucket=self._bucket,
             webhook_url=url.url,
             key=self._key,
         )
         cdk.CfnOutput(self._stack, "LabelStudioProjectId", value=project.project_id)
+
+        if self.server is not None:
+            # The setup function talks to the deployed server through CloudFront: after the service is stable
+            # (its tasks healthy behind the load balancer) and CloudFront's VPC origin may reach it.
+            for dependency in self.server.ready:
+                project.resource.node.add_dependency(dependency)
+            # (d) Alarms on the server, to the results topic like the pipeline's own.
+            assert isinstance(scope, JobFollowing), "the job-events function's scope holds the results topic"
+            LabelStudioAlarms(
+                self.server,
+                "Alarms",
+                topic=scope.topic,
+                load_balancer=self.server.load_balancer,
+                target_group=self.server.target_group,
+                database=self.server.database.instance,
+            )
 
 
 class LabelStudioProject(Construct):
@@ -232,6 +283,7 @@ class LabelStudioProject(Construct):
         construct_id: str,
         *,
         config: LabelStudioConfig,
+        url: str,
         secrets: LabelStudioSecrets,
         bucket: s3.IBucket,
         webhook_url: str,
@@ -311,7 +363,7 @@ class LabelStudioProject(Construct):
             resource_type=CUSTOM_RESOURCE_TYPE,
             properties={
                 "Settings": runtime_settings_json(config),
-                "Url": config.url,
+                "Url": url,
                 "Bucket": bucket.bucket_name,
                 "Region": stack.region,
                 "ApiTokenSecretArn": secrets.api_token.secret_arn,
