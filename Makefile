@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 SCAN_VENV := .venv-scan
 # Label Studio (the Label Studio backend's tests and demo) conflicts with requirements-dev.txt too, and is ~1 GB.
 LS_VENV := .venv-label-studio
-CDK := npx --no-install cdk --no-notices
+# Context for synth, deploy and destroy, e.g. CONTEXT="-c labeling.backend=label-studio" (cdk.json holds the rest).
+CONTEXT ?=
+CDK := npx --no-install cdk --no-notices $(CONTEXT)
 # jsii prints an end-of-life banner on Node 18 and 20 (Debian 12 ships 18; aws-cdk 2.1148 still supports
 # it); the CDK docs name this variable to silence it for the Node that runs. Telemetry lookups are off:
 # they are slow and pointless offline.

@@ -34,6 +34,7 @@ from tests.label_studio.pipeline_world import (
     secret_header,
     until,
 )
+from tests.support import extract_archive
 
 
 @pytest.fixture(scope="module")
@@ -314,3 +315,20 @@ def test_the_cli_exports_reviews_and_relabels_label_studio_jobs(pipeline: Pipeli
     assert pipeline.launch(pipeline.receive_uploads(1)) == {"batchItemFailures": []}
     again = [t for t in pipeline.tasks() if t["data"]["image"].endswith("cli/unreadable.png")]
     assert len(again) == 1 and pipeline.ledger.job_status(job) == "COMPLETED"
+
+
+def test_an_image_answered_with_no_box_is_exported_as_an_empty_image_of_its_size(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    key = "images/empty/road.png"
+    job, tasks = new_job(pipeline, {key: (320, 200)})
+    pipeline.annotate(tasks[key]["id"], [])  # submitted: nothing to box here
+    exports = until(lambda: pipeline.exports(job).get("yolo.tar.gz") and pipeline.exports(job))
+    (image,) = json.loads(exports["coco.json"])["images"]
+    assert (image["width"], image["height"]) == (320, 200)  # read from the PNG's header in S3
+    summary = json.loads(exports["summary.json"])
+    assert summary["imagesWithoutBoxes"] == 1 and summary["imagesWithoutSize"] == []
+    (tmp_path / "yolo.tar.gz").write_bytes(exports["yolo.tar.gz"])
+    extract_archive(tmp_path / "yolo.tar.gz", tmp_path / "yolo")
+    (label_file,) = (tmp_path / "yolo" / "labels").glob("*.txt")
+    assert label_file.read_text() == ""  # a negative example, as YOLO reads one

@@ -19,6 +19,8 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from labeling_pipeline.backends import (
     JobDescription,
     JobEvent,
@@ -30,7 +32,8 @@ from labeling_pipeline.backends import (
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi, LabelStudioNotFound
 from labeling_pipeline.backends.label_studio.results import TaskData, read_tasks
 from labeling_pipeline.backends.label_studio.settings import LabelStudioSettings
-from labeling_pipeline.images import ImageRef
+from labeling_pipeline.image_header import HEADER_BYTES, image_size
+from labeling_pipeline.images import ImageRef, split_s3_uri
 from labeling_pipeline.labels import LabeledImage, ReadStats
 from labeling_pipeline.names import OUTPUT_PREFIX, JobState
 from labeling_pipeline.settings import PipelineSettings
@@ -196,4 +199,28 @@ class LabelStudioBackend:
             Body=("\n".join(lines) + "\n").encode(),
             ContentType="application/x-ndjson",
         )
-        return read_tasks(lines, description.name, stats)
+        versions = {
+            str(task["data"].get(TaskData.IMAGE)): str(task["data"].get(TaskData.VERSION)) for task in tasks.tasks
+        }
+        return self._with_sizes(read_tasks(lines, description.name, stats), versions)
+
+    def _with_sizes(self, images: Iterator[LabeledImage], versions: Mapping[str, str]) -> Iterator[LabeledImage]:
+        """An image answered with no box has no size in Label Studio's JSON: read it from the file's header, so
+        that it is exported as an image with nothing on it (YOLO's empty label file), not left out."""
+        for image in images:
+            if image.failure_reason is None and image.width <= 0:
+                size = self._size_from_header(image.source_ref, versions.get(image.source_ref, ""))
+                if size is not None:
+                    image = image._replace(width=size[0], height=size[1])
+            yield image
+
+    def _size_from_header(self, source_ref: str, version: str) -> tuple[int, int] | None:
+        bucket, key = split_s3_uri(source_ref)
+        request: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes=0-{HEADER_BYTES - 1}"}
+        if version and version != "null" and not version.startswith("etag-"):
+            request["VersionId"] = version
+        try:
+            header = self._s3.get_object(**request)["Body"].read()
+        except ClientError:
+            return None  # exported without a size, and listed under imagesWithoutSize
+        return image_size(header)
