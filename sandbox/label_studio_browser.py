@@ -79,11 +79,17 @@ def draw_box(
     start: tuple[float, float],
     end: tuple[float, float],
     screenshot_dir: Path | None = None,
+    requests_made: list[tuple[str, str]] | None = None,
 ) -> tuple[float, float, float, float]:
     """Sign in, open the project's next task, draw one `label` box from `start` to `end` (fractions of the
-    displayed image) and submit it. Returns the box in image pixels: (x_min, y_min, x_max, y_max)."""
+    displayed image) and submit it. Returns the box in image pixels: (x_min, y_min, x_max, y_max).
+
+    `requests_made`, when given, gets every (method, URL) the browser asked for, in order (pages, scripts,
+    API calls, the image): what a worker's labeling session sends."""
     with browser() as chromium:
         context = chromium.new_context(viewport=VIEWPORT)
+        if requests_made is not None:
+            context.on("request", lambda request: requests_made.append((request.method, request.url)))
         page = sign_in(context, base_url, email, password)
         page.goto(f"{base_url}/projects/{project_id}/data?labeling=1")
         image = page.locator(IMAGE)

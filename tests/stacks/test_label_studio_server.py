@@ -4,7 +4,9 @@
 Synthesized once per module for two deployments: the default one (no key, CloudFront's own domain) and one with
 labeling.kmsKey "create" and a custom domain with its certificate. Asserted: the server's resources and their key
 properties, that no secret travels as plain environment or template text, the exact grants of the task role and
-the execution role, the URL the pipeline uses, the alarms, and cfn-lint, cdk-nag and checkov on both templates.
+the execution role, the URL the pipeline uses, the alarms, the CloudFront Function that lets workers only label
+(its code, read from the template, run under Node.js against a recorded worker session and the admin requests),
+and cfn-lint, cdk-nag and checkov on both templates.
 The other two deployments keep no server: Ground Truth (the session's default synth) and Label Studio with a URL.
 """
 
@@ -28,7 +30,13 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from labeling_pipeline.backends.label_studio import Resources
+from labeling_pipeline.backends.label_studio.access import (
+    ADMIN_DIGEST_RESOURCE_TYPE,
+    cloudfront_function_code,
+    credential_digest,
+)
 from labeling_pipeline.names import StackOutput
+from sandbox.cloudfront_function import CloudFrontFunction
 from stacks.backends.label_studio.checkov_skips import SERVER_SKIPS, WithoutDomainSkip
 from stacks.backends.label_studio.database import LabelStudioDatabase
 from stacks.backends.label_studio.version import IMAGE, LABEL_STUDIO_VERSION
@@ -446,6 +454,111 @@ def test_server_alarms_notify_the_results_topic(server: ServerApp) -> None:
     assert alarms["DatabaseCpu"]["MetricName"] == "CPUUtilization"
     assert alarms["DatabaseStorageLow"]["MetricName"] == "FreeStorageSpace"
     assert alarms["DatabaseStorageLow"]["ComparisonOperator"] == "LessThanThreshold"
+
+
+# --- workers can only label: the CloudFront Function in front of Label Studio ------------------------------
+
+FIXTURES = ROOT / "tests" / "label_studio" / "fixtures"
+PIPELINE_TOKEN = "0123456789abcdef0123456789abcdef01234567"
+WORKER_TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
+# A signed-in worker's browser: its session cookie and CSRF token, no Authorization header.
+WORKER_BROWSER = {"cookie": "csrftoken=abc; sessionid=worker-session", "x-csrftoken": "abc"}
+# CloudFront Functions' maximum code size (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html).
+MAX_FUNCTION_BYTES = 10 * 1024
+
+
+def _fixture(name: str) -> list[dict[str, str]]:
+    requests: list[dict[str, str]] = json.loads((FIXTURES / name).read_text())["requests"]
+    return requests
+
+
+def _target(request: Mapping[str, str]) -> str:
+    query = request.get("query", "")
+    return f"{request['path']}?{query}" if query else request["path"]
+
+
+def _template_function_code(app: ServerApp, digest: str) -> str:
+    """The CloudFront Function's code as the template has it, with the digest resource's attribute replaced by
+    `digest`, as CloudFormation would fill it in."""
+    _, function = app.one("AWS::CloudFront::Function")
+    code = function["Properties"]["FunctionCode"]
+    digest_resource, _ = app.one(ADMIN_DIGEST_RESOURCE_TYPE)
+    separator, parts = code["Fn::Join"]
+    assert separator == ""
+    tokens = [part for part in parts if not isinstance(part, str)]
+    assert tokens == [{"Fn::GetAtt": [digest_resource, "Digest"]}]
+    return "".join(part if isinstance(part, str) else digest for part in parts)
+
+
+@pytest.fixture(scope="module")
+def gate(server: ServerApp) -> Iterator[CloudFrontFunction]:
+    with CloudFrontFunction(_template_function_code(server, credential_digest(PIPELINE_TOKEN))) as function:
+        yield function
+
+
+def test_the_gate_runs_on_every_viewer_request(server: ServerApp, server_kms: ServerApp) -> None:
+    for app in (server, server_kms):
+        function_id, function = app.one("AWS::CloudFront::Function")
+        config = function["Properties"]["FunctionConfig"]
+        assert config["Runtime"] == "cloudfront-js-2.0"
+        assert function["Properties"]["AutoPublish"] is True
+        _, distribution = app.one("AWS::CloudFront::Distribution")
+        behavior = distribution["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+        assert behavior["FunctionAssociations"] == [
+            {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": [function_id, "FunctionARN"]}}
+        ]
+        assert "CacheBehaviors" not in distribution["Properties"]["DistributionConfig"]  # no path escapes it
+        # The code is the rule table's, with the digest filled in by CloudFormation.
+        assert _template_function_code(app, "DIGEST") == cloudfront_function_code("DIGEST")
+        assert len(_template_function_code(app, "0" * 64).encode()) < MAX_FUNCTION_BYTES
+
+
+def test_the_credential_is_in_the_template_only_as_a_secrets_manager_arn(server: ServerApp) -> None:
+    # The setup function (which already reads the token secret) computes the digest at deploy time.
+    _, digest = server.one(ADMIN_DIGEST_RESOURCE_TYPE)
+    _, project = server.one("Custom::LabelStudioProject")
+    token = logical_id(server.template, "AWS::SecretsManager::Secret", "LabelStudioSecretsApiToken")
+    assert digest["Properties"] == {
+        "ServiceToken": project["Properties"]["ServiceToken"],
+        "ApiTokenSecretArn": {"Ref": token},
+        "Region": REGION,
+    }
+
+
+def test_a_workers_browser_session_passes_the_gate(gate: CloudFrontFunction) -> None:
+    session = _fixture("worker_session_requests.json")
+    refused = [
+        f"{request['method']} {_target(request)}"
+        for request in session
+        if gate.refuses(request["method"], _target(request), WORKER_BROWSER)
+    ]
+    assert refused == []
+    # The recording is a whole session: sign-in, the labeling stream, the image, the submitted box.
+    methods_and_paths = {(request["method"], request["path"]) for request in session}
+    assert ("POST", "/user/login/") in methods_and_paths
+    assert any(m == "POST" and re.fullmatch(r"/api/tasks/\d+/annotations", p) for m, p in methods_and_paths)
+    assert any(p.startswith("/tasks/") and "/resolve" in p for _, p in methods_and_paths)
+
+
+def test_admin_requests_need_the_pipelines_credential(gate: CloudFrontFunction) -> None:
+    admin = _fixture("admin_requests.json")
+    for headers in (
+        {},
+        WORKER_BROWSER,
+        {**WORKER_BROWSER, "authorization": f"Token {WORKER_TOKEN}"},  # the worker's own API token
+        {"x-labeling-admin-secret": PIPELINE_TOKEN},  # the token, but not as the credential
+        {"authorization": f"Bearer {PIPELINE_TOKEN}"},
+        {"authorization": f"Token {PIPELINE_TOKEN} "},
+    ):
+        passed = [f"{r['method']} {r['path']}" for r in admin if not gate.refuses(r["method"], r["path"], headers)]
+        assert passed == [], headers
+    pipeline = {"authorization": f"Token {PIPELINE_TOKEN}", "content-type": "application/json"}
+    refused = [f"{r['method']} {r['path']}" for r in admin if gate.refuses(r["method"], r["path"], pipeline)]
+    assert refused == []
+    opened = json.loads((FIXTURES / "admin_requests.json").read_text())["open"]
+    for request in opened:
+        assert not gate.refuses(request["method"], request["path"], pipeline), request
+        assert not gate.refuses(request["method"], request["path"], WORKER_BROWSER), request
 
 
 # --- IAM ----------------------------------------------------------------------------------------------------

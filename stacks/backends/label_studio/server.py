@@ -60,6 +60,7 @@ class LabelStudioServer(Construct):
         bucket: s3.IBucket,
         api_token: secretsmanager.ISecret,
         key: LabelingKey | None,
+        admin_digest: str,
     ) -> None:
         super().__init__(scope, construct_id)
         retain = config.removal_policy == "retain"
@@ -107,6 +108,7 @@ class LabelStudioServer(Construct):
             certificate_arn=config.label_studio_certificate_arn,
             removal_policy=removal,
             key=key,
+            admin_digest=admin_digest,
         )
         self.site_url = self.site.site_url
 

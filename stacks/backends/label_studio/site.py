@@ -12,6 +12,10 @@ private subnets and CloudFront is the only way in.
   for VPC origins in the VPC (``CloudFront-VPCOrigins-Service-SG``, whose id CloudFormation does not return; a
   deploy-time ``ec2:DescribeSecurityGroups`` finds it, as aws-cdk-lib's aws-cloudfront-origins README shows).
 - Access logs of the distribution and of the load balancer go to a log bucket of the site's own.
+- Workers can only label: a CloudFront Function on every viewer request refuses (403) what only the pipeline
+  may do, unless the request carries the pipeline's credential (its API token). The rules and the function's
+  code are labeling_pipeline.backends.label_studio.access; the function holds the credential only as a digest,
+  filled in at deploy time (``admin_digest``, a custom resource's attribute): the token is in no template.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from labeling_pipeline.backends.label_studio.access import cloudfront_function_code
 from stacks.constructs.encryption_key import LabelingKey
 from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge
 
@@ -56,6 +61,7 @@ class LabelStudioSite(Construct):
         certificate_arn: str | None,
         removal_policy: cdk.RemovalPolicy,
         key: LabelingKey | None,
+        admin_digest: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -97,6 +103,14 @@ class LabelStudioSite(Construct):
         else:
             load_balancer.log_access_logs(self.logs_bucket, prefix="load-balancer")
 
+        # Workers label; projects, storages, webhooks, members, users and exports are the pipeline's.
+        self.admin_gate = cloudfront.Function(
+            self,
+            "AdminGate",
+            comment="Label Studio: 403 for admin-only requests without the pipeline's credential",
+            code=cloudfront.FunctionCode.from_inline(cloudfront_function_code(admin_digest)),
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+        )
         certificate = (
             acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn) if certificate_arn else None
         )
@@ -118,6 +132,11 @@ class LabelStudioSite(Construct):
                 cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
                 origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER,
                 compress=True,
+                function_associations=[
+                    cloudfront.FunctionAssociation(
+                        function=self.admin_gate, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST
+                    )
+                ],
             ),
             domain_names=[domain] if domain else None,
             certificate=certificate,

@@ -1,0 +1,100 @@
+"""The deployed site's rules in front of the local Label Studio: a reverse proxy on loopback that runs every
+request through the CloudFront Function the stack deploys (labeling_pipeline.backends.label_studio.access,
+under Node.js: sandbox.cloudfront_function) and passes on what it lets through, unchanged.
+
+A refused request gets the function's 403; anything else goes to Label Studio as the browser sent it (its Host
+header too, so that Django's CSRF check and its redirects see the gate's address), and Label Studio's answer
+comes back as it is (compressed bodies stay compressed).
+
+    with LabelStudioGate(label_studio.url, label_studio.token) as gate:
+        draw_box(gate.url, ...)     # a worker, through the gate
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from labeling_pipeline.backends.label_studio.access import cloudfront_function_code, credential_digest
+from sandbox.cloudfront_function import CloudFrontFunction
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+# The gate sets its own length on what it sends back.
+NOT_PASSED_BACK = HOP_BY_HOP | {"content-length"}
+UPSTREAM_TIMEOUT_SECONDS = 120
+
+
+class LabelStudioGate:
+    """A context manager: `url` is the gate's address; `refused` lists the (method, path) it answered 403."""
+
+    def __init__(self, upstream_url: str, api_token: str) -> None:
+        self.upstream = urlsplit(upstream_url)
+        self.function = CloudFrontFunction(cloudfront_function_code(credential_digest(api_token)))
+        self.refused: list[tuple[str, str]] = []
+        self.passed: list[tuple[str, str]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="label-studio-gate", daemon=True)
+
+    def __enter__(self) -> LabelStudioGate:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        self.function.close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+                result = gate.function.viewer_request(self.command, self.path, headers)
+                if "statusCode" in result:
+                    gate.refused.append((self.command, self.path))
+                    self._answer(int(result["statusCode"]), [("X-Labeling-Gate", "admin-only")], b"")
+                    return
+                gate.passed.append((self.command, self.path))
+                connection = http.client.HTTPConnection(
+                    gate.upstream.hostname or "127.0.0.1", gate.upstream.port, timeout=UPSTREAM_TIMEOUT_SECONDS
+                )
+                try:
+                    connection.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                    for name, value in headers.items():
+                        connection.putheader(name, value)
+                    if body is not None:
+                        connection.putheader("Content-Length", str(len(body)))
+                    connection.endheaders(body)
+                    response = connection.getresponse()
+                    content = response.read()
+                    kept = [(n, v) for n, v in response.getheaders() if n.lower() not in NOT_PASSED_BACK]
+                    self._answer(response.status, kept, content)
+                finally:
+                    connection.close()
+
+            def _answer(self, status: int, headers: list[tuple[str, str]], content: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
