@@ -86,6 +86,48 @@ def test_the_app_refuses_a_bad_configuration_with_the_key_and_the_rule(tmp_path:
     assert not list((tmp_path / "cdk.out").glob("*.template.json"))
 
 
+def test_make_deploy_with_label_studio_synthesizes_the_server_without_a_warning(tmp_path: Path) -> None:
+    # `make deploy CONTEXT="-c labeling.backend=label-studio"`: the context reaches synth, deploy and destroy.
+    planned = subprocess.run(
+        ["make", "-n", "deploy", "destroy", "CONTEXT=-c labeling.backend=label-studio"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    cdk_lines = [line for line in planned.splitlines() if "npx --no-install cdk" in line]
+    assert len(cdk_lines) == 4  # synth, bootstrap, deploy, destroy
+    assert all("-c labeling.backend=label-studio" in line for line in cdk_lines)
+    environment = _clean_environment(tmp_path)
+    environment.update({"CDK_DISABLE_CLI_TELEMETRY": "true", "NPM_CONFIG_UPDATE_NOTIFIER": "false"})
+    result = subprocess.run(
+        [
+            "npx",
+            "--no-install",
+            "cdk",
+            "--no-notices",
+            "-c",
+            "labeling.backend=label-studio",
+            "synth",
+            "--quiet",
+            "--output",
+            str(tmp_path / "cdk.out"),
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = (result.stdout + result.stderr).replace(str(tmp_path), "<tmp>")
+    assert result.returncode == 0, output
+    assert "warn" not in output.lower() and "feature flag" not in output.lower(), output
+    (template_path,) = (tmp_path / "cdk.out").glob("*.template.json")
+    types = {resource["Type"] for resource in json.loads(template_path.read_text())["Resources"].values()}
+    assert {"AWS::ECS::Service", "AWS::RDS::DBInstance", "AWS::CloudFront::Distribution"} <= types
+    assert not [kind for kind in types if kind.startswith(("AWS::SageMaker::", "AWS::Cognito::"))]
+
+
 def test_deploy_preflight_without_credentials_says_what_is_missing_and_stops(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "scripts/deploy_preflight.py"],
