@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,25 +38,42 @@ class Synthesized:
 KMS_OVERRIDES = {"labeling.kmsKey": "create"}
 
 
-def _synthesize(outdir: Path, overrides: dict[str, str]) -> Synthesized:
+@dataclass
+class Synthesis:
+    """One synthesis of the app: what every stack test reads from."""
+
+    app: cdk.App
+    assembly: cdk.cx_api.CloudAssembly
+    config: LabelingConfig
+    seconds: float
+
+
+def synthesize_app(outdir: Path, context_overrides: Mapping[str, str]) -> Synthesis:
+    """`cdk.json`'s context, a notification address and the overrides, for this account and region (the
+    CDK_DEFAULT_* variables the CLI would set, restored afterwards)."""
     saved = {key: os.environ.get(key) for key in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")}
     os.environ.update({"CDK_DEFAULT_ACCOUNT": ACCOUNT, "CDK_DEFAULT_REGION": REGION})
+    started = time.monotonic()
     try:
         context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
-        context["labeling.workerEmails"] = json.dumps(WORKERS)
         context["labeling.notificationEmails"] = json.dumps(["ml-team@example.com"])
-        context.update(overrides)
+        context.update(context_overrides)
         app = build_app(cdk.App(context=context, outdir=str(outdir)))
         assembly = app.synth()
-        workforce = Template.from_json(assembly.get_stack_by_name("gt-labeling-workforce").template)
-        pipeline = Template.from_json(assembly.get_stack_by_name("gt-labeling-pipeline").template)
-        return Synthesized(outdir, workforce, pipeline, assembly, app, parse_config(context))
+        return Synthesis(app, assembly, parse_config(context), time.monotonic() - started)
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _synthesize(outdir: Path, overrides: dict[str, str]) -> Synthesized:
+    done = synthesize_app(outdir, {"labeling.workerEmails": json.dumps(WORKERS), **overrides})
+    workforce = Template.from_json(done.assembly.get_stack_by_name("gt-labeling-workforce").template)
+    pipeline = Template.from_json(done.assembly.get_stack_by_name("gt-labeling-pipeline").template)
+    return Synthesized(outdir, workforce, pipeline, done.assembly, done.app, done.config)
 
 
 def joined_json(value: Any) -> Any:

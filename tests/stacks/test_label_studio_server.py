@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from stacks.backends.label_studio.checkov_skips import SERVER_SKIPS, WithoutDoma
 from stacks.backends.label_studio.database import LabelStudioDatabase
 from stacks.backends.label_studio.version import IMAGE, LABEL_STUDIO_VERSION
 from stacks.config import ConfigError, LabelingConfig, parse_config
-from tests.stacks.conftest import ACCOUNT, REGION, Synthesized, logical_id
+from tests.stacks.conftest import ACCOUNT, REGION, Synthesized, logical_id, synthesize_app
 from tests.stacks.test_checkov import CHECKOV
 from tests.stacks.test_label_studio_stack import PIPELINE, _acknowledged
 from tests.stacks.test_least_privilege import BUCKET, Grant, allow, grants_by_role
@@ -84,23 +83,9 @@ class ServerApp:
 
 
 def _synthesize(outdir: Path, overrides: dict[str, str]) -> ServerApp:
-    saved = {key: os.environ.get(key) for key in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")}
-    os.environ.update({"CDK_DEFAULT_ACCOUNT": ACCOUNT, "CDK_DEFAULT_REGION": REGION})
-    started = time.monotonic()
-    try:
-        context = json.loads((ROOT / "cdk.json").read_text())["context"]
-        context.update(BACKEND)
-        context["labeling.notificationEmails"] = json.dumps(["ml-team@example.com"])
-        context.update(overrides)
-        app = build_app(cdk.App(context=context, outdir=str(outdir)))
-        raw = dict(app.synth().get_stack_by_name(PIPELINE).template)
-        return ServerApp(outdir, Template.from_json(raw), raw, app, parse_config(context), time.monotonic() - started)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    done = synthesize_app(outdir, {**BACKEND, **overrides})
+    raw = dict(done.assembly.get_stack_by_name(PIPELINE).template)
+    return ServerApp(outdir, Template.from_json(raw), raw, done.app, done.config, done.seconds)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from app import build_app
 from labeling_pipeline.backends.label_studio import Resources
 from labeling_pipeline.names import EnvironmentVariable as Env
 from labeling_pipeline.names import StackOutput
@@ -30,7 +29,7 @@ from stacks.backends.label_studio.checkov_skips import SKIPS
 from stacks.backends.label_studio.infrastructure import CUSTOM_RESOURCE_TYPE, LabelStudioSecrets
 from stacks.checkov_skips import SKIPS as GENERIC_SKIPS
 from stacks.config import ConfigError, LabelingConfig, parse_config, runtime_settings_json
-from tests.stacks.conftest import ACCOUNT, REGION, joined_json, logical_id
+from tests.stacks.conftest import ACCOUNT, REGION, joined_json, logical_id, synthesize_app
 from tests.stacks.test_checkov import CHECKOV
 from tests.stacks.test_least_privilege import BASIC_EXECUTION, BUCKET, Grant, allow, grants_by_role
 
@@ -59,26 +58,9 @@ class LabelStudioApp:
 
 
 def _synthesize(outdir: Path, overrides: dict[str, str]) -> LabelStudioApp:
-    saved = {key: os.environ.get(key) for key in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")}
-    os.environ.update({"CDK_DEFAULT_ACCOUNT": ACCOUNT, "CDK_DEFAULT_REGION": REGION})
-    started = time.monotonic()
-    try:
-        context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
-        context.update(OVERRIDES)
-        context["labeling.notificationEmails"] = json.dumps(["ml-team@example.com"])
-        context.update(overrides)
-        app = build_app(cdk.App(context=context, outdir=str(outdir)))
-        assembly = app.synth()
-        raw = dict(assembly.get_stack_by_name(PIPELINE).template)
-        return LabelStudioApp(
-            outdir, Template.from_json(raw), raw, assembly, app, parse_config(context), time.monotonic() - started
-        )
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    done = synthesize_app(outdir, {**OVERRIDES, **overrides})
+    raw = dict(done.assembly.get_stack_by_name(PIPELINE).template)
+    return LabelStudioApp(outdir, Template.from_json(raw), raw, done.assembly, done.app, done.config, done.seconds)
 
 
 @pytest.fixture(scope="module")
