@@ -28,6 +28,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """Stop a server started in a session of its own, and whatever it started: SIGTERM to its group, then
+    SIGKILL after `timeout` seconds."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class EmulatorError(Exception):
     pass
 
@@ -94,11 +105,6 @@ class MotoServer:
         if self.process is None or self.process.poll() is not None:
             return
         # The whole process group: moto's server may have started helpers of its own.
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
         if self._log_writer is not None:
             self._log_writer.join(STOP_TIMEOUT_SECONDS)

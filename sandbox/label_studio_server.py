@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from sandbox.emulator import free_port
+from sandbox.emulator import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 LS_VENV = REPO / ".venv-label-studio"
@@ -40,7 +40,6 @@ ADMIN_PASSWORD = "admin-password-1"
 
 START_TIMEOUT_SECONDS = 180
 MIGRATE_TIMEOUT_SECONDS = 300
-STOP_TIMEOUT_SECONDS = 5
 # What the child keeps of the caller's environment: nothing that could point Label Studio, Django or boto3
 # somewhere else (DJANGO_*, LABEL_STUDIO_*, AWS_PROFILE, AWS_ENDPOINT_URL, ...).
 INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ")
@@ -260,12 +259,7 @@ class LabelStudioServer:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
 
 
 def main() -> None:

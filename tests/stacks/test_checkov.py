@@ -34,17 +34,22 @@ class CheckovRun:
     def where(self, finding: dict[str, Any]) -> str:
         return f"{self.variant_of[finding['file_abs_path']]}: {finding['check_id']} {finding['resource']}"
 
+    def skips(self) -> set[tuple[str, str, str]]:
+        """(variant, check, reason) of every skipped check."""
+        return {
+            (
+                self.variant_of[finding["file_abs_path"]],
+                finding["check_id"],
+                finding["check_result"]["suppress_comment"],
+            )
+            for finding in self.skipped
+        }
 
-@pytest.fixture(scope="session")
-def checkov(synthesized: Synthesized, synthesized_kms: Synthesized) -> CheckovRun:
+
+def run_checkov(variant_of: dict[str, str]) -> CheckovRun:
+    """checkov once over the given templates (path -> variant name), offline, from its own venv."""
     if not CHECKOV.exists():
         pytest.fail(f"checkov is not installed at {CHECKOV}: run `make setup`")
-    variant_of = {
-        str(path.resolve()): variant
-        for variant, outdir in (("default", synthesized.outdir), ("kms", synthesized_kms.outdir))
-        for path in sorted(Path(outdir).glob("*.template.json"))
-    }
-    assert len(variant_of) == 4
     files = [arg for path in variant_of for arg in ("--file", path)]
     started = time.monotonic()
     result = subprocess.run(
@@ -56,7 +61,7 @@ def checkov(synthesized: Synthesized, synthesized_kms: Synthesized) -> CheckovRu
         env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
     )
     seconds = time.monotonic() - started
-    # 0: nothing failed; 1: findings (judged below); anything else: checkov itself broke.
+    # 0: nothing failed; 1: findings (judged by the tests); anything else: checkov itself broke.
     assert result.returncode in (0, 1), result.stderr[-3000:]
     report = json.loads(result.stdout)
     [cloudformation] = report if isinstance(report, list) else [report]
@@ -70,6 +75,17 @@ def checkov(synthesized: Synthesized, synthesized_kms: Synthesized) -> CheckovRu
         seconds=seconds,
         variant_of={str(Path(path).resolve()): variant for path, variant in variant_of.items()},
     )
+
+
+@pytest.fixture(scope="session")
+def checkov(synthesized: Synthesized, synthesized_kms: Synthesized) -> CheckovRun:
+    variant_of = {
+        str(path.resolve()): variant
+        for variant, outdir in (("default", synthesized.outdir), ("kms", synthesized_kms.outdir))
+        for path in sorted(Path(outdir).glob("*.template.json"))
+    }
+    assert len(variant_of) == 4
+    return run_checkov(variant_of)
 
 
 def test_checkov_has_no_finding_that_is_not_fixed_or_listed(checkov: CheckovRun) -> None:

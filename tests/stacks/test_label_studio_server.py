@@ -41,7 +41,7 @@ from stacks.backends.label_studio.database import LabelStudioDatabase
 from stacks.backends.label_studio.version import IMAGE, LABEL_STUDIO_VERSION
 from stacks.config import ConfigError, LabelingConfig, parse_config
 from tests.stacks.conftest import ACCOUNT, REGION, Synthesized, logical_id, synthesize_app
-from tests.stacks.test_checkov import CHECKOV
+from tests.stacks.test_checkov import CheckovRun, run_checkov
 from tests.stacks.test_label_studio_stack import PIPELINE, _acknowledged
 from tests.stacks.test_least_privilege import BUCKET, Grant, allow, grants_by_role
 
@@ -643,55 +643,32 @@ def test_the_servers_acknowledgements_and_their_reasons(server: ServerApp, serve
     assert not [rule for (path, rule) in _acknowledged(server_kms.app) if rule == "AwsSolutions-CFR4"]
 
 
-@dataclass
-class CheckovRun:
-    failed: list[dict[str, Any]]
-    skipped: set[tuple[str, str, str]]  # (variant, check, reason)
-    passed: int
-
-
 @pytest.fixture(scope="module")
 def checkov(server: ServerApp, server_kms: ServerApp) -> CheckovRun:
-    if not CHECKOV.exists():
-        pytest.fail(f"checkov is not installed at {CHECKOV}: run `make setup`")
-    variant_of = {
-        str(Path(path).resolve()): variant for variant, app in (("default", server), ("kms", server_kms))
-        for path in _templates(app)
-    }  # fmt: skip
-    result = subprocess.run(
-        [str(CHECKOV), "--framework", "cloudformation", "--skip-download", "--output", "json",
-         *[arg for path in variant_of for arg in ("--file", path)]],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
-    )  # fmt: skip
-    assert result.returncode in (0, 1), result.stderr[-3000:]
-    report = json.loads(result.stdout)
-    [cloudformation] = report if isinstance(report, list) else [report]
-    assert cloudformation["summary"]["parsing_errors"] == 0
-    results = cloudformation["results"]
-    skipped = {
-        (variant_of[str(Path(f["file_abs_path"]).resolve())], f["check_id"], f["check_result"]["suppress_comment"])
-        for f in results["skipped_checks"]
-    }
-    return CheckovRun(results["failed_checks"], skipped, len(results["passed_checks"]))
+    return run_checkov(
+        {
+            str(Path(path).resolve()): variant
+            for variant, app in (("default", server), ("kms", server_kms))
+            for path in _templates(app)
+        }
+    )
 
 
 def test_checkov_has_no_failed_check(checkov: CheckovRun) -> None:
     assert checkov.passed > 100
     assert not checkov.failed, "\n".join(f"  {f['check_id']} {f['resource']}" for f in checkov.failed)
-    for _variant, _check, reason in checkov.skipped:
+    for _variant, _check, reason in checkov.skips():
         assert len(reason) >= 80, reason
 
 
 def test_every_server_skip_is_used_with_its_reason(checkov: CheckovRun) -> None:
+    skipped = checkov.skips()
     for skip in SERVER_SKIPS:
         assert len(skip.reason) >= 80, skip
-        assert ("default", skip.check, skip.reason) in checkov.skipped, skip
+        assert ("default", skip.check, skip.reason) in skipped, skip
         # The key fixes the encryption findings; the domain's certificate fixes the viewer TLS finding.
         fixed_in_kms_variant = skip.without_kms or isinstance(skip, WithoutDomainSkip)
-        assert (("kms", skip.check, skip.reason) in checkov.skipped) is not fixed_in_kms_variant, skip
+        assert (("kms", skip.check, skip.reason) in skipped) is not fixed_in_kms_variant, skip
 
 
 def test_synthesis_time(server: ServerApp, server_kms: ServerApp) -> None:

@@ -9,10 +9,8 @@ cdk-nag and checkov on both templates.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from stacks.backends.label_studio.infrastructure import CUSTOM_RESOURCE_TYPE, La
 from stacks.checkov_skips import SKIPS as GENERIC_SKIPS
 from stacks.config import ConfigError, LabelingConfig, parse_config, runtime_settings_json
 from tests.stacks.conftest import ACCOUNT, REGION, joined_json, logical_id, synthesize_app
-from tests.stacks.test_checkov import CHECKOV
+from tests.stacks.test_checkov import CheckovRun, run_checkov
 from tests.stacks.test_least_privilege import BASIC_EXECUTION, BUCKET, Grant, allow, grants_by_role
 
 URL = "https://labels.example.com"
@@ -393,47 +391,14 @@ def test_label_studios_own_acknowledgements_and_their_reasons(label_studio: Labe
                      "AwsSolutions-IAM5", "AwsSolutions-SMG4"}  # fmt: skip
 
 
-@dataclass
-class CheckovRun:
-    failed: list[dict[str, Any]]
-    skipped: list[dict[str, Any]]
-    passed: int
-    seconds: float
-    variant_of: dict[str, str]
-
-    def where(self, finding: dict[str, Any]) -> str:
-        return f"{self.variant_of[finding['file_abs_path']]}: {finding['check_id']} {finding['resource']}"
-
-
 @pytest.fixture(scope="module")
 def checkov(label_studio: LabelStudioApp, label_studio_kms: LabelStudioApp) -> CheckovRun:
-    if not CHECKOV.exists():
-        pytest.fail(f"checkov is not installed at {CHECKOV}: run `make setup`")
-    variant_of = {
-        str(Path(path).resolve()): variant
-        for variant, app in (("default", label_studio), ("kms", label_studio_kms))
-        for path in _templates(app)
-    }
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(CHECKOV), "--framework", "cloudformation", "--skip-download", "--output", "json",
-         *[arg for path in variant_of for arg in ("--file", path)]],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
-    )  # fmt: skip
-    assert result.returncode in (0, 1), result.stderr[-3000:]
-    report = json.loads(result.stdout)
-    [cloudformation] = report if isinstance(report, list) else [report]
-    assert cloudformation["summary"]["parsing_errors"] == 0
-    results = cloudformation["results"]
-    return CheckovRun(
-        results["failed_checks"],
-        results["skipped_checks"],
-        len(results["passed_checks"]),
-        time.monotonic() - started,
-        variant_of,
+    return run_checkov(
+        {
+            str(Path(path).resolve()): variant
+            for variant, app in (("default", label_studio), ("kms", label_studio_kms))
+            for path in _templates(app)
+        }
     )
 
 
@@ -447,10 +412,7 @@ def test_checkov_has_no_finding_that_is_not_fixed_or_listed(checkov: CheckovRun)
 
 
 def test_every_label_studio_skip_is_used_with_its_reason(checkov: CheckovRun) -> None:
-    skipped = {
-        (checkov.variant_of[f["file_abs_path"]], f["check_id"], f["check_result"]["suppress_comment"])
-        for f in checkov.skipped
-    }
+    skipped = checkov.skips()
     for skip in SKIPS:
         assert len(skip.reason) >= 80, skip
         assert ("default", skip.check, skip.reason) in skipped, skip
