@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from constructs import IConstruct
 
+from stacks.constructs.nag import AWS_CUSTOM_RESOURCE_PROVIDER
 from stacks.deployment_settings import KMS_KEY_NONE, LabelingConfig
 
 
@@ -39,7 +40,7 @@ class CheckovSkip:
 # CDK's own deploy-time Lambdas: the S3 notification writer and the AwsCustomResource provider.
 CDK_PROVIDER_FUNCTIONS = (
     "BucketNotificationsHandler050a0587b7544547bf325f094a3db834",
-    "AWS679f53fac002430cb0da5b7982bd2287",
+    AWS_CUSTOM_RESOURCE_PROVIDER,
 )
 
 SKIPS: tuple[CheckovSkip, ...] = (

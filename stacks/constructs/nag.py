@@ -19,8 +19,29 @@ LAMBDA_BASIC_EXECUTION = (
 )
 
 
+# The construct id of aws-cdk-lib's AwsCustomResource provider, one per stack (custom_resources.AwsCustomResource).
+AWS_CUSTOM_RESOURCE_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"
+
+
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+
+
+def acknowledge_aws_custom_resource_provider(stack: cdk.Stack) -> None:
+    """The findings on aws-cdk-lib's own AwsCustomResource provider function, once the stack has one."""
+    provider = stack.node.try_find_child(AWS_CUSTOM_RESOURCE_PROVIDER)
+    if provider is None:
+        return
+    acknowledge(
+        provider,
+        LAMBDA_BASIC_EXECUTION,
+        "CDK's AwsCustomResource provider logs with AWSLambdaBasicExecutionRole; it runs only at deploy.",
+    )
+    acknowledge(
+        provider,
+        "AwsSolutions-L1",
+        "The runtime of CDK's AwsCustomResource provider is chosen by aws-cdk-lib, not by this app.",
+    )
 
 
 def _render(value: Any) -> str:

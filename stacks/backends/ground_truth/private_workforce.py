@@ -16,7 +16,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.backends.ground_truth.worker_pool import WORKER_GROUP, WorkerPool
-from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge
+from stacks.constructs.nag import acknowledge, acknowledge_aws_custom_resource_provider
 
 
 class PrivateWorkforce(Construct):
@@ -138,15 +138,4 @@ class PrivateWorkforce(Construct):
             install_latest_aws_sdk=False,
         )
         self.client_urls.node.add_dependency(self.workforce)
-        singleton = stack.node.try_find_child("AWS679f53fac002430cb0da5b7982bd2287")
-        if singleton is not None:
-            acknowledge(
-                singleton,
-                LAMBDA_BASIC_EXECUTION,
-                "CDK's AwsCustomResource provider logs with AWSLambdaBasicExecutionRole; it runs only at deploy.",
-            )
-            acknowledge(
-                singleton,
-                "AwsSolutions-L1",
-                "The runtime of CDK's AwsCustomResource provider is chosen by aws-cdk-lib, not by this app.",
-            )
+        acknowledge_aws_custom_resource_provider(stack)

@@ -34,7 +34,7 @@ from constructs import Construct
 
 from labeling_pipeline.backends.label_studio.access import cloudfront_function_code
 from stacks.constructs.encryption_key import LabelingKey
-from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge
+from stacks.constructs.nag import acknowledge, acknowledge_aws_custom_resource_provider
 
 # The security group CloudFront creates in the VPC for its VPC origins (aws-cdk-lib 2.275.0,
 # aws-cloudfront-origins/README.md, "The VPC origin service security group").
@@ -221,15 +221,4 @@ class LabelStudioSite(Construct):
             "ec2:DescribeSecurityGroups supports no resource-level permissions; it only reads the id of "
             "CloudFront's VPC origin security group at deploy time.",
         )
-        singleton = stack.node.try_find_child("AWS679f53fac002430cb0da5b7982bd2287")
-        if singleton is not None:
-            acknowledge(
-                singleton,
-                LAMBDA_BASIC_EXECUTION,
-                "CDK's AwsCustomResource provider logs with AWSLambdaBasicExecutionRole; it runs only at deploy.",
-            )
-            acknowledge(
-                singleton,
-                "AwsSolutions-L1",
-                "The runtime of CDK's AwsCustomResource provider is chosen by aws-cdk-lib, not by this app.",
-            )
+        acknowledge_aws_custom_resource_provider(stack)
