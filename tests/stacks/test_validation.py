@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -55,6 +56,21 @@ def test_every_acknowledgement_carries_a_reason(synthesized: Synthesized) -> Non
     }
 
 
+def cfn_lint_findings(templates: list[str]) -> list[dict[str, Any]]:
+    """cfn-lint's findings on the templates, as JSON. W3005 (redundant DependsOn) is CDK's own output, not this
+    app's; every other rule is on."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "json", "--ignore-checks", "W3005", "--",
+         *templates],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert not result.stderr, result.stderr
+    found: list[dict[str, Any]] = json.loads(result.stdout or "[]")
+    return found
+
+
 def test_cfn_lint_finds_nothing_in_any_template(synthesized: Synthesized, synthesized_kms: Synthesized) -> None:
     # Both deployments (labeling.kmsKey "none" and "create"), in one cfn-lint run.
     templates = sorted(
@@ -63,24 +79,15 @@ def test_cfn_lint_finds_nothing_in_any_template(synthesized: Synthesized, synthe
         for path in Path(outdir).glob("*.template.json")
     )
     assert len(templates) == 4
-    # W3005 (redundant DependsOn) is CDK's own output, not this app's; every other rule is on.
-    cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run(
-        [str(cfn_lint), "--format", "json", "--ignore-checks", "W3005", "--", *templates],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert not result.stderr, result.stderr
+    found = cfn_lint_findings(templates)
     findings = [
-        (Path(finding["Filename"]).name, finding["Rule"]["Id"], finding["Location"]["Path"][:3])
-        for finding in json.loads(result.stdout or "[]")
+        (Path(finding["Filename"]).name, finding["Rule"]["Id"], finding["Location"]["Path"][:3]) for finding in found
     ]
     # One finding is by design, and only there: W6001 ("an output of an import") on the BackendResources
     # output, which hands the CLI the backend's resources as the functions get them, the workforce stack's
     # workteam ARN among them. That output is not exported, so no chain of exports follows from it.
     expected = [("gt-labeling-pipeline.template.json", "W6001", ["Outputs", StackOutput.BACKEND_RESOURCES, "Value"])]
-    assert findings == expected * 2, result.stdout
+    assert findings == expected * 2, found
     for deployment in (synthesized, synthesized_kms):
         assert (
             "Export"
