@@ -74,10 +74,12 @@ destroy: setup
 	@$(PY) scripts/deploy_preflight.py
 	$(CDK) destroy --all --force
 
-# Figures, not tests (README, "Performance"): the launcher per batch size with cold start, then the exports.
+# Figures, not tests (README, "Performance"): the launcher per batch size with cold start, the exports, and
+# one batch imported into a real Label Studio.
 bench: setup
 	$(PY) benchmarks/launcher_throughput.py
 	$(PY) benchmarks/export_throughput.py
+	$(PY) benchmarks/label_studio_import.py
 
 clean:
 	rm -rf cdk.out demo-output .pytest_cache .mypy_cache .ruff_cache
