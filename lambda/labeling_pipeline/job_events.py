@@ -80,6 +80,13 @@ def _parts() -> tuple[JobFinisher, LabelingBackend]:
 
 
 def _record(outcome: Outcome, reported: str) -> None:
+    if outcome.action == "failed":
+        logger.error(
+            "job event failed",
+            extra={"job_name": outcome.job_name, "reported_status": reported, "reason": outcome.error},
+        )
+        metrics.add_metric(name="JobEventsFailed", unit=MetricUnit.Count, value=1)
+        return
     logger.info(
         "job event handled",
         extra={
@@ -101,9 +108,13 @@ def handle_event(event: dict[str, Any]) -> dict[str, Any]:
         for outcome in outcomes:
             _record(outcome, "reconciler")
         finished = [o.job_name for o in outcomes if o.action in ("exported", "relabel-marked")]
+        failed = [o.job_name for o in outcomes if o.action == "failed"]
         metrics.add_metric(name="OpenJobsReconciled", unit=MetricUnit.Count, value=len(outcomes))
-        logger.info("reconciled open jobs", extra={"jobs_checked": len(outcomes), "jobs_finished": finished})
-        return {"action": "reconciled", "checked": len(outcomes), "finished": finished}
+        logger.info(
+            "reconciled open jobs",
+            extra={"jobs_checked": len(outcomes), "jobs_finished": finished, "jobs_failed": failed},
+        )
+        return {"action": "reconciled", "checked": len(outcomes), "finished": finished, "failed": failed}
     try:
         job_event = parts(settings.backend).parse_job_event(event)
     except NotAJobEvent as error:
@@ -144,4 +155,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return _http(403, {"action": "refused"})
     except Exception:
         logger.exception("webhook failed")
+        metrics.add_metric(name="JobEventsFailed", unit=MetricUnit.Count, value=1)
         return _http(500, {"action": "failed"})

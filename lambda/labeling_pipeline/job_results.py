@@ -42,8 +42,9 @@ class JobBusy(RuntimeError):
 @dataclass(frozen=True)
 class Outcome:
     job_name: str
-    action: str  # exported | re-exported | relabel-marked | duplicate | not-ours | not-started | not-terminal
+    action: str  # exported | re-exported | relabel-marked | duplicate | not-ours | not-started | not-terminal | failed
     summary: dict[str, Any] | None = None
+    error: str | None = None  # why a job asked about in a sweep could not be handled this time (action "failed")
 
 
 def write_exports(
@@ -106,11 +107,19 @@ class JobFinisher:
     def reconcile(self, since: datetime) -> list[Outcome]:
         """Every job created since `since` that has not ended, asked about once: what a lost job-end signal
         left behind (Label Studio sends each webhook once, with no retry)."""
-        return [self.handle(name) for name in self._ledger.open_jobs(since)]
+        return [self._handle_in_sweep(name, False) for name in self._ledger.open_jobs(since)]
 
     def recheck_recent(self, limit: int) -> list[Outcome]:
         """The `limit` newest jobs, for a signal that some answer changed without saying in which job."""
-        return [self.handle(job["name"], results_changed=True) for job in self._ledger.jobs(limit)]
+        return [self._handle_in_sweep(job["name"], True) for job in self._ledger.jobs(limit)]
+
+    def _handle_in_sweep(self, job_name: str, results_changed: bool) -> Outcome:
+        """One job of a sweep: a failure (the service down for a moment, a held lease) is that job's outcome,
+        so that it does not keep the jobs after it from being asked about; the next sweep asks again."""
+        try:
+            return self.handle(job_name, results_changed=results_changed)
+        except Exception as error:
+            return Outcome(job_name, "failed", error=f"{type(error).__name__}: {error}")
 
     def _export_again(self, job_name: str) -> Outcome:
         description = self._backend.describe_job(job_name)

@@ -13,6 +13,7 @@ The protocol (see README, "Exactly once"):
    a retry, a duplicate or a concurrent batch ends with the same jobs and no image in two of them.
    A backend whose start is not idempotent (Label Studio's import makes a task each time) starts a job only
    under the job's start lease in the ledger: one invocation at a time, and a crashed one's lease lapses.
+   A start whose outcome is unknown (the service may still be importing) keeps the lease until it lapses.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labeling_pipeline.backends import BackendError, JobRequest, LabelingBackend, TransientBackendError
+from labeling_pipeline.backends import (
+    BackendError,
+    JobRequest,
+    LabelingBackend,
+    StartOutcomeUnknown,
+    TransientBackendError,
+)
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.job_naming import chunks, job_name
 from labeling_pipeline.ledger import Ledger
@@ -174,6 +181,8 @@ class Launcher:
         try:
             input_uri = self._backend.create_job(request)
             self._ledger.mark_job_created(name, len(members), input_uri)
+        except StartOutcomeUnknown:
+            raise  # the lease lapses on its own, after whatever the service is still doing has landed
         except BaseException:
             if leased:
                 self._ledger.release_job_start(name)

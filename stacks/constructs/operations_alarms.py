@@ -103,6 +103,18 @@ class OperationsAlarms(Construct):
         )
         alarm("JobEventsErrors", job_events.metric_errors(period=PERIOD), "The job-events Lambda failed.")
         alarm(
+            "JobEventsFailed",
+            cloudwatch.Metric(
+                namespace=metric_namespace,
+                metric_name="JobEventsFailed",
+                statistic="Sum",
+                period=PERIOD,
+                dimensions_map={"service": "labeling-job-events"},
+            ),
+            "A job's end could not be handled (a webhook answered 500, or a job of the reconciler's sweep): the "
+            "reconciler asks again at its next tick; read the job-events log for the reason.",
+        )
+        alarm(
             "JobsFailed",
             cloudwatch.Metric(
                 namespace=metric_namespace,

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from labeling_pipeline import job_events
+from labeling_pipeline.backends import TransientBackendError
 from labeling_pipeline.exports.formats import image_name
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.job_results import JobBusy
@@ -61,8 +62,8 @@ def events(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Events]:
     job_events._finisher = job_events._backend = None
 
 
-def launch(world: World, count: int = 3) -> tuple[str, list[ImageRef]]:
-    images = [ImageRef(BUCKET, f"images/run/{index}.jpg", f"v{index}") for index in range(count)]
+def launch(world: World, count: int = 3, folder: str = "run") -> tuple[str, list[ImageRef]]:
+    images = [ImageRef(BUCKET, f"images/{folder}/{index}.jpg", f"v{index}") for index in range(count)]
     outcomes = world.launcher().launch(images)
     [name] = {outcome.job_name for outcome in outcomes.values()}
     assert name is not None
@@ -268,3 +269,35 @@ def test_a_held_lease_makes_the_event_retry(events: Events) -> None:
     assert world.ledger.try_lease_job(name, datetime.now(UTC), 900)
     with pytest.raises(JobBusy):
         events.send(name, "Completed")
+
+
+def test_a_job_that_fails_in_the_reconcilers_sweep_does_not_keep_the_others_from_ending(
+    events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = events.world
+    first, first_images = launch(world, 1, "first")
+    second, second_images = launch(world, 1, "second")
+    world.ground_truth.finish(first, "Completed", [output_line(first_images[0], [], first)])
+    world.ground_truth.finish(second, "Completed", [output_line(second_images[0], [], second)])
+    backend = job_events._backend
+    assert backend is not None
+    describe = backend.describe_job
+
+    def unavailable_for_one(name: str) -> Any:
+        if name == sorted([first, second])[0]:
+            raise TransientBackendError("the service answered 503")
+        return describe(name)
+
+    monkeypatch.setattr(backend, "describe_job", unavailable_for_one)
+    tick = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}, "resources": []}
+    answer = job_events.lambda_handler(tick, FakeContext())
+    assert answer == {
+        "action": "reconciled",
+        "checked": 2,
+        "finished": [sorted([first, second])[1]],
+        "failed": [sorted([first, second])[0]],
+    }
+    monkeypatch.setattr(backend, "describe_job", describe)
+    answer = job_events.lambda_handler(tick, FakeContext())  # the next tick
+    assert answer == {"action": "reconciled", "checked": 1, "finished": [sorted([first, second])[0]], "failed": []}
+    assert sorted(n["job"] for n in events.notifications()) == sorted([first, second])

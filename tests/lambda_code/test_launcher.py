@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,12 +17,13 @@ from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
 
 from labeling_pipeline import ledger as ledger_module
+from labeling_pipeline.backends import BackendError, JobRequest, StartOutcomeUnknown, TransientBackendError
 from labeling_pipeline.backends.ground_truth.service import GroundTruthBackend, TaskFiles
 from labeling_pipeline.backends.ground_truth.task_inputs import LABEL_CONFIG_FILE, MANIFEST_FILE, TEMPLATE_FILE
 from labeling_pipeline.images import ImageRef
-from labeling_pipeline.launcher import candidates_key, job_prefix
+from labeling_pipeline.launcher import START_LEASE_SECONDS, Launcher, candidates_key, job_prefix
 from labeling_pipeline.ledger import Ledger
-from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, make_settings
+from tests.support import BUCKET, FIXED_NOW, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, make_settings
 
 
 def images(count: int, prefix: str = "images/set") -> list[ImageRef]:
@@ -405,3 +407,56 @@ def test_a_late_duplicate_of_an_ended_jobs_upload_leaves_the_job_ended(world: Wo
     assert [(o.job_name, o.ok) for o in outcomes.values()] == [(name, True)]
     assert world.ledger.job_status(name) == "COMPLETED"  # not started again, not CREATED again
     assert len(world.ground_truth.calls) == calls
+
+
+@dataclass
+class NonIdempotentStarts:
+    """A backend whose start is not idempotent (Label Studio's import), failing its first starts as told."""
+
+    failures: list[BackendError]
+    idempotent_start: bool = False
+    starts: list[str] = field(default_factory=list)
+
+    def create_job(self, request: JobRequest) -> str:
+        self.starts.append(request.name)
+        if self.failures:
+            raise self.failures.pop(0)
+        return f"example://{request.name}"
+
+
+@pytest.mark.parametrize(
+    ("failure", "lease_kept"),
+    [
+        (StartOutcomeUnknown("the import timed out after it was sent"), True),
+        (TransientBackendError("the service answered 429: nothing was done"), False),
+    ],
+)
+def test_a_start_whose_outcome_is_unknown_keeps_the_start_lease_until_it_lapses(
+    world: World, failure: BackendError, lease_kept: bool
+) -> None:
+    backend = NonIdempotentStarts([failure])
+    now = [FIXED_NOW]
+
+    def launcher() -> Launcher:
+        return Launcher(
+            s3_client=world.s3,
+            ledger=world.ledger,
+            backend=backend,  # type: ignore[arg-type]  # launch() reaches only create_job and idempotent_start
+            bucket=BUCKET,
+            settings=make_settings(),
+            clock=lambda: now[0],
+            sleep=lambda _seconds: None,
+        )
+
+    batch = images(2, "images/unknown")
+    assert all(not o.ok and o.retryable for o in launcher().launch(batch).values())
+    (name,) = set(backend.starts)
+    retried = launcher().launch(batch)  # SQS's retry, before the lease lapsed
+    if lease_kept:
+        assert {o.error for o in retried.values()} == {f"job {name} is being started by another invocation"}
+        assert backend.starts == [name]  # nobody imported again while the first import may still land
+        now[0] += timedelta(seconds=START_LEASE_SECONDS + 1)
+        retried = launcher().launch(batch)
+    assert all(o.ok for o in retried.values())
+    assert backend.starts == [name, name]
+    assert world.ledger.job_created(name)

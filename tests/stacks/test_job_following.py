@@ -125,8 +125,10 @@ def test_alarms_for_what_needs_a_person_go_to_the_results_topic(synthesized: Syn
         ("AWS/Lambda", "Throttles"),
         ("GroundTruthLabeling", "MessagesRetried"),
         ("GroundTruthLabeling", "JobsFailedOrStopped"),
+        ("GroundTruthLabeling", "JobEventsFailed"),
     }
-    assert len(alarms) == 7  # two DLQs, two functions' errors, throttles, retries, failed jobs
+    # two DLQs, two functions' errors, throttles, retries, failed jobs, job ends that could not be handled
+    assert len(alarms) == 8
     [topic] = synthesized.pipeline.find_resources("AWS::SNS::Topic").keys()
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]

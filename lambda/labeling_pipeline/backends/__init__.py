@@ -86,6 +86,12 @@ class PermanentBackendError(BackendError):
     retryable = False
 
 
+class StartOutcomeUnknown(TransientBackendError):
+    """A job's start failed in a way that may have taken effect (a timeout or a 5xx after the request was
+    sent), and the service may still be working on it. The launcher keeps the job's start lease until it
+    lapses, so that no invocation starts the job again while that work can still land."""
+
+
 class BackendUnavailableError(PermanentBackendError):
     """The service refuses this account or region outright (no retry will help)."""
 
