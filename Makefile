@@ -74,12 +74,14 @@ destroy: setup
 	@$(PY) scripts/deploy_preflight.py
 	$(CDK) destroy --all --force
 
-# Figures, not tests (README, "Performance"): the launcher per batch size with cold start, the exports, and
-# one batch imported into a real Label Studio.
+# Figures, not tests (README, "Performance"): the launcher per batch size with cold start, the exports,
+# one batch imported into a real Label Studio, and the pipeline against Label Studio's own sync and exports
+# (about 15 minutes).
 bench: setup
 	$(PY) benchmarks/launcher_throughput.py
 	$(PY) benchmarks/export_throughput.py
 	$(PY) benchmarks/label_studio_import.py
+	$(PY) benchmarks/label_studio_side_by_side.py
 
 clean:
 	rm -rf cdk.out demo-output .pytest_cache .mypy_cache .ruff_cache

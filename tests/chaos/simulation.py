@@ -163,11 +163,13 @@ class Flaky:
     """A boto3 client whose calls fail now and then, as they do once botocore's own retries are spent.
     DynamoDB calls are serialized: moto's conditional writes are not atomic across threads, DynamoDB's are."""
 
-    def __init__(self, client: Any, faults: InvocationFaults, rate: float, serialize: bool) -> None:
+    def __init__(
+        self, client: Any, faults: InvocationFaults, rate: float, serialize: bool, lock: threading.Lock | None = None
+    ) -> None:
         self._client = client
         self._faults = faults
         self._rate = rate
-        self._lock = threading.Lock() if serialize else None
+        self._lock = (lock or threading.Lock()) if serialize else None
         self._count_lock = threading.Lock()
         self.failures = 0
 
@@ -193,6 +195,24 @@ class Flaky:
         return call
 
 
+class Serialized:
+    """A moto client whose calls run one at a time, under a lock shared with other clients of the same
+    service: moto's conditional writes are not atomic across threads, DynamoDB's are."""
+
+    def __init__(self, client: Any, lock: threading.Lock) -> None:
+        self._client = client
+        self._lock = lock
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
 class SkipLog(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -207,10 +227,17 @@ Invocation = Callable[[list[Message], str], None]
 
 
 def drain(
-    queue: SimulatedQueue, rng: random.Random, invocation: Invocation, seed: int, *, concurrency: int
+    queue: SimulatedQueue,
+    rng: random.Random,
+    invocation: Invocation,
+    seed: int,
+    *,
+    concurrency: int,
+    after_round: Callable[[], None] = lambda: None,
 ) -> tuple[int, int]:
     """Run concurrent invocations over the queue until it is empty, redriving the dead-letter queue
-    MAX_REDRIVES times as an operator would; return the rounds and the messages redriven."""
+    MAX_REDRIVES times as an operator would; return the rounds and the messages redriven. `after_round`
+    runs between rounds, as time passes while a retried message is invisible."""
     rounds = redrives = redriven = 0
     while queue.waiting:
         while queue.waiting:
@@ -226,6 +253,7 @@ def drain(
                 thread.start()
             for thread in threads:
                 thread.join()
+            after_round()
         if redrives < MAX_REDRIVES:
             redrives += 1
             redriven += queue.redrive()

@@ -255,6 +255,35 @@ def test_status_shows_each_job_with_its_tasks_annotated_skipped_and_left(pipelin
     assert row.split() == [job, "InProgress", "3", "1", "1", "1"]
 
 
+def test_predictions_accepted_in_bulk_end_the_job_by_their_one_webhook(pipeline: Pipeline) -> None:
+    sizes = {"images/bulk/a.png": (200, 100), "images/bulk/b.png": (120, 160)}
+    job, tasks = new_job(pipeline, sizes)
+    ids = [tasks[key]["id"] for key in sizes]
+    # A model's boxes, imported as predictions, then the data manager's "Create Annotations From Predictions".
+    pipeline.api.request(
+        "POST",
+        f"/api/projects/{pipeline.project_id}/import/predictions",
+        body=[
+            {"task": tasks[key]["id"], "result": [rectangle(10, 10, 50, 50, "Cat", size)], "model_version": "m1"}
+            for key, size in sizes.items()
+        ],
+    )
+    calls = len(pipeline.webhook_calls)
+    pipeline.api.request(
+        "POST",
+        "/api/dm/actions",
+        query={"id": "predictions_to_annotations", "project": pipeline.project_id},
+        body={"selectedItems": {"all": False, "included": ids}},
+    )
+    (answer,) = pipeline.wait_for_webhooks(calls + 1)[calls:]
+    assert (answer.status, answer.body) == (200, {"action": "exported", "job": job})
+    coco = json.loads(pipeline.exports(job)["coco.json"])
+    assert coco_boxes(coco) == {
+        "images/bulk/a.png": [pytest.approx([20, 10, 100, 50])],
+        "images/bulk/b.png": [pytest.approx([12, 16, 60, 80])],
+    }
+
+
 def test_drafts_and_predictions_are_not_exported(pipeline: Pipeline) -> None:
     key = "images/drafts/a.png"
     job, tasks = new_job(pipeline, {key: (100, 50)})

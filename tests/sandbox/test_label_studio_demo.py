@@ -24,7 +24,7 @@ from sandbox.label_studio_server import INSTALL_HINT, is_installed
 from sandbox.simulated_annotators import image_size, rectangle
 from sandbox.simulated_workers import SIMULATED_NOTE, simulated_boxes
 from scripts.browser import find_chromium
-from tests.label_studio.conftest import missing
+from tests.conftest import missing
 from tests.sandbox.demo_support import (
     DEMO_LIMIT_SECONDS,
     EMULATOR_LINE,

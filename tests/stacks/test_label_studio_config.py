@@ -112,3 +112,46 @@ def test_the_url_is_deployment_only_and_the_functions_get_label_studios_runtime_
     settings = pipeline_settings({Env.PIPELINE_SETTINGS: text})
     assert isinstance(settings, LabelStudioSettings)
     assert settings.project_title == "Street signs" and settings.presign_minutes == 30
+
+
+def test_project_task_limit_defaults_to_50000_and_reaches_the_functions() -> None:
+    assert _label_studio(LABEL_STUDIO).project_task_limit == 50_000
+    config = _label_studio({**LABEL_STUDIO, "labeling.projectTaskLimit": 20, "labeling.maxImagesPerJob": 20})
+    settings = pipeline_settings({Env.PIPELINE_SETTINGS: runtime_settings_json(config)})
+    assert isinstance(settings, LabelStudioSettings) and settings.project_task_limit == 20
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"labeling.projectTaskLimit": 9}, r"^labeling\.projectTaskLimit: must be between 10 and 100000, got 9$"),
+        (
+            {"labeling.projectTaskLimit": 100_001},
+            r"^labeling\.projectTaskLimit: must be between 10 and 100000, got 100001$",
+        ),
+        ({"labeling.projectTaskLimit": 2.5}, r"^labeling\.projectTaskLimit: must be a whole number, got 2\.5$"),
+        (
+            {"labeling.projectTaskLimit": 999},  # maxImagesPerJob is 1000 by default
+            r"^labeling\.projectTaskLimit: must be at least maxImagesPerJob \(1000\), so that a job's tasks fit in "
+            r"one Label Studio project; got 999$",
+        ),
+        (
+            {"labeling.projectTaskLimit": 50, "labeling.maxImagesPerJob": 51},
+            r"^labeling\.projectTaskLimit: must be at least maxImagesPerJob \(51\)",
+        ),
+    ],
+)
+def test_project_task_limit_is_refused_out_of_range_or_below_max_images_per_job(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**LABEL_STUDIO, **overrides})
+
+
+def test_project_task_limit_equal_to_max_images_per_job_is_accepted_and_checked_at_run_time_too() -> None:
+    config = _label_studio({**LABEL_STUDIO, "labeling.projectTaskLimit": 50, "labeling.maxImagesPerJob": 50})
+    assert (config.project_task_limit, config.max_images_per_job) == (50, 50)
+    # The functions parse the same rule (what a hand-edited PIPELINE_SETTINGS would meet).
+    text = json.dumps({**json.loads(runtime_settings_json(config)), "maxImagesPerJob": 51})
+    with pytest.raises(ValueError, match=r"^labeling\.projectTaskLimit: must be at least maxImagesPerJob \(51\)"):
+        pipeline_settings({Env.PIPELINE_SETTINGS: text})

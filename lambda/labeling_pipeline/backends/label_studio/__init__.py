@@ -1,8 +1,9 @@
 """Label Studio Community as a labeling backend: the choice for an AWS account without Ground Truth.
 
 - api.py: the REST calls, over urllib3
-- project.py: the project, its S3 storage (presigned image links) and its webhook, kept in step
-- service.py: jobs as tagged tasks of the one project (start exactly once, describe, read results)
+- parts.py: the deployment's projects of at most projectTaskLimit tasks each (part 1 titled projectTitle)
+- project.py: the projects, their S3 storage (presigned image links) and their webhook, kept in step
+- service.py: jobs as tagged tasks of one part each (start exactly once, describe, read results)
 - results.py: tasks read into the neutral stream (percent to pixels, rotation, clipping, annotators)
 - events.py: the webhook (annotation created, updated, deleted) as a job signal
 - workers.py: Label Studio accounts, for `gt-labeling workers`

@@ -29,7 +29,13 @@ READ_TIMEOUT_SECONDS = 60.0
 
 
 class LabelStudioUnavailable(TransientBackendError):
-    """Label Studio did not answer, or answered 5xx or 429: it may answer later."""
+    """Label Studio did not answer, or answered 5xx or 429: it may answer later. `maybe_done`: the request
+    reached it (or may have), so what it asked for may have been done, or may still be under way; only a
+    refused connection and a 429 say for sure that nothing was done."""
+
+    def __init__(self, message: str, *, maybe_done: bool) -> None:
+        super().__init__(message)
+        self.maybe_done = maybe_done
 
 
 class LabelStudioRefused(PermanentBackendError):
@@ -74,14 +80,18 @@ class LabelStudioApi:
                 redirect=False,
             )
         except urllib3.exceptions.HTTPError as error:
+            # No connection (refused, or not made in time; NewConnectionError is a ConnectTimeoutError): the
+            # request was never sent. Anything later (a read timeout, a dropped connection) may follow its work.
             raise LabelStudioUnavailable(
-                f"Label Studio at {self.base_url} did not answer {method} {path}: {error}"
+                f"Label Studio at {self.base_url} did not answer {method} {path}: {error}",
+                maybe_done=not isinstance(error, urllib3.exceptions.ConnectTimeoutError),
             ) from None
         status = response.status
         text = response.data.decode("utf-8", "replace")
         if status >= 500 or status == 429:
             raise LabelStudioUnavailable(
-                f"Label Studio at {self.base_url} answered {method} {path} with HTTP {status}: {text[:200]}"
+                f"Label Studio at {self.base_url} answered {method} {path} with HTTP {status}: {text[:200]}",
+                maybe_done=status != 429,
             )
         if status in (401, 403):
             raise LabelStudioRefused(
@@ -104,25 +114,34 @@ class LabelStudioApi:
             # A proxy's HTML error page with a 200: the server is not (yet) the API we expect.
             raise LabelStudioUnavailable(
                 f"Label Studio at {self.base_url} answered {method} {path} with something that is not JSON: "
-                f"{text[:120]!r}"
+                f"{text[:120]!r}",
+                maybe_done=True,
             ) from None
 
     # --- projects -------------------------------------------------------------------------------
-    def projects_titled(self, title: str) -> list[dict[str, Any]]:
-        """Projects with exactly this title, oldest first (the API's title filter is a substring match)."""
+    def projects_containing(self, text: str, fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Every project whose title contains `text`, in any case (the title filter is ``icontains``:
+        ProjectFilterSet in label_studio/projects/api.py), by id. `fields` narrows the answer to those fields
+        and the counts named among them (``include``); without it every count is computed."""
         found: list[dict[str, Any]] = []
         page = 1
+        query: dict[str, Any] = {"title": text, "page_size": PAGE_SIZE, "ordering": "id"}
+        if fields:
+            query["include"] = ",".join(fields)
         while True:
-            answer = self.request(
-                "GET", "/api/projects", query={"title": title, "page": page, "page_size": PAGE_SIZE, "ordering": "id"}
-            )
-            found.extend(project for project in answer["results"] if project["title"] == title)
+            answer = self.request("GET", "/api/projects", query={**query, "page": page})
+            found.extend(answer["results"])
             if not answer.get("next"):
                 return sorted(found, key=lambda project: int(project["id"]))
             page += 1
 
-    def project(self, project_id: int) -> dict[str, Any]:
-        found: dict[str, Any] = self.request("GET", f"/api/projects/{project_id}")
+    def projects_titled(self, title: str) -> list[dict[str, Any]]:
+        """Projects with exactly this title, oldest first."""
+        return [project for project in self.projects_containing(title) if project["title"] == title]
+
+    def project(self, project_id: int, fields: Sequence[str] = ()) -> dict[str, Any]:
+        query = {"include": ",".join(fields)} if fields else None
+        found: dict[str, Any] = self.request("GET", f"/api/projects/{project_id}", query=query)
         return found
 
     def create_project(self, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,6 +151,11 @@ class LabelStudioApi:
     def update_project(self, project_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         updated: dict[str, Any] = self.request("PATCH", f"/api/projects/{project_id}", body=dict(fields))
         return updated
+
+    def delete_project(self, project_id: int) -> None:
+        """Deletes the project with its tasks (label_studio/projects/api.py, ProjectAPI.perform_destroy)."""
+        with contextlib.suppress(LabelStudioNotFound):  # already gone
+            self.request("DELETE", f"/api/projects/{project_id}")
 
     # --- tasks ----------------------------------------------------------------------------------
     def tasks(self, project_id: int, data_filters: Mapping[str, str], *, with_annotations: bool) -> Iterator[dict]:
@@ -161,7 +185,10 @@ class LabelStudioApi:
             try:
                 answer = self.request("GET", "/api/tasks", query=params)
             except LabelStudioNotFound:
-                # The data manager answers a page past the end with 404.
+                # The data manager answers a page past the end with 404; on the first page it means the
+                # project is gone (its first page is there even when empty).
+                if page == 1:
+                    raise
                 return
             tasks = answer.get("tasks", [])
             yield from tasks
@@ -179,6 +206,31 @@ class LabelStudioApi:
         with contextlib.suppress(LabelStudioNotFound):  # already gone
             self.request("DELETE", f"/api/tasks/{task_id}")
 
+    def delete_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
+        """The data manager's bulk delete of these tasks of the project, in one request (the action
+        ``delete_tasks`` in label_studio/data_manager/actions/basic.py)."""
+        self.request(
+            "POST",
+            "/api/dm/actions",
+            query={"id": "delete_tasks", "project": project_id},
+            body={"selectedItems": {"all": False, "included": [int(task_id) for task_id in task_ids]}},
+        )
+
+    def count_tasks(self, project_id: int, *, id_at_most: int) -> int:
+        """How many of the project's tasks have an id up to `id_at_most` (the data manager's ``total``)."""
+        query = {
+            "filters": {
+                "conjunction": "and",
+                "items": [
+                    {"filter": "filter:tasks:id", "operator": "less_or_equal", "type": "Number", "value": id_at_most}
+                ],
+            }
+        }
+        answer = self.request(
+            "GET", "/api/tasks", query={"project": project_id, "page_size": 1, "query": json.dumps(query)}
+        )
+        return int(answer["total"])
+
     # --- storages and webhooks --------------------------------------------------------------------
     def s3_import_storages(self, project_id: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.request("GET", "/api/storages/s3", query={"project": project_id})
@@ -192,6 +244,10 @@ class LabelStudioApi:
         updated: dict[str, Any] = self.request("PATCH", f"/api/storages/s3/{storage_id}", body=dict(fields))
         return updated
 
+    def delete_s3_import_storage(self, storage_id: int) -> None:
+        with contextlib.suppress(LabelStudioNotFound):  # already gone
+            self.request("DELETE", f"/api/storages/s3/{storage_id}")
+
     def webhooks(self, project_id: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.request("GET", "/api/webhooks/", query={"project": project_id})
         return found
@@ -203,6 +259,10 @@ class LabelStudioApi:
     def update_webhook(self, webhook_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         updated: dict[str, Any] = self.request("PATCH", f"/api/webhooks/{webhook_id}/", body=dict(fields))
         return updated
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        with contextlib.suppress(LabelStudioNotFound):  # already gone
+            self.request("DELETE", f"/api/webhooks/{webhook_id}/")
 
     # --- users ----------------------------------------------------------------------------------
     def users(self) -> list[dict[str, Any]]:

@@ -1,9 +1,10 @@
 """Label Studio's webhook, as the job-end function receives it through its function URL.
 
-Label Studio posts ``{"action", "project", "task", "annotation"}`` (``{"action", "project", "annotations"}``,
-ids only, for a deletion) with the custom headers of the webhook, once, with a 1-second timeout and no
-retry; the scheduled reconciler catches what is lost. The secret header is checked by the backend
-(`LabelStudioBackend.authenticate`), against the secret in Secrets Manager.
+Label Studio posts ``{"action", "project", "task", "annotation"}`` (lists of each for annotations created
+in bulk; ``{"action", "project", "annotations"}``, ids only, for a deletion) with the custom headers of the
+webhook, once, with a 1-second timeout and no retry; the scheduled reconciler catches what is lost. The
+secret header is checked by the backend (`LabelStudioBackend.authenticate`), against the secret in Secrets
+Manager.
 """
 
 from __future__ import annotations
@@ -47,8 +48,17 @@ def parse_job_event(event: dict[str, Any]) -> JobEvent:
         # Only ids: which job lost an annotation is not said, so the recently ended jobs are checked.
         return JobEvent(None, action, results_changed=True, credential=credential, project=str(project_id))
     task = payload.get("task")
+    # ANNOTATIONS_CREATED carries a list of tasks (WebhookAction.ACTIONS in label_studio/webhooks/models.py).
+    tasks = task if isinstance(task, list) else [task]
+    jobs = {_job_of(one) for one in tasks} - {None}
+    if not jobs:
+        raise NotAJobEvent(f"{action}: the task carries no data.{TaskData.JOB} (not one the pipeline imported)")
+    # Tasks of several jobs answered at once: the recent jobs are checked, and the reconciler asks the rest.
+    job = jobs.pop() if len(jobs) == 1 else None
+    return JobEvent(job, action, results_changed=True, credential=credential, project=str(project_id))
+
+
+def _job_of(task: Any) -> str | None:
     data = task.get("data") if isinstance(task, Mapping) else None
     job = data.get(TaskData.JOB) if isinstance(data, Mapping) else None
-    if not isinstance(job, str) or not job:
-        raise NotAJobEvent(f"{action}: the task carries no data.{TaskData.JOB} (not one the pipeline imported)")
-    return JobEvent(job, action, results_changed=True, credential=credential, project=str(project_id))
+    return job if isinstance(job, str) and job else None

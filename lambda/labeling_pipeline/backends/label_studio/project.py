@@ -1,6 +1,8 @@
-"""The deployment's Label Studio project, its S3 storage and its webhook, made and kept in step with the
-configuration: `ensure_project` is idempotent, and what the deployment runs on every create and update
-(the tests and the demo call it as the deployment does).
+"""The deployment's Label Studio projects (its parts, parts.py), their S3 storage and their webhook, made and
+kept in step with the configuration: `ensure_project` is idempotent, and what the deployment runs on every
+create and update (the tests and the demo call it as the deployment does). It creates part 1 and brings
+every part in step; the launcher creates the other parts as they are needed (`create_part`), with part
+1's storage and webhook.
 
 - The project: title, the label configuration (a `RectangleLabels` per configured label), the instructions,
   ``maximum_annotations`` = workersPerImage, skips counted as answers (IGNORE_SKIPPED), the skip button shown.
@@ -15,20 +17,25 @@ configuration: `ensure_project` is idempotent, and what the deployment runs on e
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from labeling_pipeline.backends.label_studio.api import LabelStudioApi
+from labeling_pipeline.backends import PermanentBackendError
+from labeling_pipeline.backends.label_studio.api import LabelStudioApi, LabelStudioNotFound
+from labeling_pipeline.backends.label_studio.parts import Part, canonical, list_parts, part_title
 from labeling_pipeline.backends.label_studio.results import TaskData
 from labeling_pipeline.backends.label_studio.settings import LabelStudioSettings
 from labeling_pipeline.settings import PipelineSettings
 
 CONTROL_NAME = "label"
 SECRET_HEADER = "X-Labeling-Webhook-Secret"
-WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
+# ANNOTATIONS_CREATED: many annotations at once, from the data manager's "Create Annotations From
+# Predictions" (label_studio/data_manager/actions/predictions_to_annotations.py), one webhook for them all.
+WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
 NOTHING = "(?!)"  # a regular expression that matches no key
 STORAGE_TITLE = "Pipeline bucket (images are imported by the pipeline; do not sync)"
 
@@ -52,10 +59,10 @@ def instructions(settings: PipelineSettings) -> str:
     return "".join(f"<p>{html.escape(text).replace(chr(10), '<br/>')}</p>" for text in paragraphs if text.strip())
 
 
-def project_fields(settings: PipelineSettings, kept_labels: Iterable[str] = ()) -> dict[str, Any]:
+def project_fields(settings: PipelineSettings, kept_labels: Iterable[str] = (), part: int = 1) -> dict[str, Any]:
     assert isinstance(settings, LabelStudioSettings)
     return {
-        "title": settings.project_title,
+        "title": part_title(settings.project_title, part),
         "description": settings.task_description,
         "label_config": label_config(settings, kept_labels),
         "expert_instruction": instructions(settings),
@@ -69,7 +76,7 @@ def project_fields(settings: PipelineSettings, kept_labels: Iterable[str] = ()) 
 
 @dataclass
 class ProjectReport:
-    project_id: int
+    project_id: int  # part 1's
     changed: list[str] = field(default_factory=list)  # what was created or updated, for the log
 
 
@@ -88,36 +95,96 @@ def ensure_project(
     webhook_secret: str | None,
     s3_endpoint: str | None = None,
 ) -> ProjectReport:
+    """Part 1 made if missing; every part (each project with a part title) in step with the settings."""
     assert isinstance(settings, LabelStudioSettings)
-    found = api.projects_titled(settings.project_title)
-    if found:
-        project = found[0]
-        report = ProjectReport(int(project["id"]))
-        wanted = project_fields(settings, used_labels(api, report.project_id))
-        stale = {key: value for key, value in wanted.items() if project.get(key) != value}
-        if stale:
-            api.update_project(report.project_id, stale)
-            report.changed.append(f"project fields {', '.join(sorted(stale))}")
-    else:
-        project = api.create_project(project_fields(settings))
-        report = ProjectReport(int(project["id"]), ["project"])
-    _ensure_storage(api, report, settings, bucket=bucket, region=region, s3_endpoint=s3_endpoint)
-    if webhook_url:
-        _ensure_webhook(api, report, webhook_url, webhook_secret or "")
+    parts = list_parts(api, settings.project_title)
+    report = ProjectReport(0)
+    created = None
+    if 1 not in canonical(parts):
+        created = int(api.create_project(project_fields(settings))["id"])
+        parts.insert(0, Part(1, created, 0))
+        report.changed.append("project")
+    report.project_id = canonical(parts)[1].id
+    for part in parts:
+        label = "" if part.id == report.project_id else f"part {part.number} (project {part.id}): "
+        changes = [] if part.id == created else _ensure_fields(api, settings, part)
+        changes += _ensure_storage(api, part.id, settings, bucket=bucket, region=region, s3_endpoint=s3_endpoint)
+        if webhook_url:
+            changes += _ensure_webhook(api, part.id, webhook_url, webhook_secret or "")
+        report.changed.extend(label + change for change in changes)
     return report
+
+
+def _ensure_fields(api: LabelStudioApi, settings: PipelineSettings, part: Part) -> list[str]:
+    wanted = project_fields(settings, used_labels(api, part.id), part.number)
+    project = api.project(part.id, fields=("id", *wanted))
+    stale = {key: value for key, value in wanted.items() if project.get(key) != value}
+    if not stale:
+        return []
+    api.update_project(part.id, stale)
+    return [f"project fields {', '.join(sorted(stale))}"]
+
+
+def create_part(api: LabelStudioApi, settings: PipelineSettings, number: int) -> int:
+    """Part `number`'s project id, created now unless another launcher created it first: of the projects
+    with its title, the lowest id is the part, and the others are deleted while they hold no task (the one
+    this call made, and any other: on SQLite, Label Studio replays a request that met a locked database,
+    DatabaseIsLockedRetryMiddleware in label_studio/core/middleware.py, so one create can make two).
+    Storage and webhook: `copy_setup`."""
+    assert isinstance(settings, LabelStudioSettings)
+    made = int(api.create_project(project_fields(settings, part=number))["id"])
+    same = {part.id: part.task_number for part in list_parts(api, settings.project_title) if part.number == number}
+    if made not in same:  # not listed yet, or deleted already by another launcher (it was empty)
+        with contextlib.suppress(LabelStudioNotFound):
+            same[made] = int(api.project(made, fields=("id", "task_number")).get("task_number") or 0)
+    chosen = min(same, default=made)
+    for project_id, task_number in same.items():
+        if project_id != chosen and task_number == 0:
+            api.delete_project(project_id)
+    return chosen
+
+
+def copy_setup(
+    api: LabelStudioApi, settings: PipelineSettings, first_id: int, project_id: int, bucket: str
+) -> list[str]:
+    """Give project `project_id` the S3 storage and the webhook that part 1 (`first_id`) has: the
+    deployment made those with what only it knows (the webhook's URL and secret, the storage's region and
+    endpoint). Idempotent."""
+    assert isinstance(settings, LabelStudioSettings)
+    storages = api.s3_import_storages(first_id)
+    ours = [storage for storage in storages if storage.get("bucket") == bucket] or storages
+    if not ours:
+        raise PermanentBackendError(
+            f"Label Studio project {first_id} ({settings.project_title!r}) has no S3 storage to copy to a new "
+            "part: run `make deploy` (it makes the storage), then redrive the dead-letter queue"
+        )
+    storage = ours[0]
+    changes = _ensure_storage(
+        api,
+        project_id,
+        settings,
+        bucket=str(storage["bucket"]),
+        region=str(storage.get("region_name") or ""),
+        s3_endpoint=storage.get("s3_endpoint") or None,
+    )
+    hooks = [hook for hook in api.webhooks(first_id) if SECRET_HEADER in (hook.get("headers") or {})]
+    if hooks:
+        hook = max(hooks, key=lambda found: int(found["id"]))
+        changes += _ensure_webhook(api, project_id, str(hook["url"]), str(hook["headers"][SECRET_HEADER]))
+    return changes
 
 
 def _ensure_storage(
     api: LabelStudioApi,
-    report: ProjectReport,
+    project_id: int,
     settings: LabelStudioSettings,
     *,
     bucket: str,
     region: str,
     s3_endpoint: str | None,
-) -> None:
+) -> list[str]:
     wanted: dict[str, Any] = {
-        "project": report.project_id,
+        "project": project_id,
         "title": STORAGE_TITLE,
         "bucket": bucket,
         # Label Studio resolves a task's s3:// image by bucket alone. With a prefix it would refuse to create
@@ -133,24 +200,35 @@ def _ensure_storage(
         "region_name": region,
         "s3_endpoint": s3_endpoint or "",
     }
-    existing = [storage for storage in api.s3_import_storages(report.project_id) if storage.get("bucket") == bucket]
+    existing = _by_id(storage for storage in api.s3_import_storages(project_id) if storage.get("bucket") == bucket)
+    changes = []
     if not existing:
         api.create_s3_import_storage(wanted)
-        report.changed.append("S3 storage")
-        return
+        changes.append("S3 storage")
+        # Two launchers that set up a new part at once each make one: the oldest is kept.
+        existing = _by_id(storage for storage in api.s3_import_storages(project_id) if storage.get("bucket") == bucket)
+    for extra in existing[1:]:
+        if extra.get("title") == STORAGE_TITLE:
+            api.delete_s3_import_storage(int(extra["id"]))
+            changes.append("duplicate S3 storage removed")
     stale = {key: value for key, value in wanted.items() if _differs(existing[0].get(key), value)}
     if stale:
         api.update_s3_import_storage(int(existing[0]["id"]), stale)
-        report.changed.append(f"S3 storage {', '.join(sorted(stale))}")
+        changes.append(f"S3 storage {', '.join(sorted(stale))}")
+    return changes
+
+
+def _by_id(found: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(found, key=lambda item: int(item["id"]))
 
 
 def _differs(have: Any, want: Any) -> bool:
     return (have or "") != (want or "") if isinstance(want, str) else have != want
 
 
-def _ensure_webhook(api: LabelStudioApi, report: ProjectReport, url: str, secret: str) -> None:
+def _ensure_webhook(api: LabelStudioApi, project_id: int, url: str, secret: str) -> list[str]:
     wanted: dict[str, Any] = {
-        "project": report.project_id,
+        "project": project_id,
         "url": url,
         "send_payload": True,
         "send_for_all_actions": False,
@@ -158,11 +236,16 @@ def _ensure_webhook(api: LabelStudioApi, report: ProjectReport, url: str, secret
         "headers": {SECRET_HEADER: secret},
         "is_active": True,
     }
-    existing = [hook for hook in api.webhooks(report.project_id) if hook.get("url") == url]
+    existing = _by_id(hook for hook in api.webhooks(project_id) if hook.get("url") == url)
+    changes = []
     if not existing:
         api.create_webhook(wanted)
-        report.changed.append("webhook")
-        return
+        changes.append("webhook")
+        existing = _by_id(hook for hook in api.webhooks(project_id) if hook.get("url") == url)
+    for extra in existing[1:]:  # two launchers' copies: every annotation would be sent twice
+        if SECRET_HEADER in (extra.get("headers") or {}):
+            api.delete_webhook(int(extra["id"]))
+            changes.append("duplicate webhook removed")
     hook: Mapping[str, Any] = existing[0]
     stale = {
         key: value
@@ -170,5 +253,8 @@ def _ensure_webhook(api: LabelStudioApi, report: ProjectReport, url: str, secret
         if (sorted(hook.get(key) or []) != sorted(value) if key == "actions" else hook.get(key) != value)
     }
     if stale:
-        api.update_webhook(int(hook["id"]), stale)
-        report.changed.append("webhook " + ", ".join(sorted(stale)))
+        # Always with its actions: Label Studio sets a webhook's actions to those of the update, none when
+        # the update names none (WebhookSerializer.validate and .update, label_studio/webhooks/serializers.py).
+        api.update_webhook(int(hook["id"]), {**stale, "actions": wanted["actions"]})
+        changes.append("webhook " + ", ".join(sorted(stale)))
+    return changes

@@ -1,11 +1,12 @@
 """The deployment's custom resource: creates the Label Studio project, its S3 storage and its webhook on
-stack create, and brings them in step with the configuration on every update (`project.ensure_project`,
-idempotent). Delete leaves the project and its tasks in Label Studio: the labels people drew outlive a stack.
+stack create, and brings them, and every other part the launcher has made since (parts.py), in step with the
+configuration on every update (`project.ensure_project`, idempotent). Delete leaves the projects and their
+tasks in Label Studio: the labels people drew outlive a stack.
 
 Properties (all strings): ``Settings`` (the PIPELINE_SETTINGS JSON), ``Url``, ``Bucket``, ``Region``,
 ``ApiTokenSecretArn``, ``WebhookSecretArn``, ``WebhookUrl``, and the optional ``S3Endpoint`` (the storage's S3
-endpoint for an S3 other than AWS's; the stack sets none, the local demo sets moto's); the physical id is the
-project's id.
+endpoint for an S3 other than AWS's; the stack sets none, the local demo sets moto's); the physical id is
+part 1's project id.
 
 The same function answers a second resource type, ADMIN_DIGEST_RESOURCE_TYPE (properties ``ApiTokenSecretArn``,
 ``Region``): the SHA-256 digest of the pipeline's credential (access.credential_digest), attribute ``Digest``,

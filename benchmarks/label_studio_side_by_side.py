@@ -1,0 +1,824 @@
+"""The pipeline against Label Studio's own way, side by side in one run: intake, export, upload-to-task latency.
+
+Run: .venv/bin/python benchmarks/label_studio_side_by_side.py      (defaults: the sizes below)
+     quick: ... --existing 1000 --new 100 --export 1000 --latency-uploads 20 --latency-seconds 30
+     one part: ... --parts intake (or export, latency; comma-separated)
+
+One Label Studio server from .venv-label-studio (SQLite, Django's development server, loopback) and moto's server
+as AWS; each comparison gets a pipeline world of its own as the tests make it (tests/label_studio/pipeline_world.py:
+bucket with its notification to the upload queue, ledger, project, storage, webhook). Every figure of one
+comparison comes from the same run on the same servers.
+
+1. Intake: `--new` uploads into a project that already holds `--existing` tasks.
+   - the pipeline: the real `Launcher` with the Label Studio backend launches the new image versions
+     (`maxImagesPerJob` 1000); the existing tasks were imported by the backend before (untimed). Timed: the whole
+     launch (the ledger's DynamoDB claims in moto's server are most of it) and Label Studio's share (its API
+     requests, timed at the client).
+   - Label Studio: a second project with an S3 import storage over the same bucket (prefix images/, blob URLs),
+     synced once with the existing objects (untimed), then the new objects are added and one sync is timed, from
+     the POST to the status `completed`. The S3 LIST requests it makes are counted in moto's server log.
+2. Export: `--export` annotated tasks (1-3 boxes each, imported with their annotations) in one job of the pipeline.
+   - the pipeline: the job end's export path (job_results.JobFinisher): the backend's describe_job and read_results
+     (raw tasks to S3) streamed into write_exports (COCO, YOLO and VOC in one pass), the three files and
+     summary.json uploaded, in a child process whose wall time and peak RSS (VmHWM) are reported. Left out: the
+     ledger's per-image bookkeeping, which is not an export.
+   - Label Studio: GET /api/projects/{id}/export?exportType=COCO, then YOLO, then VOC (download_resources=false),
+     each timed to the last byte, with the server's RSS (its process tree) sampled every 20 ms.
+3. Latency: from an upload to its task in Label Studio's project, over `--latency-uploads` uploads arriving at
+   random (seeded, a Poisson process over `--latency-seconds`), through moto's S3 notification to SQS and
+   sandbox.lambda_runtime's emulation of the SQS event source mapping (batch size 1000, the batching window) into
+   the real launcher handler; once with the deployment's default window and once with the smallest one it allows
+   (both read from stacks/deployment_settings.py). A task counts as there when Label Studio's task list (polled
+   every 0.2 s) holds it.
+
+Caveats: Label Studio runs on SQLite with Django's development server, not Postgres behind a WSGI server; moto's
+server stands in for S3, SQS and DynamoDB and is far slower than they are; everything shares this machine's
+2 cores (the pipeline's own CPU, the server's and moto's). The event source emulation runs one invocation at a
+time (Lambda would run up to 5 pollers). Figures, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "lambda"), str(ROOT)]
+os.environ.update(AWS_ACCESS_KEY_ID="benchmark", AWS_SECRET_ACCESS_KEY="benchmark", AWS_DEFAULT_REGION="us-east-1")
+
+import urllib3  # noqa: E402
+
+from labeling_pipeline.backends.label_studio import LIMITS  # noqa: E402
+from labeling_pipeline.backends.label_studio.api import LabelStudioApi  # noqa: E402
+
+# --- Label Studio's facts, from its source (.venv-label-studio/lib/python3.11/site-packages/) -------------------
+# label_studio/io_storages/base_models.py, StorageInfo.Status: the states of a storage's sync.
+SYNC_DONE = ("completed", "completed_with_errors")
+SYNC_FAILED = "failed"
+# label_studio/io_storages/s3/models.py, S3ImportStorageBase.get_data: with use_blob_urls a key becomes a task
+# {DATA_UNDEFINED_NAME: "s3://bucket/key"} without reading the object (core/settings/base.py); the task API shows
+# that key as the label config's field, $image (tasks/serializers.py, replace_task_data_undefined_with_config_field).
+DATA_UNDEFINED_NAME = "$undefined$"
+# label_studio_sdk/converter/converter.py, Format (the names label_studio/data_export/api.py ExportAPI hands to
+# Converter.convert). VOC downloads each image unless download_resources is false (its default is
+# CONVERTER_DOWNLOAD_RESOURCES, true: core/settings/base.py; data_export/serializers.py ExportParamSerializer).
+EXPORT_TYPES = ("COCO", "YOLO", "VOC")
+# The storage's regex_filter (re.match on the whole key, io_storages/s3/models.py iter_objects): the image
+# suffixes the pipeline's launcher takes, in any case as it takes them.
+STORAGE_REGEX = "(?i).*(" + "|".join(re.escape(suffix) for suffix in LIMITS.image_suffixes) + ")$"
+
+SIZES = [(640, 480), (1920, 1080), (1024, 768), (512, 512), (800, 600)]
+UPLOAD_THREADS = 16
+IMPORT_CHUNK = 1000
+SAMPLE_SECONDS = 0.02
+WATCH_SECONDS = 0.2
+# stacks/constructs/launch_pipeline.py: the upload queue's visibility timeout, 6 x LAUNCHER_TIMEOUT (300 s).
+UPLOAD_QUEUE_VISIBILITY = 6 * 300
+LONG_TIMEOUT = (5, 3600)
+
+# --- counting the pipeline's Label Studio requests (as benchmarks/label_studio_import.py) ------------------------
+api_requests: list[tuple[str, float]] = []
+_request = LabelStudioApi.request
+
+
+def counted_request(self: LabelStudioApi, method: str, path: str, **options: Any) -> Any:
+    started = time.perf_counter()
+    try:
+        return _request(self, method, path, **options)
+    finally:
+        api_requests.append((f"{method} {path.rstrip('0123456789/')}", time.perf_counter() - started))
+
+
+def long_api(url: str, token: str) -> LabelStudioApi:
+    return LabelStudioApi(url, token, timeout=urllib3.Timeout(connect=5.0, read=3600.0))
+
+
+class OwnWay:
+    """Label Studio's own way, as a script or its UI would call it: every request counted."""
+
+    def __init__(self, url: str, token: str) -> None:
+        import requests
+
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Token {token}"
+        self.count = 0
+
+    def call(self, method: str, path: str, **options: Any) -> Any:
+        self.count += 1
+        answer = self.session.request(method, self.url + path, timeout=LONG_TIMEOUT, **options)
+        answer.raise_for_status()
+        return answer
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def tiny_png() -> bytes:
+    from tests.label_studio.pipeline_world import png
+
+    return png(8, 6)
+
+
+def put_objects(s3: Any, bucket: str, keys: list[str], body: bytes) -> dict[str, str]:
+    """The objects, UPLOAD_THREADS at a time; each key's version id."""
+
+    def put(key: str) -> tuple[str, str]:
+        answer = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/png")
+        return key, str(answer.get("VersionId", "null"))
+
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        return dict(pool.map(put, keys))
+
+
+def s3_client(url: str, region: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=url, region_name=region, config=Config(max_pool_connections=UPLOAD_THREADS * 2)
+    )
+
+
+def task_total(own: OwnWay, project_id: int) -> int:
+    answer = own.session.get(
+        f"{own.url}/api/tasks", params={"project": project_id, "page_size": 1}, timeout=LONG_TIMEOUT
+    )
+    answer.raise_for_status()
+    return int(answer.json()["total"])
+
+
+def all_tasks(own: OwnWay, project_id: int) -> list[dict[str, Any]]:
+    """Every task of the project, in one page (untimed checks; TASK_API_PAGE_SIZE_MAX is unset by default,
+    label_studio/core/settings/base.py)."""
+    answer = own.session.get(
+        f"{own.url}/api/tasks",
+        params={"project": str(project_id), "page_size": "1000000", "resolve_uri": "false"},
+        timeout=LONG_TIMEOUT,
+    )
+    answer.raise_for_status()
+    tasks: list[dict[str, Any]] = answer.json()["tasks"]
+    return tasks
+
+
+def log_size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f} s"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+# --- 1. intake --------------------------------------------------------------------------------------------------
+
+
+def intake(moto: Any, server: Any, existing: int, new: int) -> None:
+    from labeling_pipeline.backends import JobRequest
+    from labeling_pipeline.backends.label_studio import build
+    from labeling_pipeline.backends.label_studio.project import project_fields
+    from labeling_pipeline.backends.label_studio.results import TaskData
+    from labeling_pipeline.images import ImageRef
+    from labeling_pipeline.launcher import Launcher, job_prefix
+    from labeling_pipeline.names import OUTPUT_PREFIX
+    from labeling_pipeline.names import EnvironmentVariable as Env
+    from tests.label_studio.pipeline_world import REGION, label_studio_pipeline
+
+    print(f"\n== 1. Intake: {new:,} new uploads into a project that holds {existing:,} tasks")
+    with label_studio_pipeline(moto, server, "Intake") as pipeline:
+        resources = json.loads(pipeline.environment[Env.BACKEND_RESOURCES])
+        s3 = s3_client(moto.url, REGION)
+        # The Launcher is called directly here, so the bucket's notification to the upload queue is not needed;
+        # with it, moto's server slows down as the messages pile up (1,000 puts: 21 s, then 55 s, then 104 s).
+        s3.put_bucket_notification_configuration(Bucket=pipeline.bucket, NotificationConfiguration={})
+        body = tiny_png()
+        started = time.perf_counter()
+        old_keys = [f"images/old/{i:06d}.png" for i in range(existing)]
+        old = put_objects(s3, pipeline.bucket, old_keys, body)
+        print(f"setup: {existing:,} objects put into moto's S3 in {seconds(time.perf_counter() - started)}")
+
+        # The pipeline's project: the existing tasks, imported by the backend as its jobs would have (untimed).
+        started = time.perf_counter()
+        backend = build(pipeline.settings, resources, pipeline.client_for, REGION)
+        backend.api = long_api(backend.api.base_url, server.token)
+        images = [ImageRef(pipeline.bucket, key, old[key]) for key in old_keys]
+        size = pipeline.settings.max_images_per_job
+        for number, start in enumerate(range(0, existing, size)):
+            name = f"lsbox-existing-{number:03d}"
+            chunk = tuple(images[start : start + size])
+            backend.create_job(JobRequest(name, chunk, pipeline.bucket, job_prefix(name), OUTPUT_PREFIX))
+        own = OwnWay(server.url, server.token)
+        assert task_total(own, pipeline.project_id) == existing
+        spent = seconds(time.perf_counter() - started)
+        print(f"setup: {existing:,} tasks imported into the pipeline's project in {spent}")
+
+        # Label Studio's own way: a project with an S3 import storage over the same bucket.
+        fields = project_fields(pipeline.settings) | {"title": "Intake, Label Studio's own sync"}
+        project = own.call("POST", "/api/projects", json=fields).json()
+        storage = own.call(
+            "POST",
+            "/api/storages/s3",
+            json={
+                "project": project["id"],
+                "title": "images/ of the pipeline's bucket",
+                "bucket": pipeline.bucket,
+                "prefix": "images/",
+                "regex_filter": STORAGE_REGEX,
+                "use_blob_urls": True,
+                "presign": True,
+                "presign_ttl": 15,
+                # Uploads go to images/<dataset>/...: without it, only the keys right under images/ are listed.
+                "recursive_scan": True,
+                "region_name": REGION,
+                "s3_endpoint": moto.url,
+            },
+        ).json()
+        first = sync(own, storage["id"], moto.log_path, pipeline.bucket)
+        assert first["created"] == existing, first
+        print(
+            f"setup: Label Studio's first sync of {existing:,} objects: {first['created']:,} tasks in "
+            f"{seconds(first['seconds'])}, {first['lists']}"
+        )
+
+        new_keys = [f"images/new/{i:06d}.png" for i in range(new)]
+        added = put_objects(s3, pipeline.bucket, new_keys, body)
+        new_images = [ImageRef(pipeline.bucket, key, added[key]) for key in new_keys]
+        print(f"setup: {new:,} new objects put; the bucket holds {existing + new:,} under images/")
+
+        # (a) the pipeline: a fresh backend (as a cold Lambda would build it) and the real Launcher.
+        api_requests.clear()
+        launcher = Launcher(
+            s3_client=pipeline.client("s3"),
+            ledger=pipeline.ledger,
+            backend=build(pipeline.settings, resources, pipeline.client_for, REGION),
+            bucket=pipeline.bucket,
+            settings=pipeline.settings,
+        )
+        started = time.perf_counter()
+        outcomes = launcher.launch(new_images)
+        launch_seconds = time.perf_counter() - started
+        assert all(outcome.ok for outcome in outcomes.values()), [o for o in outcomes.values() if not o.ok][:3]
+        requests_made = list(api_requests)
+        label_studio_seconds = sum(spent for _kind, spent in requests_made)
+        jobs = sorted({str(outcome.job_name) for outcome in outcomes.values()})
+        listed = all_tasks(own, pipeline.project_id)
+        pipeline_tasks = [task for task in listed if task["data"].get(TaskData.JOB) in jobs]
+        pipeline_refs = Counter(str(task["data"][TaskData.IMAGE]) for task in pipeline_tasks)
+        assert len(pipeline_tasks) == new and len(pipeline_refs) == new, (len(pipeline_tasks), len(pipeline_refs))
+        assert set(pipeline_refs) == {image.source_ref for image in new_images}
+        assert task_total(own, pipeline.project_id) == existing + new
+        kinds = Counter(kind for kind, _spent in requests_made)
+        print(
+            f"pipeline (Launcher, maxImagesPerJob {size}): {seconds(launch_seconds)} whole launch, of which Label "
+            f"Studio {seconds(label_studio_seconds)}; {len(requests_made)} API requests "
+            f"({', '.join(f'{count} {kind}' for kind, count in sorted(kinds.items()))}); "
+            f"{len(pipeline_tasks):,} tasks created in {len(jobs)} job(s), no duplicate"
+        )
+
+        # (b) Label Studio's own way: one sync of the storage, which now sees the new objects too.
+        second = sync(own, storage["id"], moto.log_path, pipeline.bucket)
+        synced = all_tasks(own, project["id"])
+        refs = Counter(str(task["data"].get(TaskData.IMAGE, task["data"].get(DATA_UNDEFINED_NAME))) for task in synced)
+        duplicates = sum(count - 1 for count in refs.values())
+        assert second["created"] == new and len(synced) == existing + new and duplicates == 0, (second, duplicates)
+        assert {f"s3://{pipeline.bucket}/{key}" for key in new_keys} <= set(refs)
+        print(
+            f"Label Studio (S3 storage sync): {seconds(second['seconds'])} from POST .../sync to status "
+            f"{second['status']!r}; {second['requests']} API requests (1 sync, {second['requests'] - 1} status "
+            f"poll(s)); {second['created']:,} tasks created ({second['existed']:,} keys found already synced), no "
+            f"duplicate; {second['lists']} over {existing + new:,} keys (moto's server log)"
+        )
+        third = sync(own, storage["id"], moto.log_path, pipeline.bucket)
+        print(
+            f"Label Studio, one more sync with nothing new: {seconds(third['seconds'])}, {third['created']} tasks "
+            f"created, {third['lists']} (every sync lists the whole prefix again)"
+        )
+        print(
+            f"ratio: pipeline / Label Studio sync: {ratio(launch_seconds, second['seconds'])} time (whole launch, "
+            f"moto's DynamoDB included), {ratio(label_studio_seconds, second['seconds'])} time (Label Studio's "
+            f"share), {ratio(len(requests_made), second['requests'])} requests"
+        )
+
+
+def sync(own: OwnWay, storage_id: int, moto_log: Path, bucket: str) -> dict[str, Any]:
+    """POST .../sync, then GET the storage until its status says done. On Community (no Redis) the POST runs the
+    sync inside the request (io_storages/base_models.py, ImportStorage.sync: import_sync_background is called
+    directly when redis_connected() is false), so one poll finds it done."""
+    own.count = 0
+    log_start = log_size(moto_log)
+    started = time.perf_counter()
+    own.call("POST", f"/api/storages/s3/{storage_id}/sync")
+    while True:
+        state = own.call("GET", f"/api/storages/s3/{storage_id}").json()
+        if state["status"] in SYNC_DONE or state["status"] == SYNC_FAILED:
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    if state["status"] == SYNC_FAILED:
+        raise RuntimeError(f"the sync failed: {state.get('traceback')}")
+    time.sleep(0.3)  # moto's log is copied by a thread
+    with moto_log.open("rb") as log:
+        log.seek(log_start)
+        lines = log.read().decode(errors="replace").splitlines()
+    # ListObjects pages (boto3's bucket.objects.filter in S3ImportStorageBase.iter_objects, up to 1,000 keys each) and
+    # ListObjectsV2 with MaxKeys=1 (S3StorageMixin.validate_connection): io_storages/s3/models.py.
+    lists = [line for line in lines if f'"GET /{bucket}?' in line and ("prefix=" in line or "list-type" in line)]
+    checks = sum(1 for line in lists if "max-keys=1&" in line or line.endswith("max-keys=1"))
+    return {
+        "seconds": elapsed,
+        "requests": own.count,
+        "status": state["status"],
+        "created": int(state.get("last_sync_count") or 0),
+        "existed": int((state.get("meta") or {}).get("tasks_existed") or 0),
+        "lists": f"{len(lists)} S3 LIST requests ({len(lists) - checks} listing pages, {checks} MaxKeys=1 checks)",
+    }
+
+
+# --- 2. export --------------------------------------------------------------------------------------------------
+
+EXPORT_JOB = "lsbox-export-benchmark"
+
+
+def annotated_tasks(bucket: str, count: int, labels: list[str], seed: int = 7) -> tuple[list[dict[str, Any]], int]:
+    """Tasks as the pipeline imports them, each with one submitted annotation of 1-3 rectangles (percent of a real
+    image size, inside the image); and the number of boxes."""
+    from labeling_pipeline.backends.label_studio.service import task_data
+    from labeling_pipeline.images import ImageRef
+    from tests.label_studio.pipeline_world import rectangle
+
+    rng = random.Random(seed)
+    tasks, boxes = [], 0
+    for index in range(count):
+        width, height = rng.choice(SIZES)
+        results = []
+        for number in range(rng.randint(1, 3)):
+            w, h = rng.uniform(2, 40), rng.uniform(2, 40)
+            x, y = rng.uniform(0, 100 - w), rng.uniform(0, 100 - h)
+            result = rectangle(x, y, w, h, rng.choice(labels), (width, height))
+            results.append({"id": f"r{index}x{number}", **result})
+        boxes += len(results)
+        image = ImageRef(bucket, f"images/export/{index:06d}.jpg", f"v{index}")
+        tasks.append({"data": task_data(image, EXPORT_JOB), "annotations": [{"result": results}]})
+    return tasks, boxes
+
+
+def export(moto: Any, server: Any, count: int) -> None:
+    from labeling_pipeline.names import EnvironmentVariable as Env
+    from tests.label_studio.pipeline_world import REGION, label_studio_pipeline
+
+    print(f"\n== 2. Export: {count:,} annotated tasks (1-3 boxes each) in one job")
+    with label_studio_pipeline(moto, server, "Export") as pipeline:
+        labels = list(pipeline.settings.labels)
+        tasks, boxes = annotated_tasks(pipeline.bucket, count, labels)
+        api = long_api(server.url, server.token)
+        started = time.perf_counter()
+        for start in range(0, count, IMPORT_CHUNK):
+            api.import_tasks(pipeline.project_id, tasks[start : start + IMPORT_CHUNK])
+        print(
+            f"setup: {count:,} tasks with their annotations ({boxes:,} boxes) imported in "
+            f"{seconds(time.perf_counter() - started)}"
+        )
+        del tasks
+
+        # (a) the pipeline's job-end export, in a child process.
+        job = {
+            "url": server.url,
+            "token": server.token,
+            "moto": moto.url,
+            "bucket": pipeline.bucket,
+            "settings": pipeline.environment[Env.PIPELINE_SETTINGS],
+            "region": REGION,
+        }
+        done = subprocess.run(
+            [sys.executable, __file__, "--export-child", json.dumps(job)], check=False, capture_output=True, text=True
+        )
+        if done.returncode:
+            raise RuntimeError(f"the pipeline's export failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        child: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        ours = check_pipeline_export(s3_client(moto.url, REGION), pipeline.bucket)
+        assert ours == {"images": count, "boxes": boxes, "yolo_files": count, "voc_files": count}, ours
+        print(
+            f"pipeline (describe_job + read_results -> write_exports, COCO+YOLO+VOC in one pass, uploaded to S3): "
+            f"{seconds(child['wall'])} wall (Label Studio listing {seconds(child['describe'])} in "
+            f"{child['requests']} API requests; tasks.jsonl put and the three formats written "
+            f"{seconds(child['write'])}; exports uploaded "
+            f"{seconds(child['upload'])}); peak RSS {child['rss_peak']:.0f} MB, {child['rss_start']:.0f} MB after "
+            f"imports, so {child['rss_peak'] - child['rss_start']:.0f} MB for the work"
+        )
+        print(f"         checked: coco.json {count:,} images, {boxes:,} annotations; {count:,} YOLO and VOC files")
+
+        # (b) Label Studio's own export, one format at a time, with the server's memory sampled.
+        own = OwnWay(server.url, server.token)
+        theirs: dict[str, dict[str, Any]] = {}
+        for fmt in EXPORT_TYPES:
+            with sampled_rss(server.pid) as memory, tempfile.TemporaryFile() as body:
+                started = time.perf_counter()
+                answer = own.session.get(
+                    f"{server.url}/api/projects/{pipeline.project_id}/export",
+                    params={"exportType": fmt, "download_resources": "false"},
+                    stream=True,
+                    timeout=LONG_TIMEOUT,
+                )
+                answer.raise_for_status()
+                for piece in answer.iter_content(1 << 20):
+                    body.write(piece)
+                elapsed = time.perf_counter() - started
+                size = body.tell()
+                body.seek(0)
+                found = check_label_studio_export(fmt, body.read())
+            if (found["images"], found["boxes"]) != (count, boxes):
+                found["summary"] += f" (NOT the {count:,} images and {boxes:,} boxes imported)"
+            theirs[fmt] = {"seconds": elapsed, "bytes": size, **memory, **found}
+            print(
+                f"Label Studio {fmt}: {seconds(elapsed)}, {size / 1e6:.1f} MB; server RSS {memory['before']:.0f} MB "
+                f"before, peak {memory['peak']:.0f} MB (+{memory['peak'] - memory['before']:.0f} MB; "
+                f"{memory['children']:.0f} short-lived child processes not counted); {found['summary']}"
+            )
+        total = sum(result["seconds"] for result in theirs.values())
+        peak = max(result["peak"] for result in theirs.values())
+        grown = max(result["peak"] - result["before"] for result in theirs.values())
+        print(f"Label Studio, the three formats: {seconds(total)}, peak server RSS {peak:.0f} MB (+{grown:.0f} MB)")
+        work = child["rss_peak"] - child["rss_start"]
+        print(
+            f"ratio: pipeline (three formats, one pass) / Label Studio (three exports): "
+            f"{ratio(child['wall'], total)} time; peak RSS {ratio(child['rss_peak'], peak)} "
+            f"({child['rss_peak']:.0f} / {peak:.0f} MB), memory for the work {ratio(work, grown)} "
+            f"({work:.0f} / {grown:.0f} MB); against COCO alone: {ratio(child['wall'], theirs['COCO']['seconds'])} time"
+        )
+
+
+def check_pipeline_export(s3: Any, bucket: str) -> dict[str, int]:
+    prefix = f"exports/{EXPORT_JOB}/"
+    coco = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "coco.json")["Body"].read())
+
+    def members(name: str, folder: str) -> int:
+        raw = s3.get_object(Bucket=bucket, Key=prefix + name)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
+            return sum(1 for member in archive if member.isfile() and member.name.startswith(folder))
+
+    return {
+        "images": len(coco["images"]),
+        "boxes": len(coco["annotations"]),
+        "yolo_files": members("yolo.tar.gz", "labels/"),
+        "voc_files": members("voc.tar.gz", "Annotations/"),
+    }
+
+
+def check_label_studio_export(fmt: str, raw: bytes) -> dict[str, Any]:
+    if fmt == "COCO":
+        if raw[:2] == b"PK":
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                raw = archive.read(next(name for name in archive.namelist() if name.endswith(".json")))
+        coco = json.loads(raw)
+        images, boxes = len(coco["images"]), len(coco["annotations"])
+        return {"images": images, "boxes": boxes, "summary": f"{images:,} images, {boxes:,} annotations"}
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        names = archive.namelist()
+        if fmt == "YOLO":
+            files = [name for name in names if name.startswith("labels/") and name.endswith(".txt")]
+            boxes = sum(len(archive.read(name).splitlines()) for name in files)
+            return {"images": len(files), "boxes": boxes, "summary": f"{len(files):,} label files, {boxes:,} boxes"}
+        files = [name for name in names if name.startswith("Annotations/") and name.endswith(".xml")]
+        boxes = sum(archive.read(name).count(b"<object>") for name in files)
+        return {"images": len(files), "boxes": boxes, "summary": f"{len(files):,} XML files, {boxes:,} objects"}
+
+
+def export_child(job: dict[str, Any]) -> None:
+    """The job end's export path (job_results.JobFinisher.handle and _export), in a process of its own."""
+    import boto3
+
+    from labeling_pipeline.backends.label_studio.service import LabelStudioBackend
+    from labeling_pipeline.backends.registry import settings_model
+    from labeling_pipeline.exports.formats import ExportStats
+    from labeling_pipeline.job_results import EXPORT_FILES, write_exports
+    from labeling_pipeline.names import EXPORTS_PREFIX, JobState
+    from labeling_pipeline.settings import validate_json
+
+    LabelStudioApi.request = counted_request  # type: ignore[method-assign]
+    settings = validate_json(settings_model("label-studio"), job["settings"])
+    s3 = boto3.client("s3", endpoint_url=job["moto"], region_name=job["region"])
+    backend = LabelStudioBackend(long_api(job["url"], job["token"]), s3, settings, bucket=job["bucket"])
+    rss_start = status_mb("VmRSS")
+    started = time.perf_counter()
+    description = backend.describe_job(EXPORT_JOB)
+    assert description.state == JobState.COMPLETED, description
+    listed = time.perf_counter()
+    stats = ExportStats()
+    images = backend.read_results(description, stats.read)
+    prefix = f"{EXPORTS_PREFIX}{EXPORT_JOB}/"
+    with tempfile.TemporaryDirectory(prefix="export-") as work:
+        out = Path(work)
+        write_exports(images, out, list(settings.labels), EXPORT_JOB, stats)
+        written = time.perf_counter()
+        for name, content_type in EXPORT_FILES.items():
+            s3.upload_file(str(out / name), job["bucket"], prefix + name, ExtraArgs={"ContentType": content_type})
+    summary = {"status": description.state.value, **stats.summary(EXPORT_JOB)}
+    s3.put_object(Bucket=job["bucket"], Key=prefix + "summary.json", Body=json.dumps(summary).encode())
+    ended = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "wall": ended - started,
+                "describe": listed - started,
+                "write": written - listed,
+                "upload": ended - written,
+                "requests": len(api_requests),
+                "rss_start": rss_start,
+                "rss_peak": status_mb("VmHWM"),
+            }
+        )
+    )
+
+
+def status_mb(field: str, pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found.update(int(child) for child in (task / "children").read_text().split())
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+@contextmanager
+def sampled_rss(pid: int | None) -> Iterator[dict[str, float]]:
+    """The server's RSS before, and its peak while the block runs: VmRSS sampled every SAMPLE_SECONDS, and VmHWM
+    (exact) when the block raised the process's high-water mark. Only the server process: its children during an
+    export are `git describe` shells (label_studio/core/version.py get_git_version, called by
+    data_export/models.py DataExport.save_export_files), and a fork's RSS counts the parent's pages again."""
+    assert pid is not None
+    found = {"before": status_mb("VmRSS", pid), "peak": 0.0, "children": 0.0}
+    found["peak"] = found["before"]
+    high_water = status_mb("VmHWM", pid)
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            found["peak"] = max(found["peak"], status_mb("VmRSS", pid))
+            seen.update(children(pid))
+            stop.wait(SAMPLE_SECONDS)
+
+    thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        thread.join()
+        after = status_mb("VmHWM", pid)
+        found["peak"] = max(found["peak"], status_mb("VmRSS", pid), after if after > high_water else 0.0)
+        found["children"] = float(len(seen))
+
+
+# --- 3. latency -------------------------------------------------------------------------------------------------
+
+
+def windows() -> tuple[int, int, int]:
+    """The deployment's batch size and default batching window, and the smallest window its rule allows for that
+    batch size (DeploymentSettings' own validator, tried from 0 up)."""
+    from pydantic import ValidationError
+
+    from stacks.deployment_settings import MAX_BATCHING_WINDOW, DeploymentSettings
+
+    batch = int(DeploymentSettings.model_fields["batch_size"].default)
+    default = int(DeploymentSettings.model_fields["batching_window_seconds"].default)
+    for window in range(MAX_BATCHING_WINDOW + 1):
+        try:
+            DeploymentSettings.model_validate({"batchSize": batch, "batchingWindowSeconds": window})
+        except ValidationError:
+            continue
+        return batch, default, window
+    raise RuntimeError("no batching window is allowed")
+
+
+def arrivals(count: int, duration: float, seed: int) -> list[float]:
+    """A Poisson process of `count` arrivals over `duration` seconds (sorted uniform times)."""
+    rng = random.Random(seed)
+    return sorted(rng.uniform(0, duration) for _ in range(count))
+
+
+def percentiles(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"n={len(values)} " + " ".join(f"{value:.2f}" for value in values)
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return (
+        f"min {min(values):6.2f}  p50 {cuts[49]:6.2f}  p90 {cuts[89]:6.2f}  p99 {cuts[98]:6.2f}  "
+        f"max {max(values):6.2f} s"
+    )
+
+
+def latency_run(moto: Any, server: Any, folder: Path, window: int, batch: int, times: list[float]) -> dict[str, Any]:
+    from sandbox.lambda_runtime import LocalLambda
+    from sandbox.provision import FunctionSpec, QueueEventSource
+    from tests.label_studio.pipeline_world import REGION, label_studio_pipeline
+
+    with label_studio_pipeline(moto, server, f"Latency {window}s") as pipeline:
+        sqs = pipeline.client("sqs")
+        queue_url = pipeline.environment["UPLOAD_QUEUE_URL"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        function = FunctionSpec(
+            logical_id="Launcher",
+            name=f"launcher-{window}s",
+            handler="labeling_pipeline.handler.lambda_handler",
+            environment=dict(pipeline.environment),
+            timeout_seconds=300,
+            memory_mb=512,
+        )
+        source = QueueEventSource(queue_url, queue_arn, function, batch, window, report_batch_item_failures=True)
+        runtime = LocalLambda(sqs, REGION, folder / "logs", "benchmark")
+        # As the stack sets it (stacks/constructs/launch_pipeline.py: 6 x the launcher's 300 s timeout): with the
+        # queue's default 30 s, messages would come back into the same 60 s batching window.
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": str(UPLOAD_QUEUE_VISIBILITY)})
+        # S3's test event (sent when the notification was configured) would open the first batching window early.
+        sqs.purge_queue(QueueUrl=queue_url)
+        own = OwnWay(server.url, server.token)
+        s3 = s3_client(moto.url, REGION)
+        body = tiny_png()
+        uploaded: dict[str, float] = {}
+        counts: list[tuple[float, int]] = []
+        stop = threading.Event()
+        origin = time.monotonic() + 1.0
+
+        def upload() -> None:
+            for index, at in enumerate(times):
+                stop.wait(max(0.0, origin + at - time.monotonic()))
+                if stop.is_set():
+                    return
+                key = f"images/latency/{index:05d}.png"
+                s3.put_object(Bucket=pipeline.bucket, Key=key, Body=body, ContentType="image/png")
+                uploaded[key] = time.monotonic()
+
+        def watch() -> None:
+            while not stop.is_set():
+                try:
+                    total = task_total(own, pipeline.project_id)
+                except Exception:  # a slow answer is retried at the next tick; the next count covers it
+                    total = -1
+                if total >= 0:
+                    counts.append((time.monotonic(), total))
+                stop.wait(WATCH_SECONDS)
+
+        threads = [threading.Thread(target=upload, daemon=True), threading.Thread(target=watch, daemon=True)]
+        for thread in threads:
+            thread.start()
+        deadline = origin + times[-1] + window + 180
+        try:
+            while time.monotonic() < deadline:
+                if len(uploaded) == len(times) and counts and counts[-1][1] >= len(times):
+                    break
+                runtime.poll_queue_source(source)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            runtime.close()
+        tasks = sorted(all_tasks(own, pipeline.project_id), key=lambda task: int(task["id"]))
+        keys = [str(task["data"]["image"]).removeprefix(f"s3://{pipeline.bucket}/") for task in tasks]
+        assert len(keys) == len(set(keys)) == len(times) == len(uploaded), (len(keys), len(set(keys)), len(uploaded))
+        latencies = []
+        for rank, key in enumerate(keys, 1):
+            seen = next(at for at, total in counts if total >= rank)
+            latencies.append(seen - uploaded[key])
+        invocations = [invocation for invocation in runtime.invocations if invocation.event_count]
+        failed = [invocation for invocation in invocations if invocation.error]
+        dead = pipeline.dead_letters()
+        assert not failed and not dead, (failed[:2], dead[:2])
+        return {
+            "latencies": latencies,
+            "invocations": len(invocations),
+            "messages": sum(invocation.event_count for invocation in invocations),
+            "handler_seconds": sum(invocation.seconds for invocation in invocations),
+            "wall": time.monotonic() - origin,
+        }
+
+
+def latency(moto: Any, server: Any, folder: Path, uploads: int, duration: float, seed: int) -> None:
+    from labeling_pipeline import handler
+
+    batch, default, smallest = windows()
+    times = arrivals(uploads, duration, seed)
+    print(
+        f"\n== 3. Upload to a task a worker can open: {uploads} uploads, Poisson arrivals over {duration:.0f} s "
+        f"(seed {seed}), batch size {batch}; batching window {default} s (default) and {smallest} s (smallest allowed "
+        f"for batch size {batch}: stacks/deployment_settings.py)"
+    )
+    results = {}
+    (folder / "logs").mkdir(exist_ok=True)
+    with (folder / "logs" / "launcher.log").open("a", encoding="utf-8") as log:
+        # The handler's log lines go to a file, as the function's log would: its Powertools logger was made when
+        # pipeline_world imported it, with this terminal's stdout (sandbox.lambda_runtime redirects only the
+        # imports it makes itself).
+        for log_handler in logging.getLogger(handler.logger.service).handlers:
+            if isinstance(log_handler, logging.StreamHandler):
+                log_handler.setStream(log)
+        for window in (default, smallest):
+            result = latency_run(moto, server, folder, window, batch, times)
+            results[window] = result
+            print(
+                f"window {window:3d} s: {percentiles(result['latencies'])}  ({result['invocations']} launcher "
+                f"invocations, {result['messages'] / max(1, result['invocations']):.1f} uploads each, handler "
+                f"{seconds(result['handler_seconds'])} in all; run {seconds(result['wall'])})"
+            )
+        for log_handler in logging.getLogger(handler.logger.service).handlers:
+            if isinstance(log_handler, logging.StreamHandler):
+                log_handler.setStream(sys.stdout)
+    medians = [statistics.median(results[window]["latencies"]) for window in (default, smallest)]
+    print(
+        f"ratio: median latency, window {default} s / window {smallest} s: {ratio(medians[0], medians[1])} "
+        f"({medians[0]:.2f} / {medians[1]:.2f} s)"
+    )
+
+
+def code_state() -> str:
+    """The commit, and whether the pipeline's code has uncommitted changes (read-only git commands)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(ROOT), "--no-optional-locks", "status", "--porcelain", "--", "lambda"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "code: not a git checkout"
+    return f"code: {head}" + (f" with {len(changed)} uncommitted file(s) under lambda/" if changed else "")
+
+
+# --- main -------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--export-child":
+        export_child(json.loads(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--existing", type=int, default=10_000, help="tasks already in the project (intake)")
+    parser.add_argument("--new", type=int, default=1_000, help="new uploads (intake)")
+    parser.add_argument("--export", type=int, default=10_000, help="annotated tasks to export")
+    parser.add_argument("--latency-uploads", type=int, default=200, help="uploads in each latency run")
+    parser.add_argument("--latency-seconds", type=float, default=180.0, help="the span of their arrivals")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the arrival times")
+    parser.add_argument("--parts", default="intake,export,latency", help="which comparisons, comma-separated")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    LabelStudioApi.request = counted_request  # type: ignore[method-assign]
+
+    from sandbox.emulator import MotoServer
+    from sandbox.label_studio_server import LabelStudioServer, installed_version
+
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="label-studio-side-by-side-") as work:
+        folder = Path(work)
+        with MotoServer(folder / "moto.log") as moto, LabelStudioServer(folder / "label-studio") as server:
+            print(
+                f"Label Studio {installed_version()} {server.url} (pid {server.pid}, SQLite, Django's development "
+                f"server), moto {moto.url}; {os.cpu_count()} cores; {code_state()}"
+            )
+            steps: list[tuple[str, Callable[[], None]]] = [
+                ("intake", lambda: intake(moto, server, args.existing, args.new)),
+                ("export", lambda: export(moto, server, args.export)),
+                (
+                    "latency",
+                    lambda: latency(moto, server, folder, args.latency_uploads, args.latency_seconds, args.seed),
+                ),
+            ]
+            for name, step in steps:
+                if name in parts:
+                    step()
+    print(f"\nthe whole run: {seconds(time.perf_counter() - began)}")
+
+
+if __name__ == "__main__":
+    main()
