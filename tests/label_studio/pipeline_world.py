@@ -25,6 +25,7 @@ import requests
 from PIL import Image
 
 from labeling_pipeline import handler, job_events
+from labeling_pipeline.backends import TransientBackendError
 from labeling_pipeline.backends.label_studio import Resources
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.project import SECRET_HEADER, ensure_project
@@ -74,6 +75,18 @@ def settings_json(title: str, **overrides: Any) -> str:
     }
     raw.update(overrides)
     return json.dumps(raw)
+
+
+class CrashAfterImport(Ledger):
+    """The launcher dies between Label Studio's import and the ledger's mark, once."""
+
+    crashed = False
+
+    def mark_job_created(self, job_name: str, image_count: int, manifest_uri: str) -> None:
+        if not self.crashed:
+            self.crashed = True
+            raise TransientBackendError("the function timed out right after the import")
+        super().mark_job_created(job_name, image_count, manifest_uri)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 import urllib3
 
 from labeling_pipeline import handler
-from labeling_pipeline.backends import PermanentBackendError, TransientBackendError
+from labeling_pipeline.backends import PermanentBackendError
 from labeling_pipeline.backends.label_studio import build
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.service import LabelStudioBackend, task_data
@@ -25,7 +25,7 @@ from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.names import EnvironmentVariable as Env
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
-from tests.label_studio.pipeline_world import REGION, Pipeline, label_studio_pipeline, png
+from tests.label_studio.pipeline_world import REGION, CrashAfterImport, Pipeline, label_studio_pipeline, png
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +65,6 @@ def task_counts(pipeline: Pipeline, refs: list[ImageRef]) -> dict[str, int]:
         if task["data"]["image"] in counts:
             counts[task["data"]["image"]] += 1
     return counts
-
-
-class CrashAfterImport(Ledger):
-    """The launcher dies between Label Studio's import and the ledger's mark, once."""
-
-    crashed = False
-
-    def mark_job_created(self, job_name: str, image_count: int, manifest_uri: str) -> None:
-        if not self.crashed:
-            self.crashed = True
-            raise TransientBackendError("the function timed out right after the import")
-        super().mark_job_created(job_name, image_count, manifest_uri)
 
 
 def test_a_crash_between_the_import_and_the_mark_leaves_one_task_per_image(pipeline: Pipeline) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from labeling_pipeline.backends import JobRequest, TransientBackendError
+from labeling_pipeline.backends import JobRequest
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi, LabelStudioNotFound
 from labeling_pipeline.backends.label_studio.parts import list_parts, part_number, part_title
 from labeling_pipeline.backends.label_studio.project import SECRET_HEADER, ensure_project
@@ -27,6 +27,7 @@ from sandbox.label_studio_server import LabelStudioServer
 from tests.label_studio.pipeline_world import (
     REGION,
     WEBHOOK_SECRET,
+    CrashAfterImport,
     Pipeline,
     label_studio_pipeline,
     png,
@@ -186,18 +187,6 @@ def test_jobs_roll_over_into_new_parts_that_copy_the_first_and_no_part_passes_th
     task = next(iter(world.api.tasks(parts[2].id, {"job": job}, with_annotations=False)))
     ref = next(ref for ref in bodies if ref.source_ref == task["data"]["image"])
     assert resolved_image(world, task) == bodies[ref]
-
-
-class CrashAfterImport(Ledger):
-    """The launcher dies between Label Studio's import and the ledger's mark, once."""
-
-    crashed = False
-
-    def mark_job_created(self, job_name: str, image_count: int, manifest_uri: str) -> None:
-        if not self.crashed:
-            self.crashed = True
-            raise TransientBackendError("the function timed out right after the import")
-        super().mark_job_created(job_name, image_count, manifest_uri)
 
 
 def test_a_retried_job_stays_in_the_part_that_holds_its_tasks(world: Pipeline) -> None:
