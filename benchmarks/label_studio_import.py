@@ -12,7 +12,6 @@ moto's server emulates far more slowly than DynamoDB answers. Figures, not a tes
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -25,14 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lambda"), str(ROOT)]
 os.environ.update(AWS_ACCESS_KEY_ID="benchmark", AWS_SECRET_ACCESS_KEY="benchmark", AWS_DEFAULT_REGION="us-east-1")
 
-from labeling_pipeline.backends.label_studio import build  # noqa: E402
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi  # noqa: E402
 from labeling_pipeline.images import ImageRef  # noqa: E402
-from labeling_pipeline.launcher import Launcher  # noqa: E402
-from labeling_pipeline.names import EnvironmentVariable as Env  # noqa: E402
 from sandbox.emulator import MotoServer  # noqa: E402
 from sandbox.label_studio_server import LabelStudioServer  # noqa: E402
-from tests.label_studio.pipeline_world import REGION, label_studio_pipeline  # noqa: E402
+from tests.label_studio.pipeline_world import label_studio_pipeline  # noqa: E402
 
 requests_timed: dict[str, list[float]] = defaultdict(list)
 _request = LabelStudioApi.request
@@ -56,18 +52,11 @@ def main(counts: list[int]) -> None:
             LabelStudioServer(folder / "label-studio") as server,
             label_studio_pipeline(moto, server, "Benchmark") as pipeline,
         ):
-            resources = json.loads(pipeline.environment[Env.BACKEND_RESOURCES])
             print(f"Label Studio {server.url}, moto {moto.url}")
             for count in counts:
                 requests_timed.clear()
                 images = [ImageRef(pipeline.bucket, f"images/b{count}/{i:06d}.png", f"v{i}") for i in range(count)]
-                launcher = Launcher(
-                    s3_client=pipeline.client("s3"),
-                    ledger=pipeline.ledger,
-                    backend=build(pipeline.settings, resources, pipeline.client_for, REGION),
-                    bucket=pipeline.bucket,
-                    settings=pipeline.settings,
-                )
+                launcher = pipeline.launcher()
                 started = time.perf_counter()
                 outcomes = launcher.launch(images)
                 seconds = time.perf_counter() - started

@@ -17,6 +17,18 @@ from stacks.constructs.encryption_key import LabelingKey
 PERIOD = cdk.Duration.minutes(5)
 
 
+def custom_metric(namespace: str, name: str, service: str) -> cloudwatch.Metric:
+    """A metric the functions publish through Powertools, which adds the `service` dimension
+    (POWERTOOLS_SERVICE_NAME), summed over PERIOD."""
+    return cloudwatch.Metric(
+        namespace=namespace,
+        metric_name=name,
+        statistic="Sum",
+        period=PERIOD,
+        dimensions_map={"service": service},
+    )
+
+
 class OperationsAlarms(Construct):
     def __init__(
         self,
@@ -92,36 +104,18 @@ class OperationsAlarms(Construct):
         alarm("LauncherThrottles", launcher.metric_throttles(period=PERIOD), "The launcher Lambda was throttled.")
         alarm(
             "LaunchesRetried",
-            cloudwatch.Metric(
-                namespace=metric_namespace,
-                metric_name="MessagesRetried",
-                statistic="Sum",
-                period=PERIOD,
-                dimensions_map={"service": "labeling-launcher"},
-            ),
+            custom_metric(metric_namespace, "MessagesRetried", "labeling-launcher"),
             "Uploads were put back for a retry (CreateLabelingJob throttled, or S3/DynamoDB errors).",
         )
         alarm("JobEventsErrors", job_events.metric_errors(period=PERIOD), "The job-events Lambda failed.")
         alarm(
             "JobEventsFailed",
-            cloudwatch.Metric(
-                namespace=metric_namespace,
-                metric_name="JobEventsFailed",
-                statistic="Sum",
-                period=PERIOD,
-                dimensions_map={"service": "labeling-job-events"},
-            ),
+            custom_metric(metric_namespace, "JobEventsFailed", "labeling-job-events"),
             "A job's end could not be handled (a webhook answered 500, or a job of the reconciler's sweep): the "
             "reconciler asks again at its next tick; read the job-events log for the reason.",
         )
         alarm(
             "JobsFailed",
-            cloudwatch.Metric(
-                namespace=metric_namespace,
-                metric_name="JobsFailedOrStopped",
-                statistic="Sum",
-                period=PERIOD,
-                dimensions_map={"service": "labeling-job-events"},
-            ),
+            custom_metric(metric_namespace, "JobsFailedOrStopped", "labeling-job-events"),
             "A labeling job failed or was stopped; its images wait for `gt-labeling relabel`.",
         )

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import boto3
@@ -74,6 +74,7 @@ from tests.chaos.simulation import (
     make_uploads,
 )
 from tests.label_studio.pipeline_world import WEBHOOK_SECRET, FakeContext, rectangle, settings_json
+from tests.loopback import serve_on_loopback
 from tests.support import BUCKET, REGION, TABLE
 
 SEEDS = [int(seed) for seed in os.environ.get("CHAOS_LABEL_STUDIO_SEEDS", "1,2,3,4,5").split(",")]
@@ -274,15 +275,8 @@ class WebhookLine:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, name="webhook-line", daemon=True)
-        thread.start()
-        try:
+        with serve_on_loopback(Receiver) as server:
             yield f"http://127.0.0.1:{server.server_port}/"
-        finally:
-            server.shutdown()
-            server.server_close()
 
     def wait_until_quiet(self, seconds: float = 2.0, timeout: float = 120.0) -> None:
         """Until no webhook is being handled and none arrived for `seconds`."""

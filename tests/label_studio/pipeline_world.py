@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import boto3
@@ -25,18 +25,21 @@ import requests
 from PIL import Image
 
 from labeling_pipeline import handler, job_events
-from labeling_pipeline.backends import TransientBackendError
-from labeling_pipeline.backends.label_studio import Resources
+from labeling_pipeline.backends import LabelingBackend, TransientBackendError
+from labeling_pipeline.backends.label_studio import Resources, build
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.project import SECRET_HEADER, ensure_project
+from labeling_pipeline.backends.label_studio.service import LabelStudioBackend
 from labeling_pipeline.backends.registry import settings_model
+from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.ledger_schema import create_table_arguments
 from labeling_pipeline.names import EnvironmentVariable as Env
 from labeling_pipeline.settings import PipelineSettings, validate_json
-from sandbox.emulator import MotoServer, free_port
+from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
 from sandbox.lambda_runtime import function_url_event
+from tests.loopback import serve_on_loopback
 from tests.support import REGION, lambda_sqs_record
 
 UPLOADS_ARN = "arn:aws:sqs:us-east-1:123456789012:uploads"
@@ -122,6 +125,27 @@ class Pipeline:
     @property
     def ledger(self) -> Ledger:
         return Ledger(self.client("dynamodb"), self.environment[Env.LEDGER_TABLE_NAME])
+
+    def backend(self) -> LabelStudioBackend:
+        """The backend as a cold launcher or job-events function builds it, from its environment."""
+        return build(self.settings, json.loads(self.environment[Env.BACKEND_RESOURCES]), self.client_for, REGION)
+
+    def launcher(
+        self,
+        *,
+        ledger: Ledger | None = None,
+        backend: LabelingBackend | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Launcher:
+        """The launcher function's `Launcher`, to call directly; by default with the real ledger and backend."""
+        return Launcher(
+            s3_client=self.client("s3"),
+            ledger=self.ledger if ledger is None else ledger,
+            backend=self.backend() if backend is None else backend,
+            bucket=self.bucket,
+            settings=self.settings,
+            clock=clock or (lambda: datetime.now(UTC)),
+        )
 
     # --- uploads and the launcher -------------------------------------------------------------------
     def upload(self, key: str, body: bytes, content_type: str = "image/png") -> str:
@@ -231,14 +255,8 @@ def webhook_receiver(pipeline: Pipeline) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", free_port()), Receiver)
-    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
-    thread.start()
-    try:
+    with serve_on_loopback(Receiver, one_at_a_time=True) as server:
         yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager

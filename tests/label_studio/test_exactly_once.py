@@ -7,8 +7,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -16,38 +15,20 @@ import urllib3
 
 from labeling_pipeline import handler
 from labeling_pipeline.backends import PermanentBackendError
-from labeling_pipeline.backends.label_studio import build
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.service import LabelStudioBackend, task_data
 from labeling_pipeline.images import ImageRef
-from labeling_pipeline.launcher import Launcher
-from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.names import EnvironmentVariable as Env
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
-from tests.label_studio.pipeline_world import REGION, CrashAfterImport, Pipeline, label_studio_pipeline, png
+from tests.label_studio.pipeline_world import CrashAfterImport, Pipeline, label_studio_pipeline, png
+from tests.loopback import serve_on_loopback
 
 
 @pytest.fixture(scope="module")
 def pipeline(moto_s3_server: MotoServer, label_studio: LabelStudioServer) -> Iterator[Pipeline]:
     with label_studio_pipeline(moto_s3_server, label_studio, "Exactly once") as world:
         yield world
-
-
-def backend(pipeline: Pipeline) -> LabelStudioBackend:
-    resources = json.loads(pipeline.environment[Env.BACKEND_RESOURCES])
-    return build(pipeline.settings, resources, pipeline.client_for, REGION)
-
-
-def launcher(pipeline: Pipeline, ledger: Ledger | None = None, now: datetime | None = None) -> Launcher:
-    return Launcher(
-        s3_client=pipeline.client("s3"),
-        ledger=ledger or pipeline.ledger,
-        backend=backend(pipeline),
-        bucket=pipeline.bucket,
-        settings=pipeline.settings,
-        clock=lambda: now or datetime.now(UTC),
-    )
 
 
 def images(pipeline: Pipeline, folder: str, count: int) -> list[ImageRef]:
@@ -70,10 +51,10 @@ def task_counts(pipeline: Pipeline, refs: list[ImageRef]) -> dict[str, int]:
 def test_a_crash_between_the_import_and_the_mark_leaves_one_task_per_image(pipeline: Pipeline) -> None:
     refs = images(pipeline, "crash", 3)
     crashing = CrashAfterImport(pipeline.client("dynamodb"), pipeline.environment[Env.LEDGER_TABLE_NAME])
-    first = launcher(pipeline, crashing).launch(refs)
+    first = pipeline.launcher(ledger=crashing).launch(refs)
     assert all(not outcome.ok and outcome.retryable for outcome in first.values())
     assert set(task_counts(pipeline, refs).values()) == {1}  # imported, not marked
-    second = launcher(pipeline).launch(refs)  # SQS's redelivery
+    second = pipeline.launcher().launch(refs)  # SQS's redelivery
     assert all(outcome.ok for outcome in second.values())
     assert set(task_counts(pipeline, refs).values()) == {1}
     (job,) = {outcome.job_name for outcome in second.values()}
@@ -89,7 +70,7 @@ def test_concurrent_batches_and_duplicate_deliveries_make_one_task_per_image(pip
 
     def run(batch: list[ImageRef]) -> None:
         try:
-            outcomes.append(launcher(pipeline).launch(batch))
+            outcomes.append(pipeline.launcher().launch(batch))
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)
 
@@ -102,13 +83,13 @@ def test_concurrent_batches_and_duplicate_deliveries_make_one_task_per_image(pip
     # A batch that found another holding the start lease is retried by SQS: replay those.
     retried = [ref for result in outcomes for ref, outcome in result.items() if not outcome.ok]
     if retried:
-        assert all(o.ok for o in launcher(pipeline).launch(sorted(set(retried))).values())
+        assert all(o.ok for o in pipeline.launcher().launch(sorted(set(retried))).values())
     assert set(task_counts(pipeline, refs).values()) == {1}
 
 
 def test_duplicates_that_a_lapsed_lease_let_through_are_removed(pipeline: Pipeline) -> None:
     refs = images(pipeline, "lapsed", 2)
-    ls = backend(pipeline)
+    ls = pipeline.backend()
     # Another invocation (its lease lapsed while Label Studio was still importing) made these two tasks.
     ls.api.import_tasks(pipeline.project_id, [{"data": task_data(ref, "lsbox-lapsed-000000000000")} for ref in refs])
     from labeling_pipeline.backends import JobRequest
@@ -149,13 +130,11 @@ class BadGateway(BaseHTTPRequestHandler):
 def test_label_studio_down_hanging_or_answering_5xx_is_retried(pipeline: Pipeline) -> None:
     refs = images(pipeline, "down", 1)
     listener, silent = silent_port()
-    gateway = HTTPServer(("127.0.0.1", 0), BadGateway)
-    threading.Thread(target=gateway.serve_forever, daemon=True).start()
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     closed_port = closed.getsockname()[1]
     closed.close()
-    try:
+    with listener, serve_on_loopback(BadGateway) as gateway:
         for port, says in (
             (closed_port, "did not answer"),
             (silent, "did not answer"),
@@ -167,23 +146,12 @@ def test_label_studio_down_hanging_or_answering_5xx_is_retried(pipeline: Pipelin
                 pipeline.settings,
                 bucket=pipeline.bucket,
             )
-            result = Launcher(
-                s3_client=pipeline.client("s3"),
-                ledger=pipeline.ledger,
-                backend=down,
-                bucket=pipeline.bucket,
-                settings=pipeline.settings,
-            ).launch(refs)
-            (outcome,) = result.values()
+            (outcome,) = pipeline.launcher(backend=down).launch(refs).values()
             assert not outcome.ok and outcome.retryable, outcome
             assert says in (outcome.error or "")
-    finally:
-        listener.close()
-        gateway.shutdown()
-        gateway.server_close()
     assert set(task_counts(pipeline, refs).values()) == {0}
     # Label Studio is back: the redelivered message starts the job, once.
-    assert all(o.ok for o in launcher(pipeline).launch(refs).values())
+    assert all(o.ok for o in pipeline.launcher().launch(refs).values())
     assert set(task_counts(pipeline, refs).values()) == {1}
 
 
@@ -195,11 +163,11 @@ def test_a_refused_token_or_a_deleted_project_is_dead_lettered_with_what_to_fix(
         bucket=pipeline.bucket,
     )
     with pytest.raises(PermanentBackendError, match="refused the pipeline's API token"):
-        wrong.project_id()
+        wrong.parts()
     gone = pipeline.settings.model_copy(update={"project_title": "Deleted project"})
     missing = LabelStudioBackend(pipeline.api, pipeline.client("s3"), gone, bucket=pipeline.bucket)
     with pytest.raises(PermanentBackendError, match=r"has no project titled 'Deleted project'.*make deploy"):
-        missing.project_id()
+        missing.parts()
 
     # Through the launcher function: the message goes to the dead-letter queue with the reason.
     secrets = pipeline.client("secretsmanager")

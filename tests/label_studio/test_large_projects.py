@@ -19,7 +19,6 @@ from labeling_pipeline.backends.label_studio.project import SECRET_HEADER, ensur
 from labeling_pipeline.backends.label_studio.service import LabelStudioBackend, task_data
 from labeling_pipeline.backends.label_studio.settings import MAX_PROJECT_TITLE
 from labeling_pipeline.images import ImageRef
-from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.names import EnvironmentVariable as Env
 from sandbox.emulator import MotoServer
@@ -64,16 +63,6 @@ def world(
         yield pipeline
 
 
-def backend(pipeline: Pipeline, api: LabelStudioApi | None = None) -> LabelStudioBackend:
-    return LabelStudioBackend(
-        api or pipeline.api,
-        pipeline.client("s3"),
-        pipeline.settings,
-        bucket=pipeline.bucket,
-        webhook_secret=lambda: WEBHOOK_SECRET,
-    )
-
-
 def upload(pipeline: Pipeline, folder: str, count: int = JOB_SIZE) -> dict[ImageRef, bytes]:
     bodies = {}
     for index in range(count):
@@ -85,14 +74,7 @@ def upload(pipeline: Pipeline, folder: str, count: int = JOB_SIZE) -> dict[Image
 def launch(
     pipeline: Pipeline, refs: list[ImageRef], ls: LabelStudioBackend | None = None, ledger: Ledger | None = None
 ) -> dict[ImageRef, Any]:
-    launcher = Launcher(
-        s3_client=pipeline.client("s3"),
-        ledger=ledger or pipeline.ledger,
-        backend=ls or backend(pipeline),
-        bucket=pipeline.bucket,
-        settings=pipeline.settings,
-    )
-    return launcher.launch(refs)
+    return pipeline.launcher(ledger=ledger, backend=ls).launch(refs)
 
 
 def start_job(
@@ -145,7 +127,7 @@ def test_part_titles_stay_within_label_studios_50_characters_and_are_read_back()
 
 
 def test_jobs_roll_over_into_new_parts_that_copy_the_first_and_no_part_passes_the_limit(world: Pipeline) -> None:
-    ls = backend(world)
+    ls = world.backend()
     jobs = [start_job(world, f"roll/{index}", ls) for index in range(5)]
     assert ls.jobs_moved == 0  # each job went straight to its part: none imported twice
     parts = list_parts(world.api, world.title)
@@ -209,7 +191,7 @@ def test_a_retried_job_stays_in_the_part_that_holds_its_tasks(world: Pipeline) -
     assert world.ledger.job_created(job) and projects_of_jobs(world)[job] == {part_1}
     # The half-imported job gets its other 2 tasks in part 1 too (a retry never splits a job; part 1 ends
     # 2 over the limit, the one way past it).
-    uri = backend(world).create_job(JobRequest(partial_job, tuple(partial), world.bucket, "jobs/p/", "output/"))
+    uri = world.backend().create_job(JobRequest(partial_job, tuple(partial), world.bucket, "jobs/p/", "output/"))
     assert uri.endswith(f"/projects/{part_1}/data") and projects_of_jobs(world)[partial_job] == {part_1}
     assert [part.task_number for part in list_parts(world.api, world.title)] == [12, 4]
     assert_one_task_per_image(world, crashed + partial)
@@ -244,7 +226,9 @@ def race(pipeline: Pipeline, step: str, batches: list[list[ImageRef]]) -> list[L
     """Two launchers at once, each with its batch, held together at `step`; a batch that failed on a
     transient error (SQLite busy) is delivered again, as SQS would, to the same launcher."""
     barrier = threading.Barrier(len(batches))
-    backends = [backend(pipeline, RacingApi(pipeline, barrier, step)) for _ in batches]
+    backends = [pipeline.backend() for _ in batches]
+    for ls in backends:
+        ls.api = RacingApi(pipeline, barrier, step)
     errors: list[BaseException] = []
     retried: list[ImageRef] = []
 

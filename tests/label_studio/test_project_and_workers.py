@@ -12,6 +12,7 @@ import requests
 
 from labeling_pipeline.backends import WorkerError
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
+from labeling_pipeline.backends.label_studio.parts import list_parts
 from labeling_pipeline.backends.label_studio.project import WEBHOOK_ACTIONS, ensure_project
 from labeling_pipeline.backends.label_studio.results import read_tasks
 from labeling_pipeline.backends.label_studio.workers import LabelStudioWorkers
@@ -69,7 +70,7 @@ def test_the_project_is_made_as_configured_and_a_second_run_changes_nothing(pipe
         s3_endpoint=pipeline.moto.url,
     )
     assert (again.project_id, again.changed) == (pipeline.project_id, [])
-    assert len(pipeline.api.projects_titled("Project and workers")) == 1
+    assert [(part.number, part.id) for part in list_parts(pipeline.api, pipeline.title)] == [(1, pipeline.project_id)]
 
 
 def test_a_label_configuration_changed_while_tasks_are_open_keeps_the_labels_in_use(pipeline: Pipeline) -> None:

@@ -162,10 +162,6 @@ class LabelStudioBackend:
             self._parts = found
         return self._parts
 
-    def project_id(self) -> int:
-        """Part 1's project id."""
-        return canonical(self.parts())[1].id
-
     def _is_part(self, project: str) -> bool:
         if project in {str(part.id) for part in self.parts()}:
             return True
