@@ -24,6 +24,8 @@ comparison comes from the same run on the same servers.
      ledger's per-image bookkeeping, which is not an export.
    - Label Studio: GET /api/projects/{id}/export?exportType=COCO, then YOLO, then VOC (download_resources=false),
      each timed to the last byte, with the server's RSS (its process tree) sampled every 20 ms.
+   - the job's read alone (the data manager's task list filtered on the job, every field) at each of
+     `--page-sizes`, to show what the page size changes.
 3. Latency: from an upload to its task in Label Studio's project, over `--latency-uploads` uploads arriving at
    random (seeded, a Poisson process over `--latency-seconds`), through moto's S3 notification to SQS and
    sandbox.lambda_runtime's emulation of the SQS event source mapping (batch size 1000, the batching window) into
@@ -201,7 +203,7 @@ def intake(moto: Any, server: Any, existing: int, new: int) -> None:
     from labeling_pipeline.backends.label_studio.project import project_fields
     from labeling_pipeline.backends.label_studio.results import TaskData
     from labeling_pipeline.images import ImageRef
-    from labeling_pipeline.launcher import Launcher, job_prefix
+    from labeling_pipeline.launcher import job_prefix
     from labeling_pipeline.names import OUTPUT_PREFIX
     from labeling_pipeline.names import EnvironmentVariable as Env
     from tests.label_studio.pipeline_world import REGION, label_studio_pipeline
@@ -269,13 +271,7 @@ def intake(moto: Any, server: Any, existing: int, new: int) -> None:
 
         # (a) the pipeline: a fresh backend (as a cold Lambda would build it) and the real Launcher.
         api_requests.clear()
-        launcher = Launcher(
-            s3_client=pipeline.client("s3"),
-            ledger=pipeline.ledger,
-            backend=build(pipeline.settings, resources, pipeline.client_for, REGION),
-            bucket=pipeline.bucket,
-            settings=pipeline.settings,
-        )
+        launcher = pipeline.launcher()
         started = time.perf_counter()
         outcomes = launcher.launch(new_images)
         launch_seconds = time.perf_counter() - started
@@ -384,7 +380,8 @@ def annotated_tasks(bucket: str, count: int, labels: list[str], seed: int = 7) -
     return tasks, boxes
 
 
-def export(moto: Any, server: Any, count: int) -> None:
+def export(moto: Any, server: Any, count: int, page_sizes: list[int]) -> None:
+    from labeling_pipeline.backends.label_studio.results import TaskData
     from labeling_pipeline.names import EnvironmentVariable as Env
     from tests.label_studio.pipeline_world import REGION, label_studio_pipeline
 
@@ -467,6 +464,21 @@ def export(moto: Any, server: Any, count: int) -> None:
             f"({child['rss_peak']:.0f} / {peak:.0f} MB), memory for the work {ratio(work, grown)} "
             f"({work:.0f} / {grown:.0f} MB); against COCO alone: {ratio(child['wall'], theirs['COCO']['seconds'])} time"
         )
+        # After Label Studio's exports, so that their server-memory figures are as before.
+        read: dict[int, float] = {}
+        for size in page_sizes:
+            api.task_page_size = size
+            started = time.perf_counter()
+            listed = sum(1 for _ in api.tasks(pipeline.project_id, {TaskData.JOB: EXPORT_JOB}, with_annotations=True))
+            read[size] = time.perf_counter() - started
+            assert listed == count, (listed, count)
+        if read:
+            first = next(iter(read))
+            print(
+                "the job's tasks read alone, by page size: "
+                + "; ".join(f"{size:,}: {seconds(took)} ({ratio(took, read[first])})" for size, took in read.items())
+                + f" against pages of {first:,}"
+            )
 
 
 def check_pipeline_export(s3: Any, bucket: str) -> dict[str, int]:
@@ -790,9 +802,13 @@ def main() -> None:
     parser.add_argument("--latency-uploads", type=int, default=200, help="uploads in each latency run")
     parser.add_argument("--latency-seconds", type=float, default=180.0, help="the span of their arrivals")
     parser.add_argument("--seed", type=int, default=1, help="seed of the arrival times")
+    parser.add_argument(
+        "--page-sizes", default="100,1000", help="task-list page sizes to read the export's job at (comma-separated)"
+    )
     parser.add_argument("--parts", default="intake,export,latency", help="which comparisons, comma-separated")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    page_sizes = [int(size) for size in args.page_sizes.split(",") if size]
     LabelStudioApi.request = counted_request  # type: ignore[method-assign]
 
     from sandbox.emulator import MotoServer
@@ -808,7 +824,7 @@ def main() -> None:
             )
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("intake", lambda: intake(moto, server, args.existing, args.new)),
-                ("export", lambda: export(moto, server, args.export)),
+                ("export", lambda: export(moto, server, args.export, page_sizes)),
                 (
                     "latency",
                     lambda: latency(moto, server, folder, args.latency_uploads, args.latency_seconds, args.seed),

@@ -22,7 +22,9 @@ import urllib3
 
 from labeling_pipeline.backends import PermanentBackendError, TransientBackendError
 
-# Task pages: the data manager's page size (its own UI asks for 100 at a time).
+# The data manager's page size for tasks (its own UI asks for 100 at a time) and the projects API's maximum
+# (`max_page_size` in label_studio/projects/api.py). Larger task pages save little, the cost being per task:
+# 0.98x the time at 1,000 and 0.84x at 2,000 (benchmarks/label_studio_side_by_side.py --parts export).
 PAGE_SIZE = 100
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 60.0
@@ -58,8 +60,10 @@ class LabelStudioApi:
         *,
         pool: urllib3.PoolManager | None = None,
         timeout: urllib3.Timeout | None = None,
+        task_page_size: int = PAGE_SIZE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.task_page_size = task_page_size
         self._headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4)
         self._timeout = timeout or urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
@@ -135,10 +139,6 @@ class LabelStudioApi:
                 return sorted(found, key=lambda project: int(project["id"]))
             page += 1
 
-    def projects_titled(self, title: str) -> list[dict[str, Any]]:
-        """Projects with exactly this title, oldest first."""
-        return [project for project in self.projects_containing(title) if project["title"] == title]
-
     def project(self, project_id: int, fields: Sequence[str] = ()) -> dict[str, Any]:
         query = {"include": ",".join(fields)} if fields else None
         found: dict[str, Any] = self.request("GET", f"/api/projects/{project_id}", query=query)
@@ -175,7 +175,7 @@ class LabelStudioApi:
             params: dict[str, Any] = {
                 "project": project_id,
                 "page": page,
-                "page_size": PAGE_SIZE,
+                "page_size": self.task_page_size,
                 "query": json.dumps(query),
                 # The task's data as imported (s3://...), not the links Label Studio makes for a browser.
                 "resolve_uri": "false",
@@ -192,7 +192,7 @@ class LabelStudioApi:
                 return
             tasks = answer.get("tasks", [])
             yield from tasks
-            if len(tasks) < PAGE_SIZE:
+            if len(tasks) < self.task_page_size:
                 return
             page += 1
 
