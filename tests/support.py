@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +95,27 @@ class World:
     def manifest_sources(self) -> list[str]:
         """Every source-ref in every created job's manifest (duplicates kept, so they can be counted)."""
         return self.ground_truth.input_source_refs()
+
+
+class Serialized:
+    """A moto client whose calls run one at a time, under `lock` (shared with other clients of the same
+    service, or its own). DynamoDB's transactions and conditional writes are atomic and isolated; moto's are
+    not across threads (it deep-copies the table while other threads write to it, and rolls a cancelled
+    transaction back by restoring that copy). Serializing the calls keeps a test to executions DynamoDB can
+    produce."""
+
+    def __init__(self, client: Any, lock: threading.Lock | None = None) -> None:
+        self._client = client
+        self._lock = lock or threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
 
 
 def build_world(*, versioned: bool = False) -> World:

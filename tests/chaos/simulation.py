@@ -195,24 +195,6 @@ class Flaky:
         return call
 
 
-class Serialized:
-    """A moto client whose calls run one at a time, under a lock shared with other clients of the same
-    service: moto's conditional writes are not atomic across threads, DynamoDB's are."""
-
-    def __init__(self, client: Any, lock: threading.Lock) -> None:
-        self._client = client
-        self._lock = lock
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return call
-
-
 class SkipLog(logging.Handler):
     def __init__(self) -> None:
         super().__init__()

@@ -67,7 +67,6 @@ from tests.chaos.simulation import (
     InvocationFaults,
     Killed,
     Message,
-    Serialized,
     SimulatedQueue,
     SkipLog,
     drain,
@@ -75,7 +74,7 @@ from tests.chaos.simulation import (
 )
 from tests.label_studio.pipeline_world import WEBHOOK_SECRET, FakeContext, rectangle, settings_json
 from tests.loopback import serve_on_loopback
-from tests.support import BUCKET, REGION, TABLE
+from tests.support import BUCKET, REGION, TABLE, Serialized
 
 SEEDS = [int(seed) for seed in os.environ.get("CHAOS_LABEL_STUDIO_SEEDS", "1,2,3,4,5").split(",")]
 # make test runs 400 uploads a seed (about a minute each, on 2 cores); the 2,000 a seed take about 4.5

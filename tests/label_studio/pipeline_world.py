@@ -28,7 +28,7 @@ from labeling_pipeline import handler, job_events
 from labeling_pipeline.backends import LabelingBackend, TransientBackendError
 from labeling_pipeline.backends.label_studio import Resources, build
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
-from labeling_pipeline.backends.label_studio.project import SECRET_HEADER, ensure_project
+from labeling_pipeline.backends.label_studio.project import SECRET_HEADER, ProjectReport, ensure_project
 from labeling_pipeline.backends.label_studio.service import LabelStudioBackend
 from labeling_pipeline.backends.registry import settings_model
 from labeling_pipeline.launcher import Launcher
@@ -125,6 +125,18 @@ class Pipeline:
     @property
     def ledger(self) -> Ledger:
         return Ledger(self.client("dynamodb"), self.environment[Env.LEDGER_TABLE_NAME])
+
+    def deploy(self, settings: PipelineSettings | None = None, webhook_secret: str = WEBHOOK_SECRET) -> ProjectReport:
+        """What the deployment's setup function does on every deploy (`ensure_project`), for this world."""
+        return ensure_project(
+            self.api,
+            settings or self.settings,
+            bucket=self.bucket,
+            region=REGION,
+            webhook_url=self.webhook_url,
+            webhook_secret=webhook_secret,
+            s3_endpoint=self.moto.url,
+        )
 
     def backend(self) -> LabelStudioBackend:
         """The backend as a cold launcher or job-events function builds it, from its environment."""
@@ -330,16 +342,7 @@ def label_studio_pipeline(
         job_events._finisher = job_events._backend = None
         with webhook_receiver(pipeline) as webhook_url:
             pipeline.webhook_url = webhook_url
-            report = ensure_project(
-                pipeline.api,
-                pipeline.settings,
-                bucket=bucket,
-                region=REGION,
-                webhook_url=webhook_url,
-                webhook_secret=WEBHOOK_SECRET,
-                s3_endpoint=moto.url,
-            )
-            pipeline.project_id = report.project_id
+            pipeline.project_id = pipeline.deploy().project_id
             try:
                 yield pipeline
             finally:

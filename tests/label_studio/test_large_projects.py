@@ -15,7 +15,7 @@ import requests
 from labeling_pipeline.backends import JobRequest
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi, LabelStudioNotFound
 from labeling_pipeline.backends.label_studio.parts import list_parts, part_number, part_title
-from labeling_pipeline.backends.label_studio.project import SECRET_HEADER, ensure_project
+from labeling_pipeline.backends.label_studio.project import SECRET_HEADER
 from labeling_pipeline.backends.label_studio.service import LabelStudioBackend, task_data
 from labeling_pipeline.backends.label_studio.settings import MAX_PROJECT_TITLE
 from labeling_pipeline.images import ImageRef
@@ -24,7 +24,6 @@ from labeling_pipeline.names import EnvironmentVariable as Env
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
 from tests.label_studio.pipeline_world import (
-    REGION,
     WEBHOOK_SECRET,
     CrashAfterImport,
     Pipeline,
@@ -356,21 +355,10 @@ def test_the_deployment_keeps_every_part_in_step(fresh_world: Pipeline) -> None:
     world.drop_webhooks = True  # the webhook's secret changes below
     world.annotate(task["id"], [rectangle(10, 10, 20, 20, "Cat", (40, 30))])
 
-    def deploy(settings: Any, secret: str) -> Any:
-        return ensure_project(
-            world.api,
-            settings,
-            bucket=world.bucket,
-            region=REGION,
-            webhook_url=world.webhook_url,
-            webhook_secret=secret,
-            s3_endpoint=world.moto.url,
-        )
-
     changed = world.settings.model_copy(
         update={"labels": ("Dog", "Bird"), "short_instructions": "Box every animal.", "presign_minutes": 30}
     )
-    report = deploy(changed, "a-new-webhook-secret-0123456789")
+    report = world.deploy(changed, "a-new-webhook-secret-0123456789")
     assert report.project_id == part_1
     assert report.changed == [
         "project fields expert_instruction, label_config",
@@ -392,4 +380,4 @@ def test_the_deployment_keeps_every_part_in_step(fresh_world: Pipeline) -> None:
         assert hook["headers"] == {SECRET_HEADER: "a-new-webhook-secret-0123456789"}
         (storage,) = world.api.s3_import_storages(project)
         assert storage["presign_ttl"] == 30
-    assert deploy(changed, "a-new-webhook-secret-0123456789").changed == []
+    assert world.deploy(changed, "a-new-webhook-secret-0123456789").changed == []

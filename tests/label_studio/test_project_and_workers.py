@@ -13,7 +13,7 @@ import requests
 from labeling_pipeline.backends import WorkerError
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.parts import list_parts
-from labeling_pipeline.backends.label_studio.project import WEBHOOK_ACTIONS, ensure_project
+from labeling_pipeline.backends.label_studio.project import WEBHOOK_ACTIONS
 from labeling_pipeline.backends.label_studio.results import read_tasks
 from labeling_pipeline.backends.label_studio.workers import LabelStudioWorkers
 from labeling_pipeline.exports.formats import ExportStats
@@ -22,8 +22,6 @@ from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
 from sandbox.simulated_annotators import worker_token
 from tests.label_studio.pipeline_world import (
-    REGION,
-    WEBHOOK_SECRET,
     Pipeline,
     label_studio_pipeline,
     png,
@@ -60,15 +58,7 @@ def test_the_project_is_made_as_configured_and_a_second_run_changes_nothing(pipe
     assert (storage["bucket"], storage["presign"], storage["prefix"] or "") == (pipeline.bucket, True, "")
     (hook,) = pipeline.api.webhooks(pipeline.project_id)
     assert sorted(hook["actions"]) == sorted(WEBHOOK_ACTIONS) and hook["url"] == pipeline.webhook_url
-    again = ensure_project(
-        pipeline.api,
-        pipeline.settings,
-        bucket=pipeline.bucket,
-        region=REGION,
-        webhook_url=pipeline.webhook_url,
-        webhook_secret=WEBHOOK_SECRET,
-        s3_endpoint=pipeline.moto.url,
-    )
+    again = pipeline.deploy()
     assert (again.project_id, again.changed) == (pipeline.project_id, [])
     assert [(part.number, part.id) for part in list_parts(pipeline.api, pipeline.title)] == [(1, pipeline.project_id)]
 
@@ -79,15 +69,7 @@ def test_a_label_configuration_changed_while_tasks_are_open_keeps_the_labels_in_
     (task,) = [t for t in pipeline.tasks() if t["data"]["image"].endswith("relabel/a.png")]
     pipeline.annotate(task["id"], [rectangle(10, 10, 20, 20, "Cat", (100, 100))])
     renamed = pipeline.settings.model_copy(update={"labels": ("Dog", "Bird")})
-    report = ensure_project(
-        pipeline.api,
-        renamed,
-        bucket=pipeline.bucket,
-        region=REGION,
-        webhook_url=pipeline.webhook_url,
-        webhook_secret=WEBHOOK_SECRET,
-        s3_endpoint=pipeline.moto.url,
-    )
+    report = pipeline.deploy(renamed)
     assert report.changed == ["project fields label_config"]
     config = pipeline.api.project(pipeline.project_id)["label_config"]
     # Cat stays (an annotation uses it, and Label Studio would refuse to drop it); Bird is added.

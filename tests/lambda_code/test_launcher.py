@@ -23,7 +23,7 @@ from labeling_pipeline.backends.ground_truth.task_inputs import LABEL_CONFIG_FIL
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.launcher import START_LEASE_SECONDS, Launcher, candidates_key, job_prefix
 from labeling_pipeline.ledger import Ledger
-from tests.support import BUCKET, FIXED_NOW, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, make_settings
+from tests.support import BUCKET, FIXED_NOW, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, Serialized, World, make_settings
 
 
 def images(count: int, prefix: str = "images/set") -> list[ImageRef]:
@@ -210,26 +210,6 @@ def test_ledger_failure_leaves_the_chunk_for_retry(world: World) -> None:
 # under ReturnValuesOnConditionCheckFailure=ALL_OLD. It never reports TransactionConflict or throttling
 # (it has no concurrency), so those are injected below as DynamoDB's wire response, which botocore then
 # parses; everything else is moto's own answer.
-
-
-class Serialized:
-    """A DynamoDB client whose calls run one at a time. DynamoDB transactions are atomic and isolated;
-    moto's are not across threads (it deep-copies the table while other threads write to it, and rolls
-    a cancelled transaction back by restoring that copy). Serializing the calls keeps the test to
-    executions DynamoDB can produce."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return call
 
 
 @dataclass
