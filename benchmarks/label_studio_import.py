@@ -18,33 +18,20 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lambda"), str(ROOT)]
 os.environ.update(AWS_ACCESS_KEY_ID="benchmark", AWS_SECRET_ACCESS_KEY="benchmark", AWS_DEFAULT_REGION="us-east-1")
 
-from labeling_pipeline.backends.label_studio.api import LabelStudioApi  # noqa: E402
+from benchmarks.label_studio_requests import api_requests, time_requests  # noqa: E402
 from labeling_pipeline.images import ImageRef  # noqa: E402
 from sandbox.emulator import MotoServer  # noqa: E402
 from sandbox.label_studio_server import LabelStudioServer  # noqa: E402
 from tests.label_studio.pipeline_world import label_studio_pipeline  # noqa: E402
 
-requests_timed: dict[str, list[float]] = defaultdict(list)
-_request = LabelStudioApi.request
-
-
-def timed_request(self: LabelStudioApi, method: str, path: str, **options: Any) -> Any:
-    started = time.perf_counter()
-    try:
-        return _request(self, method, path, **options)
-    finally:
-        kind = f"{method} {path.rstrip('0123456789/')}"
-        requests_timed[kind].append(time.perf_counter() - started)
-
 
 def main(counts: list[int]) -> None:
-    LabelStudioApi.request = timed_request  # type: ignore[method-assign]
+    time_requests()
     with tempfile.TemporaryDirectory(prefix="label-studio-bench-") as work:
         folder = Path(work)
         with (
@@ -54,14 +41,17 @@ def main(counts: list[int]) -> None:
         ):
             print(f"Label Studio {server.url}, moto {moto.url}")
             for count in counts:
-                requests_timed.clear()
+                api_requests.clear()
                 images = [ImageRef(pipeline.bucket, f"images/b{count}/{i:06d}.png", f"v{i}") for i in range(count)]
                 launcher = pipeline.launcher()
                 started = time.perf_counter()
                 outcomes = launcher.launch(images)
                 seconds = time.perf_counter() - started
                 assert all(outcome.ok for outcome in outcomes.values())
-                label_studio = sum(sum(times) for times in requests_timed.values())
+                requests_timed: dict[str, list[float]] = defaultdict(list)
+                for kind, spent in api_requests:
+                    requests_timed[kind].append(spent)
+                label_studio = sum(spent for _kind, spent in api_requests)
                 print(
                     f"{count:6d} images: {seconds:6.2f} s end to end ({count / seconds:7.1f} tasks/s); "
                     f"Label Studio {label_studio:5.2f} s ({count / label_studio:7.1f} tasks/s)"

@@ -69,6 +69,7 @@ os.environ.update(AWS_ACCESS_KEY_ID="benchmark", AWS_SECRET_ACCESS_KEY="benchmar
 
 import urllib3  # noqa: E402
 
+from benchmarks.label_studio_requests import api_requests, time_requests  # noqa: E402
 from labeling_pipeline.backends.label_studio import LIMITS  # noqa: E402
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi  # noqa: E402
 
@@ -96,18 +97,6 @@ WATCH_SECONDS = 0.2
 # stacks/constructs/launch_pipeline.py: the upload queue's visibility timeout, 6 x LAUNCHER_TIMEOUT (300 s).
 UPLOAD_QUEUE_VISIBILITY = 6 * 300
 LONG_TIMEOUT = (5, 3600)
-
-# --- counting the pipeline's Label Studio requests (as benchmarks/label_studio_import.py) ------------------------
-api_requests: list[tuple[str, float]] = []
-_request = LabelStudioApi.request
-
-
-def counted_request(self: LabelStudioApi, method: str, path: str, **options: Any) -> Any:
-    started = time.perf_counter()
-    try:
-        return _request(self, method, path, **options)
-    finally:
-        api_requests.append((f"{method} {path.rstrip('0123456789/')}", time.perf_counter() - started))
 
 
 def long_api(url: str, token: str) -> LabelStudioApi:
@@ -528,7 +517,7 @@ def export_child(job: dict[str, Any]) -> None:
     from labeling_pipeline.names import EXPORTS_PREFIX, JobState
     from labeling_pipeline.settings import validate_json
 
-    LabelStudioApi.request = counted_request  # type: ignore[method-assign]
+    time_requests()
     settings = validate_json(settings_model("label-studio"), job["settings"])
     s3 = boto3.client("s3", endpoint_url=job["moto"], region_name=job["region"])
     backend = LabelStudioBackend(long_api(job["url"], job["token"]), s3, settings, bucket=job["bucket"])
@@ -809,7 +798,7 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     page_sizes = [int(size) for size in args.page_sizes.split(",") if size]
-    LabelStudioApi.request = counted_request  # type: ignore[method-assign]
+    time_requests()
 
     from sandbox.emulator import MotoServer
     from sandbox.label_studio_server import LabelStudioServer, installed_version

@@ -1,0 +1,25 @@
+"""The Label Studio requests a benchmark's pipeline makes, each timed at the client: `time_requests()` wraps
+`LabelStudioApi.request` for the whole process, and `api_requests` holds (kind, seconds) in call order, a kind
+being the method and the path without its ids."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from labeling_pipeline.backends.label_studio.api import LabelStudioApi
+
+api_requests: list[tuple[str, float]] = []
+_request = LabelStudioApi.request
+
+
+def _timed_request(self: LabelStudioApi, method: str, path: str, **options: Any) -> Any:
+    started = time.perf_counter()
+    try:
+        return _request(self, method, path, **options)
+    finally:
+        api_requests.append((f"{method} {path.rstrip('0123456789/')}", time.perf_counter() - started))
+
+
+def time_requests() -> None:
+    LabelStudioApi.request = _timed_request  # type: ignore[method-assign]
