@@ -118,10 +118,10 @@ class CloudFrontFunction:
         return self.run(viewer_request_event(method, path_and_query, headers))
 
     def refuses(self, method: str, path_and_query: str, headers: Mapping[str, str] | None = None) -> bool:
-        """True when the function answers 403 itself, False when it passes the request on unchanged."""
+        """True when the function answers itself (400, 403 or 405), False when it passes the request on unchanged."""
         result = self.viewer_request(method, path_and_query, headers)
         if "statusCode" in result:
-            assert result["statusCode"] == 403, result
+            assert result["statusCode"] in (400, 403, 405), result
             return True
         assert result["uri"] == urlsplit(path_and_query).path or "/", result
         return False

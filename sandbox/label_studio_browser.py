@@ -54,6 +54,24 @@ def sign_in(context: BrowserContext, base_url: str, email: str, password: str) -
     return page
 
 
+def choose_password_in_browser(link: str, password: str, screenshot_dir: Path | None = None) -> str:
+    """What a new worker does with the link `workers add` printed: opens it, types a password twice and sets it.
+    Returns the text of the page that answers (it says the password is set, and links to the sign-in)."""
+    with browser() as chromium:
+        page = chromium.new_context(viewport=VIEWPORT).new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(link)
+        page.fill("#id_new_password1", password)
+        page.fill("#id_new_password2", password)
+        with page.expect_navigation():
+            page.click("#choose-password")
+        if screenshot_dir is not None:
+            page.screenshot(path=str(screenshot_dir / "password-chosen.png"))
+        if not page.url.endswith("/labeling/password/done/"):
+            raise PermissionError(f"the password was not taken: {page.inner_text('body')[:600]}")
+        return page.inner_text("body")
+
+
 INSTRUCTIONS = ".lsf-modal-ls_visible"
 
 

@@ -1,13 +1,15 @@
-"""The deployed site's rules in front of the local Label Studio: a reverse proxy on loopback that runs every
-request through the CloudFront Function the stack deploys (labeling_pipeline.backends.label_studio.access,
-under Node.js: sandbox.cloudfront_function) and passes on what it lets through, unchanged.
+"""The deployed site's edge in front of the local Label Studio: a reverse proxy on loopback that runs every
+request through the CloudFront Function the stack deploys (stacks/backends/label_studio/edge/viewer_request.js,
+under Node.js: sandbox.cloudfront_function) and passes on what it lets through, unchanged. Behind it, Label
+Studio itself runs the access middleware (label_studio_plugin/labeling_gate), as the deployed task does: the
+two layers of the deployment, on one machine.
 
-A refused request gets the function's 403; anything else goes to Label Studio as the browser sent it (its Host
-header too, so that Django's CSRF check and its redirects see the gate's address), and Label Studio's answer
-comes back as it is (compressed bodies stay compressed).
+A request the function answers gets the function's answer; anything else goes to Label Studio byte for byte as
+the client sent it (its path unnormalized, its Host header too, so that Django's CSRF check and its redirects see
+the gate's address), and Label Studio's answer comes back as it is (compressed bodies stay compressed).
 
-    with LabelStudioGate(label_studio.url, label_studio.token) as gate:
-        draw_box(gate.url, ...)     # a worker, through the gate
+    with LabelStudioGate(label_studio.url) as gate:
+        draw_box(gate.url, ...)     # a worker, through the edge
 """
 
 from __future__ import annotations
@@ -15,24 +17,28 @@ from __future__ import annotations
 import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from labeling_pipeline.backends.label_studio.access import cloudfront_function_code, credential_digest
 from sandbox.cloudfront_function import CloudFrontFunction
 
+REPO = Path(__file__).resolve().parent.parent
+EDGE_FUNCTION = REPO / "stacks" / "backends" / "label_studio" / "edge" / "viewer_request.js"
+
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
-# The gate sets its own length on what it sends back.
+# The gate sets its own length on what it sends on, either way.
 NOT_PASSED_BACK = HOP_BY_HOP | {"content-length"}
 UPSTREAM_TIMEOUT_SECONDS = 120
 
 
 class LabelStudioGate:
-    """A context manager: `url` is the gate's address; `refused` lists the (method, path) it answered 403."""
+    """A context manager: `url` is the gate's address; `refused` lists the (method, path) the function answered
+    itself, `passed` those it let through."""
 
-    def __init__(self, upstream_url: str, api_token: str) -> None:
+    def __init__(self, upstream_url: str, function_code: str | None = None) -> None:
         self.upstream = urlsplit(upstream_url)
-        self.function = CloudFrontFunction(cloudfront_function_code(credential_digest(api_token)))
+        self.function = CloudFrontFunction(function_code or EDGE_FUNCTION.read_text())
         self.refused: list[tuple[str, str]] = []
         self.passed: list[tuple[str, str]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -59,11 +65,13 @@ class LabelStudioGate:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+                # The gate sets the body's length itself: one Content-Length header, not two.
+                headers = {name: value for name, value in self.headers.items() if name.lower() not in NOT_PASSED_BACK}
                 result = gate.function.viewer_request(self.command, self.path, headers)
                 if "statusCode" in result:
                     gate.refused.append((self.command, self.path))
-                    self._answer(int(result["statusCode"]), [("X-Labeling-Gate", "admin-only")], b"")
+                    reason = result.get("headers", {}).get("x-labeling-gate", {}).get("value", "edge")
+                    self._answer(int(result["statusCode"]), [("X-Labeling-Gate", reason)], b"")
                     return
                 gate.passed.append((self.command, self.path))
                 connection = http.client.HTTPConnection(

@@ -1,4 +1,8 @@
-"""A real Label Studio server (PyPI label-studio, in .venv-label-studio) on loopback, for tests and demos.
+"""A real Label Studio server (PyPI label-studio, in .venv-label-studio) on loopback, for tests and demos, started
+as the deployed ECS task starts it: label_studio_plugin's ``labeling_gate.start`` (migrations, the administrator's
+credentials applied from the environment, then uwsgi), with the access middleware and the worker-account pages
+(``DJANGO_SETTINGS_MODULE=labeling_gate.settings``). So every test that talks to this server goes through the
+same authorization as the deployment.
 
 Label Studio runs Django's migrations on a new data dir, about 50 s. They are run once per Label Studio
 version into a template database (`.cache/label-studio-<version>/`), which each new data dir gets a copy
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -20,6 +25,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -28,6 +34,8 @@ from sandbox.emulator import free_port, stop_process_group
 REPO = Path(__file__).resolve().parent.parent
 LS_VENV = REPO / ".venv-label-studio"
 LABEL_STUDIO = LS_VENV / "bin" / "label-studio"
+LS_PYTHON = LS_VENV / "bin" / "python"
+PLUGIN_DIR = REPO / "label_studio_plugin"
 DEFAULT_CACHE_DIR = REPO / ".cache"
 DATABASE_NAME = "label_studio.sqlite3"
 INSTALL_HINT = (
@@ -65,6 +73,8 @@ def environment(data_dir: Path, *, email: str = "", password: str = "", token: s
     env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
     env.update(
         {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+            "PYTHONPATH": str(PLUGIN_DIR),
             # It writes nothing in the user's home: its own files all go under the data dir.
             "HOME": str(home),
             "XDG_CONFIG_HOME": str(home / ".config"),
@@ -95,6 +105,25 @@ def environment(data_dir: Path, *, email: str = "", password: str = "", token: s
             {"LABEL_STUDIO_USERNAME": email, "LABEL_STUDIO_PASSWORD": password, "LABEL_STUDIO_USER_TOKEN": token}
         )
     return env
+
+
+def route_inventory(work_dir: Path) -> list[dict[str, Any]]:
+    """Every route and method the installed Label Studio serves, with a path that reaches each
+    (labeling_gate.inventory, run in Label Studio's venv with the deployed settings)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [str(LS_PYTHON), "-m", "labeling_gate.inventory"],
+        env=environment(work_dir),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=MIGRATE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise LabelStudioError(
+            f"labeling_gate.inventory failed (exit {done.returncode}):\n{done.stderr.decode()[-3000:]}"
+        )
+    return [json.loads(line) for line in done.stdout.decode().splitlines() if line.startswith("{")]
 
 
 def template_path(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
@@ -149,8 +178,11 @@ class LabelStudioServer:
         admin_email: str = ADMIN_EMAIL,
         admin_password: str = ADMIN_PASSWORD,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
+        server: str = "uwsgi",
+        extra_environment: dict[str, str] | None = None,
     ) -> None:
-        """cache_dir=None migrates the data dir itself (no template)."""
+        """cache_dir=None migrates the data dir itself (no template). server: "uwsgi" as deployed, or "runserver"
+        (Django's development server, which `label-studio start` runs) for the side-by-side load benchmark."""
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -158,6 +190,8 @@ class LabelStudioServer:
         self.admin_email = admin_email
         self.admin_password = admin_password
         self.cache_dir = cache_dir
+        self.server = server
+        self.extra_environment = dict(extra_environment or {})
         self.log_path = self.data_dir / "label-studio.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -186,18 +220,22 @@ class LabelStudioServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    str(LABEL_STUDIO),
-                    "start",
-                    "--data-dir",
-                    str(self.data_dir),
+                    str(LS_PYTHON),
+                    "-m",
+                    "labeling_gate.start",
+                    "--server",
+                    self.server,
+                    "--bind",
+                    "127.0.0.1",
                     "--port",
                     str(self.port),
-                    # The bind address; --host would be the public base URL.
-                    "--internal-host",
-                    "127.0.0.1",
-                    "--no-browser",
                 ],
-                env=environment(self.data_dir, email=self.admin_email, password=self.admin_password, token=self.token),
+                env={
+                    **environment(
+                        self.data_dir, email=self.admin_email, password=self.admin_password, token=self.token
+                    ),
+                    **self.extra_environment,
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -228,14 +266,11 @@ class LabelStudioServer:
                     + _tail(self.log_path)
                 )
             time.sleep(0.25)
-        # Label Studio moves to the next port when its own is taken, and something else would answer here.
-        if f"Port {self.port} is in use" in self.log_path.read_text(errors="replace"):
-            raise LabelStudioError(f"port {self.port} was taken; label-studio moved to another one")
-        # The token is applied only when the admin is created: a reused data dir keeps its old one.
+        # A port taken by something else answers /health too: the token must be ours.
         whoami = requests.get(f"{self.url}/api/current-user/whoami", headers=self.headers, timeout=10)
         if not whoami.ok or whoami.json().get("email") != self.admin_email:
             raise LabelStudioError(
-                f"the admin token is refused ({whoami.status_code}): was {self.data_dir} used with another token?"
+                f"the admin token is refused ({whoami.status_code}) on {self.url}:\n{_tail(self.log_path)}"
             )
 
     def set_password(self, email: str, password: str) -> None:

@@ -12,6 +12,7 @@ rectanglelabels results in percent of the image: so the annotations carry that w
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,43 @@ class LabelStudioClient:
         body = {"result": result, "was_cancelled": skipped, "lead_time": LEAD_TIME_SECONDS}
         created: dict[str, Any] = self.request("POST", f"/api/tasks/{task_id}/annotations", json=body)
         return created
+
+
+# `workers add` and `workers reset` end with the link on a line of its own (LabelStudioWorkers).
+PASSWORD_LINK = re.compile(r"^(https?://\S+/labeling/password/\S+/)$", re.MULTILINE)
+
+
+def password_link(message: str) -> str:
+    found = PASSWORD_LINK.search(message)
+    if found is None:
+        raise ValueError(f"no password link in: {message!r}")
+    return found.group(1)
+
+
+def choose_password(link: str, password: str) -> None:
+    """What a worker does with the link `workers add` printed: opens it and chooses a password (Django's password
+    reset confirmation: the token moves into the session, then the form is posted)."""
+    session = requests.Session()
+    session.trust_env = False
+    page = session.get(link, timeout=TIMEOUT_SECONDS)
+    page.raise_for_status()
+    if 'name="new_password1"' not in page.text:
+        raise PermissionError(f"the password link no longer works: {link}")
+    chosen = session.post(
+        page.url,
+        data={
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "new_password1": password,
+            "new_password2": password,
+        },
+        headers={"Referer": page.url},
+        allow_redirects=False,
+        timeout=TIMEOUT_SECONDS,
+    )
+    if chosen.status_code != 302 or not chosen.headers.get("Location", "").endswith("/labeling/password/done/"):
+        raise PermissionError(
+            f"Label Studio did not take the password (HTTP {chosen.status_code}): {chosen.text[:300]}"
+        )
 
 
 def worker_token(base_url: str, email: str, password: str) -> str:

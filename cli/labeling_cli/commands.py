@@ -316,7 +316,8 @@ def workers_command(directory: WorkerDirectory, action: str, email: str | None) 
     if not email or "@" not in email:
         raise CliError(f"workers {action} needs an email address")
     try:
-        return [directory.add(email) if action == "add" else directory.remove(email)]
+        run = {"add": directory.add, "reset": directory.reset, "remove": directory.remove}[action]
+        return [run(email)]
     except WorkerError as error:
         raise CliError(str(error)) from error
 

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--note", help="a line shown above the gallery, e.g. who labeled these images")
 
     p = sub.add_parser("workers", help="manage the worker group without a redeploy")
-    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("action", choices=["add", "reset", "remove", "list"], help="reset: a forgotten password")
     p.add_argument("email", nargs="?")
 
     p = sub.add_parser("relabel", help="requeue the images of a failed or stopped job")

@@ -20,7 +20,7 @@ from labeling_pipeline.exports.formats import ExportStats
 from labeling_pipeline.job_results import write_exports
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
-from sandbox.simulated_annotators import worker_token
+from sandbox.simulated_annotators import choose_password, password_link, worker_token
 from tests.label_studio.pipeline_world import (
     Pipeline,
     label_studio_pipeline,
@@ -78,23 +78,29 @@ def test_a_label_configuration_changed_while_tasks_are_open_keeps_the_labels_in_
     assert kept["annotations"][0]["result"][0]["value"]["rectanglelabels"] == ["Cat"]
 
 
-def test_workers_get_an_account_with_a_temporary_password_and_sign_up_stays_closed(pipeline: Pipeline) -> None:
+def test_workers_choose_their_own_password_reset_it_and_sign_up_stays_closed(pipeline: Pipeline) -> None:
     workers = LabelStudioWorkers(pipeline.api)
-    token_before = pipeline.api.request("GET", "/api/invite")["token"]
+    url = pipeline.label_studio.url
     message = workers.add("Annotator@Example.com")
-    password = message.split("hand it over privately): ")[1].split()[0]
-    assert len(password) >= 26
+    link = password_link(message)
+    assert link.startswith(f"{url}/labeling/password/") and "72 hours" in message
+    assert workers.list().count("annotator@example.com  (has not chosen a password yet)") == 1
+    # No password until the worker chooses one: nothing the operator saw signs in.
+    assert not signs_in(url, "annotator@example.com", "")
+    choose_password(link, "annotator-chose-this-1")
+    assert signs_in(url, "annotator@example.com", "annotator-chose-this-1")
     assert "annotator@example.com" in workers.list()
-    assert signs_in(pipeline.label_studio.url, "annotator@example.com", password)
+    with pytest.raises(PermissionError, match="no longer works"):
+        choose_password(link, "somebody-else-tries-2")
     with pytest.raises(WorkerError, match="already a worker"):
         workers.add("annotator@example.com")
-    # The invite token was turned over before the sign-up and after it: neither the one an admin may have
-    # shared before nor the one used works now.
-    assert pipeline.api.request("GET", "/api/invite")["token"] != token_before
+
+    # Sign-up is closed to everyone, with the organization's own invite token too.
+    invite_token = pipeline.api.request("GET", "/api/invite")["token"]
     session = requests.Session()
-    session.get(f"{pipeline.label_studio.url}/user/login/", timeout=30)
+    session.get(f"{url}/user/login/", timeout=30)
     stranger = session.post(
-        f"{pipeline.label_studio.url}/user/signup/?token={token_before}",
+        f"{url}/user/signup/?token={invite_token}",
         data={
             "csrfmiddlewaretoken": session.cookies.get("csrftoken", ""),
             "email": "stranger@example.com",
@@ -103,11 +109,33 @@ def test_workers_get_an_account_with_a_temporary_password_and_sign_up_stays_clos
         allow_redirects=False,
         timeout=30,
     )
-    assert stranger.status_code == 403
+    assert stranger.status_code in (302, 403) and stranger.headers.get("X-Labeling-Gate") in ("sign-in", "refused")
+    assert "stranger@example.com" not in workers.list()
+
+    # A forgotten password: a new link; the old password stops working at once.
+    reset = workers.reset("annotator@example.com")
+    assert "old password no longer works" in reset
+    assert not signs_in(url, "annotator@example.com", "annotator-chose-this-1")
+    choose_password(password_link(reset), "annotator-chose-again-3")
+    assert signs_in(url, "annotator@example.com", "annotator-chose-again-3")
+
+    token = worker_token(url, "annotator@example.com", "annotator-chose-again-3")
     assert "removed" in workers.remove("annotator@example.com").lower()
     assert "annotator@example.com" not in workers.list()
+    assert not signs_in(url, "annotator@example.com", "annotator-chose-again-3")
+    assert (
+        requests.get(
+            f"{url}/api/current-user/whoami", headers={"Authorization": f"Token {token}"}, timeout=30
+        ).status_code
+        == 401
+    )
     with pytest.raises(WorkerError, match="not a worker"):
         workers.remove("annotator@example.com")
+    with pytest.raises(WorkerError, match="not a worker"):
+        workers.reset("annotator@example.com")
+    # Added again later: a fresh account state, a new link.
+    choose_password(password_link(workers.add("annotator@example.com")), "annotator-is-back-4")
+    assert signs_in(url, "annotator@example.com", "annotator-is-back-4")
 
 
 def test_two_annotators_per_image_end_the_job_and_both_boxes_are_kept_with_their_annotator(
@@ -118,10 +146,9 @@ def test_two_annotators_per_image_end_the_job_and_both_boxes_are_kept_with_their
     assert pipeline.launch(pipeline.receive_uploads(1)) == {"batchItemFailures": []}
     (task,) = [t for t in pipeline.tasks() if t["data"]["image"].endswith(key)]
     job = task["data"]["job"]
-    message = LabelStudioWorkers(pipeline.api).add("second@example.com")
-    password = message.split("hand it over privately): ")[1].split()[0]
+    choose_password(password_link(LabelStudioWorkers(pipeline.api).add("second@example.com")), "second-password-1")
     second = LabelStudioApi(
-        pipeline.label_studio.url, worker_token(pipeline.label_studio.url, "second@example.com", password)
+        pipeline.label_studio.url, worker_token(pipeline.label_studio.url, "second@example.com", "second-password-1")
     )
 
     pipeline.annotate(task["id"], [rectangle(10, 10, 20, 20, "Dog", (200, 100))])

@@ -108,6 +108,9 @@ class WorkerDirectory(Protocol):
     def add(self, email: str) -> str:
         """Invite a worker; returns what the CLI prints (how the worker gets credentials)."""
 
+    def reset(self, email: str) -> str:
+        """A worker who forgot their password gets a new way to choose one; returns what the CLI prints."""
+
     def remove(self, email: str) -> str: ...
 
 

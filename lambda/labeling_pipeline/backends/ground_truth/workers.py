@@ -47,6 +47,21 @@ class CognitoWorkers:
             raise _worker_error(error, email) from error
         return f"invited {email}; Cognito emails a temporary password"
 
+    def reset(self, email: str) -> str:
+        """A worker who never signed in gets the invitation again (a new temporary password); one who did gets
+        Cognito's reset: their password stops working and Cognito emails a code to choose a new one."""
+        try:
+            user = self._cognito.admin_get_user(UserPoolId=self._pool, Username=email)
+            if user.get("UserStatus") == "FORCE_CHANGE_PASSWORD":
+                self._cognito.admin_create_user(
+                    UserPoolId=self._pool, Username=email, MessageAction="RESEND", DesiredDeliveryMediums=["EMAIL"]
+                )
+                return f"invited {email} again; Cognito emails a new temporary password"
+            self._cognito.admin_reset_user_password(UserPoolId=self._pool, Username=email)
+        except ClientError as error:
+            raise _worker_error(error, email) from error
+        return f"reset {email}'s password; Cognito emails them a code to choose a new one at the next sign-in"
+
     def remove(self, email: str) -> str:
         try:
             self._cognito.admin_remove_user_from_group(UserPoolId=self._pool, Username=email, GroupName=self._group)

@@ -7,11 +7,6 @@ Properties (all strings): ``Settings`` (the PIPELINE_SETTINGS JSON), ``Url``, ``
 ``ApiTokenSecretArn``, ``WebhookSecretArn``, ``WebhookUrl``, and the optional ``S3Endpoint`` (the storage's S3
 endpoint for an S3 other than AWS's; the stack sets none, the local demo sets moto's); the physical id is
 part 1's project id.
-
-The same function answers a second resource type, ADMIN_DIGEST_RESOURCE_TYPE (properties ``ApiTokenSecretArn``,
-``Region``): the SHA-256 digest of the pipeline's credential (access.credential_digest), attribute ``Digest``,
-which the deployed site's CloudFront Function compares requests with (the token itself stays in Secrets
-Manager). Not a secret: a digest of 40 random hex digits gives the token back to nobody.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeling_pipeline.backends.label_studio import Resources, api, secret_reader
-from labeling_pipeline.backends.label_studio.access import ADMIN_DIGEST_RESOURCE_TYPE, credential_digest
 from labeling_pipeline.backends.label_studio.project import ensure_project
 from labeling_pipeline.backends.registry import settings_model
 from labeling_pipeline.settings import validate_json
@@ -37,9 +31,6 @@ def on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"PhysicalResourceId": event["PhysicalResourceId"]}
     properties = event["ResourceProperties"]
     region = properties["Region"]
-    if event.get("ResourceType") == ADMIN_DIGEST_RESOURCE_TYPE:
-        digest = credential_digest(secret_reader(boto3.client, region, properties["ApiTokenSecretArn"])())
-        return {"PhysicalResourceId": "admin-credential-digest", "Data": {"Digest": digest}}
     settings = validate_json(settings_model("label-studio"), properties["Settings"])
     resources = {
         Resources.URL: properties["Url"],
