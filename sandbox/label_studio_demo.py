@@ -10,9 +10,14 @@
   Studio hands a browser presigned URLs of moto's S3.
 - Label Studio itself (sandbox.label_studio_server: the PyPI package in .venv-label-studio, bound to 127.0.0.1)
   starts when the template gets to the project, with the API token read from the generated secret: what the
-  deployed server gets as LABEL_STUDIO_USER_TOKEN.
+  deployed server gets as LABEL_STUDIO_USER_TOKEN. It starts as the deployed task does (labeling_gate.start:
+  uwsgi, the access rules inside Label Studio), and the site's address is the deployed site's edge in front of
+  it (sandbox.label_studio_gate: the CloudFront Function's code under Node.js): on a laptop, the same two layers
+  a deployed worker meets.
 - Simulated annotators (sandbox.simulated_annotators) answer through Label Studio's API as a worker account made
-  with `gt-labeling workers add`; with --interactive, a person does, in Label Studio's web UI, and presses Enter.
+  with `gt-labeling workers add` (the simulated annotator chooses its password on the link the command prints);
+  with --interactive, a person opens that link, chooses a password, labels in Label Studio's web UI, and presses
+  Enter.
 - Label Studio's webhook ends the job through the function URL. The output folder gets the job's raw tasks
   (jobs/<job>/tasks.jsonl) and Label Studio's own JSON export of the project (label-studio/export.json), to
   compare with exports/<job>/.
@@ -27,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import re
 import select
 import sys
 import threading
@@ -46,6 +50,7 @@ from labeling_pipeline.images import split_s3_uri
 from labeling_pipeline.names import CANDIDATES_FILE, OUTPUT_PREFIX
 from sandbox.demo import DATASET, DEMO_CONTEXT, PREFIX, DemoError, LabelingRun, point_aws_at, run_cli, say
 from sandbox.emulator import MotoServer, free_port
+from sandbox.label_studio_gate import LabelStudioGate
 from sandbox.label_studio_server import (
     INSTALL_HINT,
     LabelStudioError,
@@ -56,7 +61,14 @@ from sandbox.label_studio_server import (
 )
 from sandbox.lambda_runtime import LocalLambda
 from sandbox.provision import FunctionSpec, LocalHooks
-from sandbox.simulated_annotators import Answer, LabelStudioClient, SimulatedAnnotator, image_size
+from sandbox.simulated_annotators import (
+    Answer,
+    LabelStudioClient,
+    SimulatedAnnotator,
+    choose_password,
+    image_size,
+    password_link,
+)
 from sandbox.simulated_workers import SIMULATED_NOTE
 
 PERSON_PREFIX = "[local demo | a person labels]"
@@ -65,8 +77,8 @@ SIMULATED_WORKER = "simulated-annotator@example.com"
 PERSON_WORKER = "worker@example.com"
 # stacks/backends/label_studio/infrastructure.py, CUSTOM_RESOURCE_TYPE (not imported: that would load aws-cdk-lib).
 PROJECT_RESOURCE = "Custom::LabelStudioProject"
-# `gt-labeling workers add` says the temporary password once, in this sentence (LabelStudioWorkers.add).
-PASSWORD = re.compile(r"hand it over privately\): (\S+)")
+# The password the simulated annotator chooses on its link (a local demo's account on loopback).
+SIMULATED_PASSWORD = "Quartz-meadow-64"
 PUMP_SECONDS = 0.1
 PROBE_INTERVAL_SECONDS = 0.2
 PROBE_WAIT_SECONDS = 30
@@ -120,6 +132,7 @@ class LabelStudioStandIn:
     def __init__(self, out: Path, interactive: bool = False) -> None:
         self.out = out
         self.interactive = interactive
+        # The site's address (the edge in front); Label Studio itself listens on a port of its own behind it.
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.prefix = PERSON_PREFIX if interactive else PREFIX
@@ -205,14 +218,19 @@ class LabelStudioStandIn:
             say("   First run here: Label Studio migrates its database once (about a minute; kept in .cache/)")
         started = time.monotonic()
         try:
-            server = LabelStudioServer(self.out / "label-studio" / "server", port=self.port, token=token)
+            server = LabelStudioServer(self.out / "label-studio" / "server", token=token)
             self._server = self._services.enter_context(server)
-        except LabelStudioError as error:
+            self._services.enter_context(LabelStudioGate(server.url, port=self.port))
+        except (LabelStudioError, OSError) as error:
             raise DemoError(str(error)) from error
         say(
             f"3/6 Label Studio {installed_version()} on {self.url}, pid {server.pid} (started in "
             f"{time.monotonic() - started:.1f} s, bound to 127.0.0.1), with the API token that the stack generated "
             "in Secrets Manager, as the deployed server gets it (LABEL_STUDIO_USER_TOKEN)"
+        )
+        say(
+            "   as deployed: uwsgi with the access rules inside Label Studio (workers label their own work only), "
+            f"behind the site's edge function on {self.url} (Label Studio itself on {server.url})"
         )
         self.summary["label_studio"] = {
             "version": installed_version(),
@@ -279,16 +297,17 @@ class LabelStudioStandIn:
         self.summary["label_studio"]["export"] = str(self.export_path)
         return names
 
-    def _add_worker(self, email: str) -> tuple[list[str], LabelStudioClient]:
-        """The pipeline's own `gt-labeling workers add`: its lines, and the account signed in with the temporary
-        password they show (its own API token)."""
+    def _add_worker(self, email: str) -> tuple[list[str], str]:
+        """The pipeline's own `gt-labeling workers add`: its lines, and the link on which the worker chooses a
+        password."""
         lines = run_cli(["workers", "add", email])
-        found = PASSWORD.search("\n".join(lines))
-        if found is None:
-            raise DemoError(f"`gt-labeling workers add {email}` printed no temporary password: {lines}")
-        client = LabelStudioClient.signed_in(self.url, email, found.group(1))
-        self.summary["worker"] = {"email": email, "id": client.me()["id"]}
-        return lines, client
+        try:
+            link = password_link("\n".join(lines))
+        except ValueError:
+            raise DemoError(f"`gt-labeling workers add {email}` printed no password link: {lines}") from None
+        (user,) = [u for u in self.api.users() if u["email"] == email]
+        self.summary["worker"] = {"email": email, "id": user["id"]}
+        return lines, link
 
     def _meanwhile(self, work: Callable[[], T], tick: Callable[[], None] = lambda: None) -> T:
         """`work` on a thread of its own, while this thread runs what reaches the function URL (the webhook that
@@ -315,11 +334,14 @@ class LabelStudioStandIn:
 
     def _simulated_annotators_label(self, run: LabelingRun, expected_keys: list[str]) -> None:
         say(f"5/6 Simulated annotators label {len(expected_keys)} images through Label Studio's API ({SIMULATED_NOTE})")
-        _lines, client = self._add_worker(SIMULATED_WORKER)
+        _lines, link = self._add_worker(SIMULATED_WORKER)
+        choose_password(link, SIMULATED_PASSWORD)
+        client = LabelStudioClient.signed_in(self.url, SIMULATED_WORKER, SIMULATED_PASSWORD)
         worker = self.summary["worker"]
         say(
-            f"   gt-labeling workers add {SIMULATED_WORKER}: the simulated annotator signs in with its temporary "
-            f"password and annotates with its own API token (user {worker['id']}, not the pipeline's admin)"
+            f"   gt-labeling workers add {SIMULATED_WORKER}: the simulated annotator chooses its password on the "
+            f"link that printed, signs in and annotates with its own API token (user {worker['id']}, not the "
+            "pipeline's admin)"
         )
         annotator = SimulatedAnnotator(client, self._project_id, list(run.settings().labels))
         done: queue.Queue[Answer] = queue.Queue()
@@ -339,11 +361,12 @@ class LabelStudioStandIn:
 
     def _person_labels(self, run: LabelingRun, names: list[str]) -> None:
         say("5/6 Your turn: label the images yourself, in Label Studio's web UI")
-        lines, client = self._add_worker(PERSON_WORKER)
-        for line in lines:
+        lines, _link = self._add_worker(PERSON_WORKER)
+        for line in "\n".join(lines).splitlines():
             say("   " + line)
-        say(f"   Open {self.url}/projects/{self._project_id}/data?labeling=1 in a browser on this machine")
-        say(f"   and sign in as {PERSON_WORKER} with that password. Pick a label, drag a box around each object, press")
+        say("   Open that link in a browser on this machine and choose your password. Then open")
+        say(f"   Open {self.url}/projects/{self._project_id}/data?labeling=1")
+        say(f"   and sign in as {PERSON_WORKER} with your password. Pick a label, drag a box around each object, press")
         say("   Submit (Skip when there is nothing to label). Label as many images as you like.")
         say("   Press Enter here when you are done: the images you did not answer are skipped for you, so that the job")
         say("   ends and its exports are written. Ctrl-C stops everything.")
@@ -368,7 +391,11 @@ class LabelStudioStandIn:
             f"   You answered {len(mine)} of {len(tasks)} images; the other {len(left)} are skipped for you (a skip "
             "counts as an answer: those images are exported without boxes, marked for relabeling)"
         )
-        self._meanwhile(lambda: [client.submit(task_id, [], skipped=True) for task_id in left])
+        # Skipped as the person (the pipeline's administrator may name the author; a worker may not).
+        skip = {"result": [], "was_cancelled": True, "completed_by": user}
+        self._meanwhile(
+            lambda: [self.api.request("POST", f"/api/tasks/{task_id}/annotations", body=skip) for task_id in left]
+        )
         self.summary["answered_by_the_person"] = len(mine)
 
     def _answered_by(self, user: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

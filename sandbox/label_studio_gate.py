@@ -15,6 +15,7 @@ the gate's address), and Label Studio's answer comes back as it is (compressed b
 from __future__ import annotations
 
 import http.client
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,16 +33,24 @@ NOT_PASSED_BACK = HOP_BY_HOP | {"content-length"}
 UPSTREAM_TIMEOUT_SECONDS = 120
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A browser drops connections it no longer needs: that is no error worth a traceback on the demo's screen."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class LabelStudioGate:
     """A context manager: `url` is the gate's address; `refused` lists the (method, path) the function answered
     itself, `passed` those it let through."""
 
-    def __init__(self, upstream_url: str, function_code: str | None = None) -> None:
+    def __init__(self, upstream_url: str, function_code: str | None = None, port: int = 0) -> None:
         self.upstream = urlsplit(upstream_url)
         self.function = CloudFrontFunction(function_code or EDGE_FUNCTION.read_text())
         self.refused: list[tuple[str, str]] = []
         self.passed: list[tuple[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="label-studio-gate", daemon=True)

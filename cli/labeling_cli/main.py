@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["add", "reset", "remove", "list"], help="reset: a forgotten password")
     p.add_argument("email", nargs="?")
 
+    sub.add_parser(
+        "rotate-credentials",
+        help="Label Studio deployed by the stack: a new API token for the pipeline and a new administrator password",
+    )
+
     p = sub.add_parser("relabel", help="requeue the images of a failed or stopped job")
     p.add_argument("job")
 
@@ -199,6 +204,16 @@ def run(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
         except WorkerError as error:
             raise CliError(str(error)) from error
         return commands.workers_command(directory, args.action, args.email)
+    if args.command == "rotate-credentials":
+        rotate = parts(stack.settings.backend).rotate_credentials
+        if rotate is None:
+            raise CliError(
+                f"the {stack.settings.backend} backend keeps no credentials of this deployment's own to rotate"
+            )
+        try:
+            return rotate(stack.backend_resources, session.client, stack.region)
+        except WorkerError as error:
+            raise CliError(str(error)) from error
     if args.command == "ledger":
         return commands.ledger_upgrade_command(ledger)
     return commands.relabel_command(session.client("s3"), ledger, stack.bucket, args.job)

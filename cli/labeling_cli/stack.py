@@ -78,7 +78,9 @@ def load_stack(session: Any, project: str) -> StackInfo:
     try:
         settings_text = pipeline[StackOutput.PIPELINE_SETTINGS]
         settings = validate_json(settings_model(str(json.loads(settings_text)["backend"])), settings_text)
-        resources = {str(k): str(v) for k, v in json.loads(pipeline[StackOutput.BACKEND_RESOURCES]).items()}
+        # The functions' resources, then the pipeline stack's own outputs (a backend's server, for instance).
+        resources = {**pipeline, **json.loads(pipeline[StackOutput.BACKEND_RESOURCES])}
+        resources = {str(k): str(v) for k, v in resources.items()}
         # The backend's own stacks add their outputs (a missing one leaves only what needs it unusable).
         for name in parts(settings.backend).supporting_stacks(project):
             try:

@@ -16,7 +16,8 @@ class LabelingBucket(Construct):
     Versioning is on so that a key overwritten while a job is open keeps the version the job was
     built from (the ledger records version ids); old versions expire after 30 days.
     CORS: GET from any origin, as browser-based labeling tools load each image from the bucket with a
-    presigned URL (the rule the labeling backends document for their image tasks).
+    presigned URL: Ground Truth documents this rule for its image tasks, and Label Studio's editor needs it
+    too, as it fetches the image cross-origin to show it as a blob: URL.
 
     With a customer-managed key (labeling.kmsKey) the bucket's default encryption is SSE-KMS with that
     key and an S3 Bucket Key (one KMS request per bucket key instead of one per object). The access-log

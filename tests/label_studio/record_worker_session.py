@@ -21,6 +21,7 @@ from labeling_pipeline.backends.label_studio.workers import LabelStudioWorkers
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_browser import draw_box
 from sandbox.label_studio_server import LabelStudioServer, installed_version
+from sandbox.simulated_annotators import choose_password, password_link
 from tests.label_studio.pipeline_world import label_studio_pipeline, png
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "worker_session_requests.json"
@@ -54,8 +55,10 @@ def record() -> list[dict[str, object]]:
             pipeline.upload("images/a.png", png(800, 600))
             pipeline.upload("images/b.png", png(640, 480))
             pipeline.launch(pipeline.receive_uploads(2))
-            message = LabelStudioWorkers(pipeline.api).add("recorded-worker@example.com")
-            password = message.split("hand it over privately): ")[1].split()[0]
+            password = "Maple-lantern-27"
+            choose_password(
+                password_link(LabelStudioWorkers(pipeline.api).add("recorded-worker@example.com")), password
+            )
             seen: list[tuple[str, str]] = []
             draw_box(
                 label_studio.url,

@@ -263,9 +263,9 @@ def test_the_pipelines_token_and_a_signed_in_administrator_are_not_refused(
 
 
 def test_two_users_in_one_request_are_refused(world: World, label_studio: LabelStudioServer) -> None:
-    mixed = copy.copy(world.b.session)
-    mixed.headers = {**world.b.session.headers, "Authorization": f"Token {label_studio.token}"}
-    answer = mixed.get(f"{world.direct}/api/webhooks/", timeout=30)
+    answer = world.b.session.get(
+        f"{world.direct}/api/webhooks/", headers={"Authorization": f"Token {label_studio.token}"}, timeout=30
+    )
     assert (answer.status_code, answer.headers.get("X-Labeling-Gate")) == (403, REFUSED)
     # A bad token is no one, whatever the session: Label Studio's 401.
     answer = world.b.session.get(
@@ -398,7 +398,7 @@ def test_no_spelling_of_an_admin_route_gets_through(world: World, through: str) 
 
 def test_a_worker_changes_and_deletes_only_their_own_answers_drafts_and_tabs(world: World) -> None:
     b, d = world.b.session, world.direct
-    others = [
+    others: list[tuple[str, str, Any]] = [
         ("PATCH", f"/api/annotations/{world.a_annotation}/", {"result": []}),
         ("PUT", f"/api/annotations/{world.a_annotation}/", {"result": []}),
         ("DELETE", f"/api/annotations/{world.a_annotation}/", None),
@@ -431,7 +431,7 @@ def test_a_worker_changes_and_deletes_only_their_own_answers_drafts_and_tabs(wor
     )
 
     # Their own: the editor's requests, the draft of a submitted annotation included.
-    own = [
+    own: list[tuple[str, str, Any]] = [
         ("POST", f"/api/tasks/{world.task_id}/annotations/{world.b_annotation}/drafts", {"result": [], "lead_time": 1}),
         (
             "PATCH",

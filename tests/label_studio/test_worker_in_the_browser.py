@@ -15,6 +15,7 @@ from labeling_pipeline.backends.label_studio.workers import LabelStudioWorkers
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_browser import draw_box
 from sandbox.label_studio_server import LabelStudioServer
+from sandbox.simulated_annotators import choose_password, password_link
 from tests.label_studio.pipeline_world import Pipeline, label_studio_pipeline, png, until
 from tests.support import extract_archive
 
@@ -35,8 +36,8 @@ def test_a_box_drawn_in_label_studio_is_exported_where_it_was_drawn(
     assert pipeline.launch(pipeline.receive_uploads(1)) == {"batchItemFailures": []}
     (task,) = pipeline.tasks()
     job = task["data"]["job"]
-    message = LabelStudioWorkers(pipeline.api).add("browser-worker@example.com")
-    password = message.split("hand it over privately): ")[1].split()[0]
+    password = "Maple-lantern-27"
+    choose_password(password_link(LabelStudioWorkers(pipeline.api).add("browser-worker@example.com")), password)
 
     left, top, right, bottom = draw_box(
         pipeline.label_studio.url,

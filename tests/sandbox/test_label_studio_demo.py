@@ -18,10 +18,10 @@ import requests
 
 from labeling_pipeline.exports.formats import image_name
 from sandbox.demo import PREFIX, SAMPLE_IMAGES
-from sandbox.label_studio_browser import draw_box
+from sandbox.label_studio_browser import choose_password_in_browser, draw_box
 from sandbox.label_studio_demo import PERSON_NOTE, PERSON_PREFIX, PERSON_WORKER, SIMULATED_WORKER
 from sandbox.label_studio_server import INSTALL_HINT, is_installed
-from sandbox.simulated_annotators import image_size, rectangle
+from sandbox.simulated_annotators import choose_password, image_size, rectangle
 from sandbox.simulated_workers import SIMULATED_NOTE, simulated_boxes
 from scripts.browser import find_chromium
 from tests.conftest import missing
@@ -226,12 +226,17 @@ def test_interactive_a_persons_box_is_exported_and_the_gallery_says_a_person_dre
     assert demo.stdin is not None and demo.stdout is not None
     lines = Lines(demo.stdout)
     try:
-        password = lines.wait_for(r"hand it over privately\): (\S+)", DEMO_LIMIT_SECONDS).group(1)
+        link = lines.wait_for(r"(http://127\.0\.0\.1:\d+/labeling/password/\S+/)$", DEMO_LIMIT_SECONDS).group(1)
         url, project_id = lines.wait_for(r"Open (http://127\.0\.0\.1:\d+)/projects/(\d+)/data\?labeling=1", 10).groups()
         lines.wait_for("Press Enter here when you are done", 10)
+        # The person's site is the edge in front of Label Studio, as deployed, and the link points at it.
+        assert link.startswith(url)
+        password = "Person-chose-this-9"
         if find_chromium() is not None:
+            choose_password_in_browser(link, password)
             corners = draw_box(url, PERSON_WORKER, password, int(project_id), "Cat", (0.25, 0.2), (0.7, 0.65))
         else:
+            choose_password(link, password)
             corners = _sign_in_and_submit(url, password, int(project_id), (0.25, 0.2, 0.7, 0.65))
         left, top, right, bottom = corners
         demo.stdin.write("\n")

@@ -3,9 +3,10 @@
 
 Synthesized once per module for two deployments: the default one (no key, CloudFront's own domain) and one with
 labeling.kmsKey "create" and a custom domain with its certificate. Asserted: the server's resources and their key
-properties, that no secret travels as plain environment or template text, the exact grants of the task role and
-the execution role, the URL the pipeline uses, the alarms, the CloudFront Function that lets workers only label
-(its code, read from the template, run under Node.js against a recorded worker session and the admin requests),
+properties, the image copied into the stack's ECR repository, the container's start (the labeling_gate plugin
+fetched from its S3 asset), that no secret travels as plain environment or template text, the exact grants of
+every role of the server, the URL the pipeline uses, the alarms, the CloudFront Function in front of the site (its
+code, read from the template, run under Node.js against a recorded worker session and the requests it refuses),
 and cfn-lint, cdk-nag and checkov on both templates.
 The other two deployments keep no server: Ground Truth (the session's default synth) and Label Studio with a URL.
 """
@@ -27,24 +28,22 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from labeling_pipeline.backends.label_studio import Resources
-from labeling_pipeline.backends.label_studio.access import (
-    ADMIN_DIGEST_RESOURCE_TYPE,
-    cloudfront_function_code,
-    credential_digest,
-)
 from labeling_pipeline.names import StackOutput
-from sandbox.cloudfront_function import CloudFrontFunction
+from sandbox.cloudfront_function import CloudFrontFunction, viewer_request_event
 from stacks.backends.label_studio.checkov_skips import SERVER_SKIPS, WithoutDomainSkip
 from stacks.backends.label_studio.database import LabelStudioDatabase
-from stacks.backends.label_studio.version import IMAGE, LABEL_STUDIO_VERSION
+from stacks.backends.label_studio.image import COPY_FUNCTION
+from stacks.backends.label_studio.version import LABEL_STUDIO_VERSION, UPSTREAM_IMAGE
 from stacks.config import ConfigError, LabelingConfig, parse_config
 from tests.stacks.conftest import ACCOUNT, REGION, Synthesized, logical_id, synthesize_app
 from tests.stacks.test_checkov import CheckovRun, run_checkov
 from tests.stacks.test_label_studio_stack import PIPELINE, _acknowledged
-from tests.stacks.test_least_privilege import BUCKET, Grant, allow, grants_by_role
+from tests.stacks.test_least_privilege import BUCKET, Grant, allow, grants_by_role, render
 from tests.stacks.test_validation import cfn_lint_findings
 
 ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ROOT / "label_studio_plugin"
+VIEWER_REQUEST_JS = ROOT / "stacks" / "backends" / "label_studio" / "edge" / "viewer_request.js"
 BACKEND = {"labeling.backend": "label-studio"}
 DOMAIN = "labels.example.com"
 CERTIFICATE = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/12345678-1234-1234-1234-123456789012"
@@ -79,6 +78,35 @@ class ServerApp:
 
     def ref(self, resource_type: str, prefix: str) -> dict[str, str]:
         return {"Ref": logical_id(self.template, resource_type, prefix)}
+
+    def container(self) -> dict[str, Any]:
+        _, task = self.one("AWS::ECS::TaskDefinition")
+        [container] = task["Properties"]["ContainerDefinitions"]
+        return dict(container)
+
+    def environment(self) -> dict[str, Any]:
+        return {item["Name"]: item["Value"] for item in self.container()["Environment"]}
+
+    def file_assets(self) -> list[dict[str, Any]]:
+        """The stack's file assets, as the cloud assembly's asset manifest lists them: each one's name, staged
+        folder, packaging and where it is published."""
+        manifest = json.loads((self.outdir / f"{PIPELINE}.assets.json").read_text())
+        assets = []
+        for asset in manifest["files"].values():
+            [destination] = asset["destinations"].values()
+            assets.append(
+                {
+                    "displayName": asset.get("displayName"),
+                    **asset["source"],
+                    "bucketName": destination["bucketName"],
+                    "objectKey": destination["objectKey"],
+                }
+            )
+        return assets
+
+    def plugin_asset(self) -> dict[str, Any]:
+        [asset] = [asset for asset in self.file_assets() if asset["displayName"] == "LabelStudio/Server/Plugin"]
+        return asset
 
 
 def _synthesize(outdir: Path, overrides: dict[str, str]) -> ServerApp:
@@ -139,13 +167,83 @@ def test_a_synth_without_account_or_region_still_works(tmp_path: Path) -> None:
     template.resource_count_is("AWS::ECS::Service", 1)
 
 
-def test_the_image_tag_is_the_pinned_label_studio_release(server: ServerApp) -> None:
+def test_the_image_tag_is_the_pinned_label_studio_release(server: ServerApp, server_kms: ServerApp) -> None:
     pins = re.findall(r"^label-studio==(\S+)$", (ROOT / "requirements-label-studio.txt").read_text(), re.MULTILINE)
     assert pins == [LABEL_STUDIO_VERSION]
-    assert IMAGE.endswith(f":{LABEL_STUDIO_VERSION}") and IMAGE.startswith("heartexlabs/label-studio:")
-    _, task = server.one("AWS::ECS::TaskDefinition")
-    [container] = task["Properties"]["ContainerDefinitions"]
-    assert container["Image"] == IMAGE
+    assert UPSTREAM_IMAGE.rsplit(":", 1) == ["docker.io/heartexlabs/label-studio", LABEL_STUDIO_VERSION]
+    for app in (server, server_kms):
+        repository = logical_id(app.template, "AWS::ECR::Repository", "LabelStudioServerImageRepository")
+        arn = {"Fn::GetAtt": [repository, "Arn"]}
+        # The tasks pull the pinned tag from the stack's own repository (aws-cdk-lib's repositoryUri, from its ARN).
+        uri = [
+            {"Fn::Select": [4, {"Fn::Split": [":", arn]}]},
+            ".dkr.ecr.",
+            {"Fn::Select": [3, {"Fn::Split": [":", arn]}]},
+            ".",
+            {"Ref": "AWS::URLSuffix"},
+            "/",
+            {"Ref": repository},
+        ]
+        assert app.container()["Image"] == {"Fn::Join": ["", [*uri, f":{LABEL_STUDIO_VERSION}"]]}
+        # ... where the deployment copied it from Docker Hub, for amd64 (the tasks' X86_64), before any task starts.
+        [(copy_id, copy)] = app.resources("Custom::CDKECRDeployment").items()
+        function = logical_id(app.template, "AWS::Lambda::Function", re.sub(r"[^A-Za-z0-9]", "", COPY_FUNCTION))
+        assert copy["Properties"] == {
+            "ServiceToken": {"Fn::GetAtt": [function, "Arn"]},
+            "SrcImage": f"docker://{UPSTREAM_IMAGE}",
+            "DestImage": {"Fn::Join": ["", ["docker://", *uri, f":{LABEL_STUDIO_VERSION}"]]},
+            "ImageArch": "amd64",
+            "RetryConfigs": json.dumps({"numAttempts": 3, "baseDelay": 5, "maxDelay": 30}, separators=(",", ":")),
+        }
+        _, service = app.one("AWS::ECS::Service")
+        assert copy_id in service["DependsOn"]
+        # The copy's function is cdk-ecr-deployment's prebuilt binary (no Docker at synth), with its own role.
+        _, handler = app.one("AWS::Lambda::Function", re.sub(r"[^A-Za-z0-9]", "", COPY_FUNCTION))
+        assert handler["Properties"]["Runtime"] == "provided.al2023"
+        assert handler["Properties"]["Handler"] == "bootstrap"
+        assert handler["Properties"]["Role"] == {
+            "Fn::GetAtt": [logical_id(app.template, "AWS::IAM::Role", "LabelStudioServerImageCopyRole"), "Arn"]
+        }
+        [code] = [a for a in app.file_assets() if a["objectKey"] == handler["Properties"]["Code"]["S3Key"]]
+        assert (app.outdir / code["path"] / "bootstrap").is_file()
+
+
+def test_the_image_repository(server: ServerApp, server_kms: ServerApp) -> None:
+    _, repository = server.one("AWS::ECR::Repository")
+    properties = repository["Properties"]
+    assert properties["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    # Mutable, so that a rollback can copy the same tag again (checkov_skips.py, CKV_AWS_51).
+    assert properties["ImageTagMutability"] == "MUTABLE"
+    assert json.loads(properties["LifecyclePolicy"]["LifecyclePolicyText"])["rules"] == [
+        {
+            "rulePriority": 1,
+            "description": "Keep the 5 newest images",
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5},
+            "action": {"type": "expire"},
+        }
+    ]
+    # Kept like the stack's other stateful resources (labeling.removalPolicy "retain" in cdk.json); ECR's default
+    # encryption (AES-256) without a key, the customer-managed key with one.
+    assert repository["DeletionPolicy"] == repository["UpdateReplacePolicy"] == "Retain"
+    assert properties["EmptyOnDelete"] is False
+    assert "EncryptionConfiguration" not in properties
+    key = logical_id(server_kms.template, "AWS::KMS::Key", "EncryptionKey")
+    _, with_key = server_kms.one("AWS::ECR::Repository")
+    assert with_key["Properties"]["EncryptionConfiguration"] == {
+        "EncryptionType": "KMS",
+        "KmsKey": {"Fn::GetAtt": [key, "Arn"]},
+    }
+    # The copy's log group is kept like the other log groups.
+    for app, key_id in ((server, None), (server_kms, {"Fn::GetAtt": [key, "Arn"]})):
+        _, logs = app.one("AWS::Logs::LogGroup", re.sub(r"[^A-Za-z0-9]", "", COPY_FUNCTION))
+        assert logs["Properties"]["RetentionInDays"] == 90 and logs["DeletionPolicy"] == "Delete"
+        assert logs["Properties"].get("KmsKeyId") == key_id
+
+
+def test_with_removal_policy_destroy_the_repository_goes_with_its_images(tmp_path: Path) -> None:
+    app = _synthesize(tmp_path / "cdk.out", {"labeling.removalPolicy": "destroy"})
+    _, repository = app.one("AWS::ECR::Repository")
+    assert repository["DeletionPolicy"] == "Delete" and repository["Properties"]["EmptyOnDelete"] is True
 
 
 # --- network ------------------------------------------------------------------------------------------------
@@ -192,10 +290,29 @@ def test_security_groups_admit_only_the_next_hop(server: ServerApp) -> None:
     rendered = json.dumps(found["Properties"]["Create"])
     assert "CloudFront-VPCOrigins-Service-SG" in rendered and "describeSecurityGroups" in rendered
     assert logical_id(server.template, "AWS::CloudFront::Distribution", "LabelStudioServerSite") in found["DependsOn"]
-    # The load balancer's own egress goes only to the tasks' port.
-    [egress] = server.resources("AWS::EC2::SecurityGroupEgress").values()
-    assert egress["Properties"]["GroupId"] == {"Fn::GetAtt": [groups["LoadBalancerSecurityGroup"], "GroupId"]}
-    assert egress["Properties"]["FromPort"] == egress["Properties"]["ToPort"] == 8080
+    # The load balancer sends only to the tasks' port (requests and health checks), as its group's one inline
+    # rule: a group without inline egress would keep EC2's default allow-all egress, whatever separate
+    # AWS::EC2::SecurityGroupEgress resources add.
+    assert server.resources("AWS::EC2::SecurityGroupEgress") == {}
+    balancer = server.raw["Resources"][groups["LoadBalancerSecurityGroup"]]["Properties"]
+    assert balancer["SecurityGroupEgress"] == [
+        {
+            "Description": "The load balancer to Label Studio's tasks (requests and health checks)",
+            "DestinationSecurityGroupId": {"Fn::GetAtt": [groups["TaskSecurityGroup"], "GroupId"]},
+            "FromPort": 8080,
+            "IpProtocol": "tcp",
+            "ToPort": 8080,
+        }
+    ]
+    # Only the tasks go out to the internet (ECR through the NAT gateway, S3, the webhook's function URL); the
+    # database keeps aws-cdk-lib's rule that matches no traffic.
+    open_egress = {
+        name
+        for name, group in server.resources("AWS::EC2::SecurityGroup").items()
+        for rule in group["Properties"].get("SecurityGroupEgress", [])
+        if rule.get("CidrIp") == "0.0.0.0/0" or rule.get("CidrIpv6") == "::/0"
+    }
+    assert open_egress == {groups["TaskSecurityGroup"]}
 
 
 # --- database -----------------------------------------------------------------------------------------------
@@ -261,11 +378,16 @@ def _site_url(app: ServerApp) -> Any:
     return {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]}
 
 
+def _plugin_uri(app: ServerApp) -> str:
+    asset = app.plugin_asset()
+    return f"s3://{asset['bucketName']}/{asset['objectKey']}"
+
+
 def test_the_container_gets_settings_as_environment_and_secrets_as_ecs_secrets(server: ServerApp) -> None:
     _, task = server.one("AWS::ECS::TaskDefinition")
     [container] = task["Properties"]["ContainerDefinitions"]
     database = logical_id(server.template, "AWS::RDS::DBInstance", "LabelStudioServerDatabase")
-    environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+    environment = server.environment()
     assert environment == {
         "DJANGO_DB": "default",
         "POSTGRE_NAME": "labelstudio",
@@ -284,6 +406,8 @@ def test_the_container_gets_settings_as_environment_and_secrets_as_ecs_secrets(s
         "SSRF_PROTECTION_ENABLED": "true",
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LABEL_STUDIO_USERNAME": "admin@example.com",
+        "LABELING_PLUGIN_S3_URI": _plugin_uri(server),
+        "LABELING_PLUGIN_REGION": REGION,
     }
     secrets = {item["Name"]: item["ValueFrom"] for item in container["Secrets"]}
     secret = {
@@ -307,6 +431,44 @@ def test_the_container_gets_settings_as_environment_and_secrets_as_ecs_secrets(s
     logs = container["LogConfiguration"]["Options"]["awslogs-group"]
     assert server.raw["Resources"][logs["Ref"]]["Properties"]["RetentionInDays"] == 90
     assert task["Properties"]["Cpu"] == "1024" and task["Properties"]["Memory"] == "2048"
+
+
+def test_the_container_starts_labeling_gate_fetched_from_its_asset(server: ServerApp, server_kms: ServerApp) -> None:
+    for app in (server, server_kms):
+        container = app.container()
+        # python3 -c with exactly the file's text; the arguments after it go to labeling_gate.start.
+        assert container["EntryPoint"] == ["python3", "-c", (PLUGIN / "fetch_and_start.py").read_text()]
+        assert container["Command"] == ["--bind", "0.0.0.0", "--port", "8080"]
+        environment = app.environment()
+        assert environment["LABELING_PLUGIN_S3_URI"] == _plugin_uri(app)
+        assert environment["LABELING_PLUGIN_REGION"] == REGION
+    # The asset is the plugin folder as it is, zipped, without Python's caches.
+    asset = server.plugin_asset()
+    assert asset["packaging"] == "zip" and asset["objectKey"].endswith(".zip")
+    assert asset["bucketName"] == f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"  # the bootstrap's assets bucket
+
+    def files(folder: Path) -> set[str]:
+        return {
+            str(path.relative_to(folder))
+            for path in folder.rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        }
+
+    staged = server.outdir / asset["path"]
+    assert files(staged) == files(PLUGIN) and "labeling_gate/start.py" in files(staged)
+    assert not [path for path in staged.rglob("*") if "__pycache__" in path.parts or path.suffix == ".pyc"]
+
+
+def test_csrf_trusts_every_address_of_the_site(server: ServerApp, server_kms: ServerApp) -> None:
+    # Without a domain the site has one address; with one, the distribution's own address answers too, and
+    # Label Studio splits CSRF_TRUSTED_ORIGINS on commas (label_studio/core/settings/base.py).
+    assert server.environment()["CSRF_TRUSTED_ORIGINS"] == _site_url(server)
+    environment = server_kms.environment()
+    distribution = logical_id(server_kms.template, "AWS::CloudFront::Distribution", "LabelStudioServerSite")
+    assert environment["LABEL_STUDIO_HOST"] == f"https://{DOMAIN}"
+    assert environment["CSRF_TRUSTED_ORIGINS"] == {
+        "Fn::Join": ["", [f"https://{DOMAIN},https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]
+    }
 
 
 def test_no_secret_value_in_any_template(server: ServerApp, server_kms: ServerApp) -> None:
@@ -440,20 +602,70 @@ def test_server_alarms_notify_the_results_topic(server: ServerApp) -> None:
     assert alarms["DatabaseStorageLow"]["ComparisonOperator"] == "LessThanThreshold"
 
 
-# --- workers can only label: the CloudFront Function in front of Label Studio ------------------------------
+# --- the edge: the CloudFront Function in front of Label Studio -----------------------------------------------
 
 FIXTURES = ROOT / "tests" / "label_studio" / "fixtures"
-PIPELINE_TOKEN = "0123456789abcdef0123456789abcdef01234567"
-WORKER_TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
 # A signed-in worker's browser: its session cookie and CSRF token, no Authorization header.
 WORKER_BROWSER = {"cookie": "csrftoken=abc; sessionid=worker-session", "x-csrftoken": "abc"}
+PIPELINE_CLIENT = {
+    "authorization": "Token 0123456789abcdef0123456789abcdef01234567",
+    "content-type": "application/json",
+}
+# The pipeline's own calls (backends/label_studio/api.py, project.py, workers.py): labeling_gate decides on them,
+# the edge lets them through.
+PIPELINE_CALLS = [
+    ("GET", "/api/projects?title=Bounding+boxes&page=1&page_size=100&ordering=id"),
+    ("POST", "/api/projects"),
+    ("PATCH", "/api/projects/1"),
+    ("POST", "/api/projects/1/import?return_task_ids=true"),
+    ("GET", "/api/tasks?project=1&page=1&page_size=100&resolve_uri=false&fields=all"),
+    ("DELETE", "/api/tasks/7"),
+    ("POST", "/api/storages/s3"),
+    ("PATCH", "/api/webhooks/1/"),
+    ("GET", "/api/invite"),
+    ("POST", "/api/invite/reset-token"),
+    ("DELETE", "/api/organizations/1/memberships/2"),
+    ("GET", "/api/projects/1/export?exportType=JSON"),
+]
+# (status, the function's x-labeling-gate reason) for what no browser or client of the pipeline sends.
+AMBIGUOUS = (400, "ambiguous-path")
+CLOSED = (403, "closed")
+REFUSED_PATHS = {
+    # dot segments
+    "/api/projects/1/../../admin/": AMBIGUOUS,
+    "/static/./js/main.js": AMBIGUOUS,
+    "/api/projects/..": AMBIGUOUS,
+    # encoded dots, slashes and backslashes
+    "/api/projects/1/%2e%2e/2": AMBIGUOUS,
+    "/api/projects/1/%2E%2E/2": AMBIGUOUS,
+    "/api/projects%2f1": AMBIGUOUS,
+    "/api%2Fprojects/1": AMBIGUOUS,
+    "/api/projects%5c1": AMBIGUOUS,
+    "/api/projects\\1": AMBIGUOUS,
+    # ';' parameters, plain and encoded
+    "/api/projects;x=1/1": AMBIGUOUS,
+    "/api/projects/1;jsessionid=abc": AMBIGUOUS,
+    "/api/projects/1%3bx": AMBIGUOUS,
+    # doubled slashes
+    "//api/projects": AMBIGUOUS,
+    "/api//projects/1/export": AMBIGUOUS,
+    # NUL and malformed escapes
+    "/api/projects%00": AMBIGUOUS,
+    "/api/projects/%zz": AMBIGUOUS,
+    # Django's admin site and the job queue's pages, in any case and spelling
+    "/admin": CLOSED,
+    "/admin/": CLOSED,
+    "/ADMIN/auth/user/": CLOSED,
+    "/Admin/login/": CLOSED,
+    "/%61dmin/": CLOSED,
+    "/django-rq": CLOSED,
+    "/django-rq/queues/0/": CLOSED,
+    "/Django-RQ/": CLOSED,
+}
+OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override", "X-HTTP-Method-Override")
+UNKNOWN_METHODS = ("TRACE", "CONNECT", "PROPFIND", "MOVE", "get")
 # CloudFront Functions' maximum code size (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html).
 MAX_FUNCTION_BYTES = 10 * 1024
-
-
-def _fixture(name: str) -> list[dict[str, str]]:
-    requests: list[dict[str, str]] = json.loads((FIXTURES / name).read_text())["requests"]
-    return requests
 
 
 def _target(request: Mapping[str, str]) -> str:
@@ -461,30 +673,34 @@ def _target(request: Mapping[str, str]) -> str:
     return f"{request['path']}?{query}" if query else request["path"]
 
 
-def _template_function_code(app: ServerApp, digest: str) -> str:
-    """The CloudFront Function's code as the template has it, with the digest resource's attribute replaced by
-    `digest`, as CloudFormation would fill it in."""
-    _, function = app.one("AWS::CloudFront::Function")
-    code = function["Properties"]["FunctionCode"]
-    digest_resource, _ = app.one(ADMIN_DIGEST_RESOURCE_TYPE)
-    separator, parts = code["Fn::Join"]
-    assert separator == ""
-    tokens = [part for part in parts if not isinstance(part, str)]
-    assert tokens == [{"Fn::GetAtt": [digest_resource, "Digest"]}]
-    return "".join(part if isinstance(part, str) else digest for part in parts)
+def _answer(edge: CloudFrontFunction, method: str, uri: str, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The function's answer to a request for exactly this URI (urlsplit would read '//api' as a host)."""
+    event = viewer_request_event(method, "/", headers)
+    event["request"].update(method=method, uri=uri)
+    return edge.run(event)
+
+
+def _refusal(answer: Mapping[str, Any]) -> tuple[int, str] | None:
+    if "statusCode" not in answer:
+        return None
+    return answer["statusCode"], answer["headers"]["x-labeling-gate"]["value"]
 
 
 @pytest.fixture(scope="module")
-def gate(server: ServerApp) -> Iterator[CloudFrontFunction]:
-    with CloudFrontFunction(_template_function_code(server, credential_digest(PIPELINE_TOKEN))) as function:
-        yield function
+def edge(server: ServerApp) -> Iterator[CloudFrontFunction]:
+    """The function's code as the template has it, run under Node.js."""
+    _, function = server.one("AWS::CloudFront::Function")
+    with CloudFrontFunction(function["Properties"]["FunctionCode"]) as running:
+        yield running
 
 
-def test_the_gate_runs_on_every_viewer_request(server: ServerApp, server_kms: ServerApp) -> None:
+def test_the_edge_filter_is_the_js_file_on_every_viewer_request(server: ServerApp, server_kms: ServerApp) -> None:
+    code = VIEWER_REQUEST_JS.read_text()
+    assert len(code.encode()) < MAX_FUNCTION_BYTES
     for app in (server, server_kms):
         function_id, function = app.one("AWS::CloudFront::Function")
-        config = function["Properties"]["FunctionConfig"]
-        assert config["Runtime"] == "cloudfront-js-2.0"
+        assert function["Properties"]["FunctionCode"] == code  # the file as it is: no credential, no token
+        assert function["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
         assert function["Properties"]["AutoPublish"] is True
         _, distribution = app.one("AWS::CloudFront::Distribution")
         behavior = distribution["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
@@ -492,29 +708,22 @@ def test_the_gate_runs_on_every_viewer_request(server: ServerApp, server_kms: Se
             {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": [function_id, "FunctionARN"]}}
         ]
         assert "CacheBehaviors" not in distribution["Properties"]["DistributionConfig"]  # no path escapes it
-        # The code is the rule table's, with the digest filled in by CloudFormation.
-        assert _template_function_code(app, "DIGEST") == cloudfront_function_code("DIGEST")
-        assert len(_template_function_code(app, "0" * 64).encode()) < MAX_FUNCTION_BYTES
+        # Authorization is labeling_gate's, inside Label Studio: nothing in the template computes a credential.
+        assert "Digest" not in json.dumps(app.raw)
+        assert {r["Type"] for r in app.raw["Resources"].values() if r["Type"].startswith("Custom::")} == {
+            "Custom::AWS",
+            "Custom::CDKECRDeployment",
+            "Custom::LabelStudioProject",
+            "Custom::S3BucketNotifications",
+        }
 
 
-def test_the_credential_is_in_the_template_only_as_a_secrets_manager_arn(server: ServerApp) -> None:
-    # The setup function (which already reads the token secret) computes the digest at deploy time.
-    _, digest = server.one(ADMIN_DIGEST_RESOURCE_TYPE)
-    _, project = server.one("Custom::LabelStudioProject")
-    token = logical_id(server.template, "AWS::SecretsManager::Secret", "LabelStudioSecretsApiToken")
-    assert digest["Properties"] == {
-        "ServiceToken": project["Properties"]["ServiceToken"],
-        "ApiTokenSecretArn": {"Ref": token},
-        "Region": REGION,
-    }
-
-
-def test_a_workers_browser_session_passes_the_gate(gate: CloudFrontFunction) -> None:
-    session = _fixture("worker_session_requests.json")
+def test_a_workers_browser_session_and_the_pipelines_calls_pass_the_edge(edge: CloudFrontFunction) -> None:
+    session = json.loads((FIXTURES / "worker_session_requests.json").read_text())["requests"]
     refused = [
         f"{request['method']} {_target(request)}"
         for request in session
-        if gate.refuses(request["method"], _target(request), WORKER_BROWSER)
+        if edge.refuses(request["method"], _target(request), WORKER_BROWSER)
     ]
     assert refused == []
     # The recording is a whole session: sign-in, the labeling stream, the image, the submitted box.
@@ -522,27 +731,24 @@ def test_a_workers_browser_session_passes_the_gate(gate: CloudFrontFunction) -> 
     assert ("POST", "/user/login/") in methods_and_paths
     assert any(m == "POST" and re.fullmatch(r"/api/tasks/\d+/annotations", p) for m, p in methods_and_paths)
     assert any(p.startswith("/tasks/") and "/resolve" in p for _, p in methods_and_paths)
-
-
-def test_admin_requests_need_the_pipelines_credential(gate: CloudFrontFunction) -> None:
-    admin = _fixture("admin_requests.json")
-    for headers in (
-        {},
-        WORKER_BROWSER,
-        {**WORKER_BROWSER, "authorization": f"Token {WORKER_TOKEN}"},  # the worker's own API token
-        {"x-labeling-admin-secret": PIPELINE_TOKEN},  # the token, but not as the credential
-        {"authorization": f"Bearer {PIPELINE_TOKEN}"},
-        {"authorization": f"Token {PIPELINE_TOKEN} "},
-    ):
-        passed = [f"{r['method']} {r['path']}" for r in admin if not gate.refuses(r["method"], r["path"], headers)]
-        assert passed == [], headers
-    pipeline = {"authorization": f"Token {PIPELINE_TOKEN}", "content-type": "application/json"}
-    refused = [f"{r['method']} {r['path']}" for r in admin if gate.refuses(r["method"], r["path"], pipeline)]
+    refused = [f"{m} {target}" for m, target in PIPELINE_CALLS if edge.refuses(m, target, PIPELINE_CLIENT)]
     assert refused == []
-    opened = json.loads((FIXTURES / "admin_requests.json").read_text())["open"]
-    for request in opened:
-        assert not gate.refuses(request["method"], request["path"], pipeline), request
-        assert not gate.refuses(request["method"], request["path"], WORKER_BROWSER), request
+    # A path that only starts like a closed one is not closed.
+    assert not edge.refuses("GET", "/administrators-guide", WORKER_BROWSER)
+
+
+def test_the_edge_refuses_what_no_browser_or_client_sends(edge: CloudFrontFunction) -> None:
+    for headers in (WORKER_BROWSER, PIPELINE_CLIENT):
+        answers = {uri: _refusal(_answer(edge, "GET", uri, headers)) for uri in REFUSED_PATHS}
+        assert answers == REFUSED_PATHS
+        for name in OVERRIDE_HEADERS:
+            answer = _answer(edge, "POST", "/api/tasks/7/annotations", {**headers, name: "DELETE"})
+            assert _refusal(answer) == (400, "method-override"), name
+        for method in UNKNOWN_METHODS:
+            assert _refusal(_answer(edge, method, "/api/projects", headers)) == (405, "method"), method
+    # The refusals are not cached anywhere between.
+    answer = _answer(edge, "GET", "/admin/", WORKER_BROWSER)
+    assert answer["headers"]["cache-control"] == {"value": "no-store"}
 
 
 # --- IAM ----------------------------------------------------------------------------------------------------
@@ -555,19 +761,42 @@ SECRETS = (
 )
 
 
-def _expected(key: bool) -> dict[str, set[Grant]]:
+REPOSITORY = "${LabelStudioServerImageRepository.Arn}"
+COPY_LOGS = "${" + re.sub(r"[^A-Za-z0-9]", "", COPY_FUNCTION) + "LogGroup.Arn}"
+
+
+def _plugin_object(app: ServerApp) -> str:
+    asset = app.plugin_asset()
+    return f"arn:aws:s3:::{asset['bucketName']}/{asset['objectKey']}"
+
+
+def _expected(app: ServerApp, key: bool) -> dict[str, set[Grant]]:
     decrypt = allow("kms:Decrypt", "${EncryptionKey.Arn}") if key else set()
     return {
-        # Label Studio presigns image links with this role: read images/, check the bucket.
-        "LabelStudioServerTaskRole": allow("s3:GetObject", f"{BUCKET}/images/*")
+        # The container fetches the plugin's one object at start; Label Studio presigns image links with this
+        # role: read images/, check the bucket.
+        "LabelStudioServerTaskRole": allow("s3:GetObject", _plugin_object(app))
+        | allow("s3:GetObject", f"{BUCKET}/images/*")
         | allow("s3:ListBucket", BUCKET)
         | decrypt,
-        # ECS pulls the four secrets and writes the container's log.
+        # ECS pulls the image from the stack's repository (ECR's sign-in has no resource), the four secrets, and
+        # writes the container's log. ECR decrypts the image itself (a grant on the key): no kms:Decrypt for it.
         "LabelStudioServerTaskExecutionRole": allow(
-            "logs:CreateLogStream logs:PutLogEvents", "${LabelStudioServerLogs.Arn}"
+            "ecr:BatchCheckLayerAvailability ecr:GetDownloadUrlForLayer ecr:BatchGetImage", REPOSITORY
         )
+        | allow("ecr:GetAuthorizationToken", "*")
+        | allow("logs:CreateLogStream logs:PutLogEvents", "${LabelStudioServerLogs.Arn}")
         | allow("secretsmanager:GetSecretValue secretsmanager:DescribeSecret", *SECRETS)
         | decrypt,
+        # The deploy-time copy: into the one repository, and its own log group; none of cdk-ecr-deployment's own
+        # statements (every ECR action and s3:GetObject on "*").
+        "LabelStudioServerImageCopyRole": allow("ecr:GetAuthorizationToken", "*")
+        | allow(
+            "ecr:BatchCheckLayerAvailability ecr:GetDownloadUrlForLayer ecr:BatchGetImage ecr:InitiateLayerUpload "
+            "ecr:UploadLayerPart ecr:CompleteLayerUpload ecr:PutImage",
+            REPOSITORY,
+        )
+        | allow("logs:CreateLogStream logs:PutLogEvents", COPY_LOGS),
         "LabelStudioServerNetworkVpcFlowLogIAMRole": allow(
             "logs:CreateLogStream logs:PutLogEvents logs:DescribeLogStreams", "${LabelStudioServerNetworkFlowLogs.Arn}"
         ),
@@ -577,11 +806,31 @@ def _expected(key: bool) -> dict[str, set[Grant]]:
 def test_the_servers_roles_grant_exactly(server: ServerApp, server_kms: ServerApp) -> None:
     for app, key in ((server, False), (server_kms, True)):
         grants = grants_by_role(app.raw)
-        expected = _expected(key)
+        expected = _expected(app, key)
         assert {role: grants[role] for role in expected} == expected
         assert {role for role in grants if role.startswith("LabelStudioServer")} == set(expected)
         # CDK's AwsCustomResource provider: the one lookup of CloudFront's VPC origin security group.
         assert ("Allow", "ec2:DescribeSecurityGroups", "*") in grants["CdkCustomResourceRole"]
+
+
+def test_the_task_reads_exactly_the_plugins_object_of_the_assets_bucket(server: ServerApp) -> None:
+    # Not Asset.grant_read: that would add s3:List* and s3:GetObject* on the whole CDK assets bucket.
+    assets = {
+        (role, grant)
+        for role, grants in grants_by_role(server.raw).items()
+        for grant in grants
+        if "cdk-hnb659fds-assets" in grant[2]
+    }
+    assert assets == {("LabelStudioServerTaskRole", ("Allow", "s3:GetObject", _plugin_object(server)))}
+    [statement] = [
+        statement
+        for name, policy in server.resources("AWS::IAM::Policy").items()
+        if name.startswith("LabelStudioServerTaskAccess")
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Sid"] == "ReadPlugin"
+    ]
+    assert statement["Action"] == "s3:GetObject" and render(statement["Resource"]) == _plugin_object(server)
+    assert "*" not in _plugin_object(server)
 
 
 # --- the tools ----------------------------------------------------------------------------------------------
@@ -621,6 +870,8 @@ def test_the_servers_acknowledgements_and_their_reasons(server: ServerApp, serve
         ("LabelStudio/Server/DjangoSecretKey", "AwsSolutions-SMG4"),
         ("LabelStudio/Server/TaskAccess", f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/images/*]"),
         ("LabelStudio/Server/Task", "AwsSolutions-ECS2"),
+        ("LabelStudio/Server/Task/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
+        ("LabelStudio/Server/Image/CopyAccess", "AwsSolutions-IAM5[Resource::*]"),
         ("LabelStudio/Server/Site/AccessLogs", "AwsSolutions-S1"),
         ("LabelStudio/Server/Site/Distribution", "AwsSolutions-CFR1"),
         ("LabelStudio/Server/Site/Distribution", "AwsSolutions-CFR2"),

@@ -164,3 +164,6 @@ class BackendParts:
     # and the worker directory built from those resources.
     supporting_stacks: Callable[[str], tuple[str, ...]]
     workers: Callable[[Mapping[str, str], MakeClient, str], WorkerDirectory]
+    # `rotate-credentials`: (resources, make_client, region) -> what the CLI prints; None when the backend keeps
+    # no credentials of the deployment's own (Ground Truth's workers are Cognito's).
+    rotate_credentials: Callable[[Mapping[str, str], MakeClient, str], list[str]] | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 
+from stacks.backends.label_studio.image import COPY_FUNCTION
 from stacks.checkov_skips import CheckovSkip
 from stacks.deployment_settings import LabelingConfig
 
@@ -71,6 +72,7 @@ class WithoutDomainSkip(CheckovSkip):
 SERVER = "LabelStudio/Server"
 DATABASE = f"{SERVER}/Database/Instance"
 LISTENER = f"{SERVER}/LoadBalancer/Http"
+IMAGE_REPOSITORY = f"{SERVER}/Image/Repository"
 
 SERVER_SKIPS: tuple[CheckovSkip, ...] = (
     CheckovSkip(
@@ -86,10 +88,35 @@ SERVER_SKIPS: tuple[CheckovSkip, ...] = (
         "CKV_AWS_158",
         "AWS::Logs::LogGroup",
         "CloudWatch Logs encrypts log data at rest with its own keys; Label Studio's container log, the VPC flow "
-        "logs and the deploy-time lookup's log hold requests, addresses and ids, no secret and no image. With "
-        "labeling.kmsKey the log groups use the customer-managed key and pass.",
-        paths=(SERVER,),
+        "logs, the deploy-time lookup's log and the image copy's log hold requests, addresses, image names and "
+        "ids, no secret and no image. With labeling.kmsKey the log groups use the customer-managed key and pass.",
+        paths=(SERVER, COPY_FUNCTION),
         without_kms=True,
+    ),
+    CheckovSkip(
+        "CKV_AWS_136",
+        "AWS::ECR::Repository",
+        "The repository holds Label Studio's public image, as published on Docker Hub, and ECR encrypts it at rest "
+        "with AES-256 (its default, SSE with Amazon S3-managed keys). With labeling.kmsKey it is encrypted with "
+        "the customer-managed key and passes.",
+        paths=(IMAGE_REPOSITORY,),
+        without_kms=True,
+    ),
+    CheckovSkip(
+        "CKV_AWS_51",
+        "AWS::ECR::Repository",
+        "The tag is written by the deploy-time copy, which CloudFormation runs again on a rollback or when the "
+        "copy's properties change, and ECR refuses to push an existing tag into an immutable repository even for "
+        "the identical image (cdklabs/cdk-ecr-deployment#207): the rollback itself would fail. Of the stack's roles "
+        "only the copy's may push to the repository, and the tag names the pinned Label Studio release.",
+        paths=(IMAGE_REPOSITORY,),
+    ),
+    CheckovSkip(
+        "CKV_AWS_116",
+        "AWS::Lambda::Function",
+        "cdk-ecr-deployment's copy function, invoked synchronously by CloudFormation for its custom resource, "
+        "which reports a failure as a failed deployment; a dead-letter queue would never receive anything.",
+        paths=(COPY_FUNCTION,),
     ),
     CheckovSkip(
         "CKV_AWS_157",

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -29,7 +28,6 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from labeling_pipeline.backends.label_studio import Resources
-from labeling_pipeline.backends.label_studio.access import ADMIN_DIGEST_RESOURCE_TYPE
 from labeling_pipeline.names import OUTPUT_PREFIX
 from stacks.backends.label_studio.alarms import LabelStudioAlarms
 from stacks.backends.label_studio.server import LabelStudioServer
@@ -117,9 +115,12 @@ class LabelStudioSecrets(Construct):
         acknowledge(
             secret,
             "AwsSolutions-SMG4",
-            "Rotating it means changing it in Label Studio too (the API token is an account's token there; the "
-            "webhook secret is a header of the project's webhook): there is no rotation function for that "
-            "yet. Put a new value with put-secret-value and redeploy to roll it by hand.",
+            "The API token of the Label Studio this stack deploys rotates with one command, `gt-labeling "
+            "rotate-credentials` (new values into the secrets, then a new deployment of the service, each of "
+            "whose task starts applies them); a Secrets Manager rotation function would have to run the same "
+            "redeployment and is not provided. For an existing server the token is an account's token there: "
+            "rotate it there, then put-secret-value. The webhook secret is a header of the project's webhook, "
+            "which every deployment of this stack brings in step with the secret.",
         )
 
     @property
@@ -150,10 +151,6 @@ class LabelStudioWiring:
             existing_api_token_arn=config.label_studio_api_token_secret_arn,
         )
         self.server: LabelStudioServer | None = None
-        # The digest of the pipeline's credential that the site's CloudFront Function compares requests with: an
-        # attribute of a custom resource run by the project's setup function, which exists only later
-        # (follow_job_ends), hence given late.
-        self._admin_digest = _Later("the admin credential digest (LabelStudioWiring.follow_job_ends makes it)")
         if config.deploys_server:
             self.server = LabelStudioServer(
                 self._scope,
@@ -162,7 +159,6 @@ class LabelStudioWiring:
                 bucket=bucket,
                 api_token=self.secrets.api_token,
                 key=key,
-                admin_digest=cdk.Lazy.string(self._admin_digest),
             )
             self.url = self.server.site_url
             cdk.CfnOutput(
@@ -177,6 +173,9 @@ class LabelStudioWiring:
                 description="The secret holding the password of Label Studio's first user (an administrator)",
                 value=self.server.admin_password.secret_arn,
             )
+            # `gt-labeling rotate-credentials` redeploys this service after putting the new secrets.
+            cdk.CfnOutput(stack, "LabelStudioClusterName", value=self.server.cluster.cluster_name)
+            cdk.CfnOutput(stack, "LabelStudioServiceName", value=self.server.service.service_name)
             cdk.CfnOutput(
                 stack,
                 "LabelStudioDistributionDomain",
@@ -264,16 +263,6 @@ class LabelStudioWiring:
         cdk.CfnOutput(self._stack, "LabelStudioProjectId", value=project.project_id)
 
         if self.server is not None:
-            # The digest of the pipeline's credential for the site's CloudFront Function, computed by the setup
-            # function from the token secret at deploy time (it already reads that secret).
-            digest = cdk.CustomResource(
-                self.server.site,
-                "AdminCredentialDigest",
-                service_token=project.provider.service_token,
-                resource_type=ADMIN_DIGEST_RESOURCE_TYPE,
-                properties={"ApiTokenSecretArn": self.secrets.api_token.secret_arn, "Region": self._stack.region},
-            )
-            self._admin_digest.value = digest.get_att_string("Digest")
             # The setup function talks to the deployed server through CloudFront: after the service is stable
             # (its tasks healthy behind the load balancer) and CloudFront's VPC origin may reach it.
             for dependency in self.server.ready:
@@ -364,7 +353,7 @@ class LabelStudioProject(Construct):
                 resources=[self.provider_logs.log_group_arn],
             )
         )
-        self.provider = provider = cr.Provider(
+        provider = cr.Provider(
             self,
             "Provider",
             on_event_handler=self.setup.function,
@@ -400,20 +389,6 @@ class LabelStudioProject(Construct):
         child = function.node.default_child
         assert isinstance(child, cdk.CfnElement)
         return child
-
-
-@jsii.implements(cdk.IStableStringProducer)
-class _Later:
-    """A string known only after the construct that needs it (cdk.Lazy.string of this)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.value: str | None = None
-
-    def produce(self) -> str:
-        if self.value is None:
-            raise RuntimeError(f"{self.what} was never set")
-        return self.value
 
 
 class LabelStudioInfrastructure:

@@ -1,18 +1,28 @@
 """Label Studio deployed in the user's account when labeling.labelStudioUrl is not given: the network, the
 database, the Fargate service behind an internal load balancer, and the CloudFront site in front of it.
 
-The container is Label Studio's public image by tag (version.py), configured through its environment
-(label_studio/core/settings/base.py and label_studio.py of 1.23.2). Secrets reach it only as ECS secrets from
-Secrets Manager, never as plain environment values: the database password, the first user's password, the
-pipeline's API token (LABEL_STUDIO_USER_TOKEN, the legacy token the pipeline uses) and Django's SECRET_KEY. Label
-Studio would otherwise generate SECRET_KEY into each task's own disk, and its sessions are signed cookies
-(SESSION_ENGINE signed_cookies), so every restarted or added task would sign everybody out.
+The container is Label Studio's published image, copied into the stack's ECR repository at deploy time (image.py,
+version.py), configured through its environment (label_studio/core/settings/base.py and label_studio.py of 1.23.2).
+It does not run the image's own start: its entry point fetches the labeling_gate plugin (label_studio_plugin/, an
+S3 asset of this stack) and runs labeling_gate.start (label_studio_plugin/fetch_and_start.py), which migrates the
+database, applies the administrator's credentials and serves Label Studio with uwsgi, as upstream runs it in
+production, with labeling_gate deciding what each signed-in user may do. Every start applies the secrets' current
+values (LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER_TOKEN), so a put-secret-value followed by a
+new deployment of the service rotates them.
+
+Secrets reach the container only as ECS secrets from Secrets Manager, never as plain environment values: the
+database password, the first user's password, the pipeline's API token (LABEL_STUDIO_USER_TOKEN, the legacy token
+the pipeline uses) and Django's SECRET_KEY. Label Studio would otherwise generate SECRET_KEY into each task's own
+disk, and its sessions are signed cookies (SESSION_ENGINE signed_cookies), so every restarted or added task would
+sign everybody out.
 
 Label Studio presigns the workers' image links with its task role (the S3 storage has no access keys): the role
-reads images/ of the pipeline's bucket, and nothing else.
+reads images/ of the pipeline's bucket, the plugin's one asset object, and nothing else.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -21,15 +31,17 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IDependable
 
 from labeling_pipeline.names import INPUT_PREFIX
 from stacks.backends.label_studio.database import DATABASE_NAME, DATABASE_USER, LabelStudioDatabase, protect_secret
+from stacks.backends.label_studio.image import LabelStudioImage
 from stacks.backends.label_studio.network import LabelStudioNetwork
 from stacks.backends.label_studio.settings import LabelStudioConfig
 from stacks.backends.label_studio.site import ORIGIN_HTTP_PORT, LabelStudioSite
-from stacks.backends.label_studio.version import CONTAINER_PORT, HEALTH_CHECK_PATH, IMAGE
+from stacks.backends.label_studio.version import CONTAINER_PORT, HEALTH_CHECK_PATH
 from stacks.constructs.encryption_key import LabelingKey
 from stacks.constructs.nag import acknowledge
 
@@ -48,6 +60,11 @@ ADMIN_PASSWORD_LENGTH = 32
 # Django's own generated keys are 50 characters (django.core.management.utils.get_random_secret_key).
 DJANGO_SECRET_KEY_LENGTH = 50
 CONTAINER_NAME = "label-studio"
+# The labeling_gate plugin, which the container fetches from its S3 asset at every start: the folder as it is, no
+# build. fetch_and_start.py is the container's first command (its text, through python3 -c).
+PLUGIN_DIR = Path(__file__).resolve().parents[3] / "label_studio_plugin"
+PLUGIN_START = PLUGIN_DIR / "fetch_and_start.py"
+PLUGIN_EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/tests"]
 
 
 class LabelStudioServer(Construct):
@@ -60,7 +77,6 @@ class LabelStudioServer(Construct):
         bucket: s3.IBucket,
         api_token: secretsmanager.ISecret,
         key: LabelingKey | None,
-        admin_digest: str,
     ) -> None:
         super().__init__(scope, construct_id)
         retain = config.removal_policy == "retain"
@@ -88,13 +104,25 @@ class LabelStudioServer(Construct):
             description="Label Studio internal load balancer: only the CloudFront VPC origin connects",
             allow_all_outbound=False,
         )
+        # aws-cdk-lib writes an egress rule towards another security group as a separate
+        # AWS::EC2::SecurityGroupEgress and drops the group's own placeholder rule, and a group created without
+        # inline egress keeps EC2's default allow-all egress. So the load balancer (whose targets would add that
+        # rule) gets a view of its group that takes no rules, and the group's one egress rule, to the tasks, is
+        # written inline below.
+        balancer_group = ec2.SecurityGroup.from_security_group_id(
+            self,
+            "LoadBalancerGroupView",
+            self.load_balancer_security_group.security_group_id,
+            allow_all_outbound=False,
+            mutable=False,
+        )
         self.load_balancer = elbv2.ApplicationLoadBalancer(
             self,
             "LoadBalancer",
             vpc=vpc,
             vpc_subnets=private,
             internet_facing=False,
-            security_group=self.load_balancer_security_group,
+            security_group=balancer_group,
             drop_invalid_header_fields=True,
             idle_timeout=LOAD_BALANCER_IDLE_TIMEOUT,
         )
@@ -108,7 +136,6 @@ class LabelStudioServer(Construct):
             certificate_arn=config.label_studio_certificate_arn,
             removal_policy=removal,
             key=key,
-            admin_digest=admin_digest,
         )
         self.site_url = self.site.site_url
 
@@ -117,8 +144,9 @@ class LabelStudioServer(Construct):
             self,
             "AdminPassword",
             description=(
-                f"The password of Label Studio's first user ({config.label_studio_admin_email}), an administrator; "
-                "set at every start of a task (LABEL_STUDIO_PASSWORD)"
+                f"The password of Label Studio's first user ({config.label_studio_admin_email}), an administrator "
+                "(LABEL_STUDIO_PASSWORD). Every task start applies its current value: after put-secret-value, a new "
+                "deployment of the service changes the password in Label Studio."
             ),
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=ADMIN_PASSWORD_LENGTH, exclude_punctuation=True, include_space=False
@@ -128,8 +156,9 @@ class LabelStudioServer(Construct):
         protect_secret(
             self.admin_password,
             key,
-            "Label Studio sets the first user's password from it at each task start; a new value (put-secret-value) "
-            "takes effect with the next deployment of the service. There is no rotation function for Label Studio.",
+            "labeling_gate.start sets the first user's password from it at every task start: `gt-labeling "
+            "rotate-credentials` puts a new value and redeploys the service, rotating it with the API token in "
+            "one command. A Secrets Manager rotation function would have to run the same redeployment.",
         )
         self.django_secret_key = secretsmanager.Secret(
             self,
@@ -159,9 +188,20 @@ class LabelStudioServer(Construct):
             self,
             "TaskRole",
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Label Studio's tasks: presign the workers' image links (read images/ of the pipeline bucket)",
+            description=(
+                "Label Studio's tasks: fetch the labeling_gate plugin at start, presign the workers' image links "
+                "(read images/ of the pipeline bucket)"
+            ),
         )
+        self.plugin = s3_assets.Asset(self, "Plugin", path=str(PLUGIN_DIR), exclude=PLUGIN_EXCLUDE)
         task_statements = [
+            # The one object the container fetches at start (not Asset.grant_read, which would also let it list
+            # the whole CDK assets bucket and read every object in it).
+            iam.PolicyStatement(
+                sid="ReadPlugin",
+                actions=["s3:GetObject"],
+                resources=[self.plugin.bucket.arn_for_objects(self.plugin.s3_object_key)],
+            ),
             iam.PolicyStatement(
                 sid="ReadImages",
                 actions=["s3:GetObject"],
@@ -184,6 +224,7 @@ class LabelStudioServer(Construct):
             f"limited to the {INPUT_PREFIX} prefix of the pipeline's bucket.",
         )
 
+        self.image = LabelStudioImage(self, "Image", removal_policy=removal, key=key)
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "Task",
@@ -201,10 +242,11 @@ class LabelStudioServer(Construct):
             "POSTGRE_USER": DATABASE_USER,
             "POSTGRE_HOST": self.database.host,
             "POSTGRE_PORT": self.database.port,
-            # The public base URL (links, redirects) and the origin Django's CSRF check trusts: requests reach
+            # The public base URL (links, redirects) and the origins Django's CSRF check trusts: requests reach
             # Django over plain HTTP from the load balancer, so it cannot tell the viewer's https:// by itself.
+            # With a domain the distribution's own address answers too; Label Studio splits the list on commas.
             "LABEL_STUDIO_HOST": self.site_url,
-            "CSRF_TRUSTED_ORIGINS": self.site_url,
+            "CSRF_TRUSTED_ORIGINS": ",".join(self.site.origins),
             # Cookies only over HTTPS (the site redirects HTTP). base.py parses these two as integers.
             "SESSION_COOKIE_SECURE": "1",
             "CSRF_COOKIE_SECURE": "1",
@@ -220,11 +262,18 @@ class LabelStudioServer(Construct):
             # The pipeline's token is a legacy token, set from LABEL_STUDIO_USER_TOKEN on the first user.
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
             "LABEL_STUDIO_USERNAME": config.label_studio_admin_email,
+            # Where fetch_and_start.py finds the plugin (the asset is in the stack's region).
+            "LABELING_PLUGIN_S3_URI": self.plugin.s3_object_url,
+            "LABELING_PLUGIN_REGION": cdk.Stack.of(self).region,
         }
         self.container = self.task_definition.add_container(
             "LabelStudio",
             container_name=CONTAINER_NAME,
-            image=ecs.ContainerImage.from_registry(IMAGE),
+            image=ecs.ContainerImage.from_ecr_repository(self.image.repository, tag=self.image.tag),
+            # The plugin's start replaces the image's own (its entry point script and the development server);
+            # the arguments after the code go to labeling_gate.start.
+            entry_point=["python3", "-c", PLUGIN_START.read_text()],
+            command=["--bind", "0.0.0.0", "--port", str(CONTAINER_PORT)],
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT, protocol=ecs.Protocol.TCP)],
             environment=environment,
             secrets={
@@ -237,6 +286,13 @@ class LabelStudioServer(Construct):
             essential=True,
         )
         execution_role = self.task_definition.obtain_execution_role()
+        acknowledge(
+            execution_role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ECS signs in to ECR before pulling the image, and ecr:GetAuthorizationToken supports no resource-level "
+            "permissions (Service Authorization Reference, Amazon ECR); the pull actions name the stack's one "
+            "image repository.",
+        )
         if key is not None:
             # The secrets are encrypted with the customer-managed key; ECS reads them with this role.
             execution_role.add_to_principal_policy(key.use_statement(["kms:Decrypt"]))
@@ -244,7 +300,8 @@ class LabelStudioServer(Construct):
             self.task_definition,
             "AwsSolutions-ECS2",
             "The environment holds Label Studio's settings (database host, site URL, feature switches, the admin's "
-            "email): no secret. The four secrets reach the container as ECS secrets from Secrets Manager.",
+            "email) and the plugin's S3 location: no secret. The four secrets reach the container as ECS secrets "
+            "from Secrets Manager.",
         )
 
         # --- the service ---------------------------------------------------------------------------------
@@ -271,10 +328,18 @@ class LabelStudioServer(Construct):
             health_check_grace_period=HEALTH_CHECK_GRACE,
             platform_version=ecs.FargatePlatformVersion.LATEST,
         )
+        # Tasks start only once the image is in the repository.
+        self.service.node.add_dependency(self.image.copy)
         self.database.security_group.add_ingress_rule(
             self.task_security_group,
             ec2.Port.tcp(5432),
             "Label Studio's tasks to PostgreSQL",
+        )
+        # The only place the load balancer sends anything, its health checks included.
+        self.load_balancer_security_group.add_egress_rule(
+            ec2.Peer.security_group_id(self.task_security_group.security_group_id),
+            ec2.Port.tcp(CONTAINER_PORT),
+            "The load balancer to Label Studio's tasks (requests and health checks)",
         )
         listener = self.load_balancer.add_listener(
             "Http", port=ORIGIN_HTTP_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False

@@ -12,13 +12,18 @@ private subnets and CloudFront is the only way in.
   for VPC origins in the VPC (``CloudFront-VPCOrigins-Service-SG``, whose id CloudFormation does not return; a
   deploy-time ``ec2:DescribeSecurityGroups`` finds it, as aws-cdk-lib's aws-cloudfront-origins README shows).
 - Access logs of the distribution and of the load balancer go to a log bucket of the site's own.
-- Workers can only label: a CloudFront Function on every viewer request refuses (403) what only the pipeline
-  may do, unless the request carries the pipeline's credential (its API token). The rules and the function's
-  code are labeling_pipeline.backends.label_studio.access; the function holds the credential only as a digest,
-  filled in at deploy time (``admin_digest``, a custom resource's attribute): the token is in no template.
+- A CloudFront Function on every viewer request (edge/viewer_request.js) is the outer, coarse filter: it refuses
+  what no browser or client of the pipeline sends, so that nothing between the viewer and Django can read a path
+  differently from Django (dot segments, encoded dots, slashes and backslashes, ``;`` parameters, doubled
+  slashes, method-override headers, unknown methods: 400 or 405), and closes Django's admin site and the job
+  queue's pages (/admin, /django-rq, any case: 403). It holds no credential. Who may do what is decided inside
+  Label Studio, where the caller is known: the labeling_gate plugin (label_studio_plugin/) applies its rule table
+  to the route Django resolved.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_certificatemanager as acm
@@ -32,7 +37,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from labeling_pipeline.backends.label_studio.access import cloudfront_function_code
 from stacks.constructs.encryption_key import LabelingKey
 from stacks.constructs.nag import acknowledge, acknowledge_aws_custom_resource_provider
 
@@ -46,6 +50,7 @@ ORIGIN_HTTP_PORT = 80
 ORIGIN_READ_TIMEOUT = cdk.Duration.seconds(60)
 ORIGIN_CONNECTION_TIMEOUT = cdk.Duration.seconds(10)
 LOG_DAYS = 365
+VIEWER_REQUEST_CODE = Path(__file__).resolve().parent / "edge" / "viewer_request.js"
 
 
 class LabelStudioSite(Construct):
@@ -56,12 +61,11 @@ class LabelStudioSite(Construct):
         *,
         vpc: ec2.IVpc,
         load_balancer: elbv2.ApplicationLoadBalancer,
-        load_balancer_security_group: ec2.SecurityGroup,
+        load_balancer_security_group: ec2.ISecurityGroup,
         domain: str | None,
         certificate_arn: str | None,
         removal_policy: cdk.RemovalPolicy,
         key: LabelingKey | None,
-        admin_digest: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -103,12 +107,12 @@ class LabelStudioSite(Construct):
         else:
             load_balancer.log_access_logs(self.logs_bucket, prefix="load-balancer")
 
-        # Workers label; projects, storages, webhooks, members, users and exports are the pipeline's.
-        self.admin_gate = cloudfront.Function(
+        # The outer filter only: what each caller may do is labeling_gate's decision, inside Label Studio.
+        self.viewer_request = cloudfront.Function(
             self,
-            "AdminGate",
-            comment="Label Studio: 403 for admin-only requests without the pipeline's credential",
-            code=cloudfront.FunctionCode.from_inline(cloudfront_function_code(admin_digest)),
+            "ViewerRequest",
+            comment="Label Studio: refuses ambiguous paths, method overrides, unknown methods; /admin, /django-rq",
+            code=cloudfront.FunctionCode.from_file(file_path=str(VIEWER_REQUEST_CODE)),
             runtime=cloudfront.FunctionRuntime.JS_2_0,
         )
         certificate = (
@@ -134,7 +138,7 @@ class LabelStudioSite(Construct):
                 compress=True,
                 function_associations=[
                     cloudfront.FunctionAssociation(
-                        function=self.admin_gate, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST
+                        function=self.viewer_request, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST
                     )
                 ],
             ),
@@ -147,7 +151,11 @@ class LabelStudioSite(Construct):
             log_bucket=self.logs_bucket,
             log_file_prefix="cloudfront/",
         )
-        self.site_url = f"https://{domain}" if domain else f"https://{self.distribution.distribution_domain_name}"
+        distribution_url = f"https://{self.distribution.distribution_domain_name}"
+        self.site_url = f"https://{domain}" if domain else distribution_url
+        # Every origin a browser may sign in from: the site's URL and, with a domain, the distribution's own
+        # address, which answers too.
+        self.origins = [self.site_url, distribution_url] if domain else [self.site_url]
         acknowledge(
             self.distribution,
             "AwsSolutions-CFR1",

@@ -7,13 +7,13 @@
 - results.py: tasks read into the neutral stream (percent to pixels, rotation, clipping, annotators)
 - events.py: the webhook (annotation created, updated, deleted) as a job signal
 - workers.py: Label Studio accounts, for `gt-labeling workers`
+- rotation.py: a new API token and administrator password, for `gt-labeling rotate-credentials`
 - settings.py: its own settings
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from functools import cache
+from collections.abc import Iterable, Iterator, Mapping
 
 from labeling_pipeline.backends import BackendParts, Limits, MakeClient
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
@@ -40,22 +40,39 @@ class Resources:
     WEBHOOK_SECRET_ARN = "webhookSecretArn"  # the header value the webhook carries
 
 
-def secret_reader(make_client: MakeClient, region: str, secret_id: str) -> Callable[[], str]:
-    """The secret's value, read from Secrets Manager on first use and kept for the container's life."""
+class SecretValue:
+    """A secret's value, read from Secrets Manager on first use and kept for the container's life; `refresh`
+    reads it again (after a rotation: Label Studio refused the kept value)."""
 
-    @cache
-    def read() -> str:
-        if not secret_id:
+    def __init__(self, make_client: MakeClient, region: str, secret_id: str) -> None:
+        self._make_client = make_client
+        self._region = region
+        self._secret_id = secret_id
+        self._value: str | None = None
+
+    def __call__(self) -> str:
+        if self._value is None:
+            self._value = self._read()
+        return self._value
+
+    def refresh(self) -> str:
+        self._value = self._read()
+        return self._value
+
+    def _read(self) -> str:
+        if not self._secret_id:
             return ""
-        answer = make_client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_id)
-        return str(answer["SecretString"])
+        client = self._make_client("secretsmanager", region_name=self._region)
+        return str(client.get_secret_value(SecretId=self._secret_id)["SecretString"])
 
-    return read
+
+def secret_reader(make_client: MakeClient, region: str, secret_id: str) -> SecretValue:
+    return SecretValue(make_client, region, secret_id)
 
 
 def api(resources: Mapping[str, str], make_client: MakeClient, region: str) -> LabelStudioApi:
-    token = secret_reader(make_client, region, resources.get(Resources.API_TOKEN_SECRET_ARN, ""))()
-    return LabelStudioApi(resources.get(Resources.URL, ""), token)
+    token = secret_reader(make_client, region, resources.get(Resources.API_TOKEN_SECRET_ARN, ""))
+    return LabelStudioApi(resources.get(Resources.URL, ""), token(), refresh_token=token.refresh)
 
 
 def build(
@@ -81,6 +98,12 @@ def supporting_stacks(project_name: str) -> tuple[str, ...]:
     return ()
 
 
+def rotate_credentials(resources: Mapping[str, str], make_client: MakeClient, region: str) -> list[str]:
+    from labeling_pipeline.backends.label_studio.rotation import rotate_credentials as rotate
+
+    return rotate(resources, make_client, region)
+
+
 def workers(resources: Mapping[str, str], make_client: MakeClient, region: str) -> LabelStudioWorkers:
     return LabelStudioWorkers(api(resources, make_client, region))
 
@@ -94,4 +117,5 @@ PARTS = BackendParts(
     read_results_file=read_results_file,
     supporting_stacks=supporting_stacks,
     workers=workers,
+    rotate_credentials=lambda resources, make_client, region: rotate_credentials(resources, make_client, region),
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -61,8 +61,12 @@ class LabelStudioApi:
         pool: urllib3.PoolManager | None = None,
         timeout: urllib3.Timeout | None = None,
         task_page_size: int = PAGE_SIZE,
+        refresh_token: Callable[[], str] | None = None,
     ) -> None:
+        """refresh_token: reads the token again when Label Studio refuses the one held (401): after a rotation
+        (`rotate-credentials`), a warm function holds the old one until then."""
         self.base_url = base_url.rstrip("/")
+        self._refresh_token = refresh_token
         self.task_page_size = task_page_size
         self._headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4)
@@ -70,6 +74,18 @@ class LabelStudioApi:
 
     # --- transport ------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, body: Any = None, query: Mapping[str, Any] | None = None) -> Any:
+        try:
+            return self._request(method, path, body=body, query=query)
+        except LabelStudioRefused as error:
+            if error.status != 401 or self._refresh_token is None:
+                raise
+            token = self._refresh_token()
+            if self._headers["Authorization"] == f"Token {token}":
+                raise
+            self._headers["Authorization"] = f"Token {token}"
+            return self._request(method, path, body=body, query=query)
+
+    def _request(self, method: str, path: str, *, body: Any, query: Mapping[str, Any] | None) -> Any:
         url = f"{self.base_url}{path}"
         if query:
             url += "?" + urlencode(query)
