@@ -75,13 +75,14 @@ destroy: setup
 	$(CDK) destroy --all --force
 
 # Figures, not tests (README, "Performance"): the launcher per batch size with cold start, the exports,
-# one batch imported into a real Label Studio, and the pipeline against Label Studio's own sync and exports
-# (about 15 minutes).
+# one batch imported into a real Label Studio, the pipeline against Label Studio's own sync and exports, and
+# Label Studio under its development server against uwsgi (about 22 minutes).
 bench: setup
 	$(PY) benchmarks/launcher_throughput.py
 	$(PY) benchmarks/export_throughput.py
 	$(PY) benchmarks/label_studio_import.py
 	$(PY) benchmarks/label_studio_side_by_side.py
+	$(PY) benchmarks/label_studio_server_load.py
 
 clean:
 	rm -rf cdk.out demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,9 +181,11 @@ class LabelStudioServer:
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
         server: str = "uwsgi",
         extra_environment: dict[str, str] | None = None,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         """cache_dir=None migrates the data dir itself (no template). server: "uwsgi" as deployed, or "runserver"
-        (Django's development server, which `label-studio start` runs) for the side-by-side load benchmark."""
+        (Django's development server, which `label-studio start` runs) for the side-by-side load benchmark.
+        command_prefix goes before the command, e.g. ("taskset", "-c", "0") to pin the server to one CPU."""
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -192,6 +195,7 @@ class LabelStudioServer:
         self.cache_dir = cache_dir
         self.server = server
         self.extra_environment = dict(extra_environment or {})
+        self.command_prefix = list(command_prefix)
         self.log_path = self.data_dir / "label-studio.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -220,6 +224,7 @@ class LabelStudioServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
+                    *self.command_prefix,
                     str(LS_PYTHON),
                     "-m",
                     "labeling_gate.start",

@@ -200,7 +200,7 @@ ROUTES: dict[str, MethodRules] = {
     "^api/projects/<int:pk>/export": admin("exports of every answer"),
     "^api/projects/<int:pk>/export/formats": admin("export formats"),
     "^api/projects/<int:pk>/export/files": admin("export files"),
-    "^api/projects/<int:pk>/exports/": admin("exports"),
+    "^api/projects/<int:pk>/exports/": admin("a project's exports"),
     "^api/projects/<int:pk>/exports/<int:export_pk>": admin("an export"),
     "^api/projects/<int:pk>/exports/<int:export_pk>/download": admin("an export's file"),
     "^api/projects/<int:pk>/exports/<int:export_pk>/convert": admin("converting an export"),

@@ -49,8 +49,12 @@ def token_works(url: str, token: str) -> bool:
     return answer.status_code == 200 and answer.json()["email"] == ADMIN_EMAIL
 
 
+# One uwsgi worker: these servers answer a few requests each, and start several times.
+ONE_WORKER = {"UWSGI_PROCESSES": "1", "UWSGI_NUMBER_OF_THREADS": "2"}
+
+
 def server(data_dir: Path, port: int, token: str, password: str) -> LabelStudioServer:
-    return LabelStudioServer(data_dir, port=port, token=token, admin_password=password)
+    return LabelStudioServer(data_dir, port=port, token=token, admin_password=password, extra_environment=ONE_WORKER)
 
 
 def test_every_start_applies_the_secrets_current_values(tmp_path: Path) -> None:
