@@ -1,6 +1,7 @@
-"""The deployed container's first command, run here as ECS runs it: `python3 -c <label_studio_plugin/fetch_and_start.py>`
-(the stack's test checks that the task definition's entry point is exactly that text), with the plugin folder
-zipped as CDK zips an asset and fetched from (moto's) S3, then Label Studio under uwsgi with the access rules."""
+"""The deployed container's first command, run here as ECS runs it: `python3 -c <fetch_and_start.py's text>`
+(label_studio_plugin/; the stack's test checks that the task definition's entry point is exactly that text), with
+the plugin folder zipped as CDK zips an asset and fetched from (moto's) S3, then Label Studio under uwsgi with the
+access rules."""
 
 from __future__ import annotations
 
