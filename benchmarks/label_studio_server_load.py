@@ -80,7 +80,7 @@ from sandbox.label_studio_server import (  # noqa: E402
     environment,
     installed_version,
 )
-from sandbox.simulated_annotators import choose_password, password_link  # noqa: E402
+from sandbox.simulated_annotators import choose_password, password_link, signed_in_session  # noqa: E402
 from tests.label_studio.pipeline_world import Pipeline, label_studio_pipeline, rectangle  # noqa: E402
 
 SERVER_CPU = 0
@@ -121,25 +121,6 @@ class Annotator:
     project_id: int
     view: int
     page_reads: Iterator[str]
-
-
-def signed_in(base_url: str, email: str, password: str, page: str) -> requests.Session:
-    """A browser's session: the login form with Django's CSRF cookie; then unsafe requests carry the CSRF token and
-    the page as Origin and Referer."""
-    session = requests.Session()
-    session.trust_env = False
-    session.get(f"{base_url}/user/login/", timeout=TIMEOUT).raise_for_status()
-    answer = session.post(
-        f"{base_url}/user/login/",
-        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "email": email, "password": password},
-        headers={"Referer": f"{base_url}/user/login/"},
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
-    if answer.status_code != 302:
-        raise PermissionError(f"Label Studio refused the sign-in of {email} (HTTP {answer.status_code})")
-    session.headers.update({"X-CSRFToken": str(session.cookies["csrftoken"]), "Origin": base_url, "Referer": page})
-    return session
 
 
 def open_labeling_page(session: requests.Session, base_url: str, project_id: int) -> int:
@@ -198,7 +179,7 @@ def make_annotators(pipeline: Pipeline, count: int) -> list[Annotator]:
                     raise
                 print(f"   setup: {error}; `workers reset` for a new link")
                 message = workers.reset(email)
-        session = signed_in(base_url, email, PASSWORD, page)
+        session = signed_in_session(base_url, email, PASSWORD, page)
         view = open_labeling_page(session, base_url, pipeline.project_id)
         return Annotator(email, session, pipeline.project_id, view, page_read_paths(pipeline.project_id, view))
 

@@ -118,20 +118,40 @@ def choose_password(link: str, password: str) -> None:
         )
 
 
-def worker_token(base_url: str, email: str, password: str) -> str:
-    """An account's own API token, as its Account page shows it: signed in through the login form first."""
+def signed_in_session(base_url: str, email: str, password: str, page: str | None = None) -> requests.Session:
+    """A browser's session: the login form with Django's CSRF cookie; then its unsafe requests carry the CSRF
+    token, and the site (or `page`) as Origin and Referer, as a browser's do. PermissionError when refused."""
     session = requests.Session()
     session.trust_env = False
     session.get(f"{base_url}/user/login/", timeout=TIMEOUT_SECONDS).raise_for_status()
-    signed_in = session.post(
+    answer = session.post(
         f"{base_url}/user/login/",
         data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "email": email, "password": password},
+        headers={"Referer": f"{base_url}/user/login/"},
         allow_redirects=False,
         timeout=TIMEOUT_SECONDS,
     )
-    if signed_in.status_code != 302:
-        raise PermissionError(f"Label Studio refused the sign-in of {email} (HTTP {signed_in.status_code})")
-    answer = session.get(f"{base_url}/api/current-user/token", timeout=TIMEOUT_SECONDS)
+    if answer.status_code != 302:
+        raise PermissionError(f"Label Studio refused the sign-in of {email} (HTTP {answer.status_code})")
+    session.headers.update(
+        {"X-CSRFToken": str(session.cookies["csrftoken"]), "Origin": base_url, "Referer": page or f"{base_url}/"}
+    )
+    return session
+
+
+def signs_in(base_url: str, email: str, password: str) -> bool:
+    try:
+        signed_in_session(base_url, email, password)
+    except PermissionError:
+        return False
+    return True
+
+
+def worker_token(base_url: str, email: str, password: str) -> str:
+    """An account's own API token, as its Account page shows it: signed in through the login form first."""
+    answer = signed_in_session(base_url, email, password).get(
+        f"{base_url}/api/current-user/token", timeout=TIMEOUT_SECONDS
+    )
     answer.raise_for_status()
     return str(answer.json()["token"])
 

@@ -80,11 +80,15 @@ def test_credentials_are_removed_unless_the_answer_is_the_callers_own() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 10) | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["annotations", "drafts", "completed_by", "user", "id", "token", "results", "x", "password"]),
-        children,
-        max_size=5,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["annotations", "drafts", "completed_by", "user", "id", "token", "results", "x", "password"]
+            ),
+            children,
+            max_size=5,
+        )
     ),
     max_leaves=25,
 )

@@ -29,7 +29,7 @@ from sandbox.emulator import MotoServer
 from sandbox.label_studio_browser import choose_password_in_browser, draw_box
 from sandbox.label_studio_gate import LabelStudioGate
 from sandbox.label_studio_server import LabelStudioServer, route_inventory
-from sandbox.simulated_annotators import choose_password, password_link
+from sandbox.simulated_annotators import choose_password, password_link, signed_in_session
 from tests.label_studio.pipeline_world import WEBHOOK_SECRET, Pipeline, label_studio_pipeline, png, rectangle, until
 from tests.label_studio.record_worker_session import FIXTURE, same_origin_requests
 
@@ -46,23 +46,6 @@ class Worker:
     session: requests.Session
     token: str
     user_id: int
-
-
-def signed_in_session(base_url: str, email: str, password: str) -> requests.Session:
-    """A browser's session: the login form with Django's CSRF cookie; later writes carry the CSRF token, so that
-    what answers them is the access rule, not Django's CSRF check."""
-    session = requests.Session()
-    session.trust_env = False
-    session.get(f"{base_url}/user/login/", timeout=30).raise_for_status()
-    answer = session.post(
-        f"{base_url}/user/login/",
-        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "email": email, "password": password},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert answer.status_code == 302, (email, answer.status_code)
-    session.headers.update({"X-CSRFToken": str(session.cookies["csrftoken"]), "Origin": base_url, "Referer": base_url})
-    return session
 
 
 def token_session(token: str) -> requests.Session:
@@ -219,9 +202,7 @@ def test_a_worker_is_refused_every_admin_route_method(world: World, inventory: l
     assert len(unreachable) <= 10, unreachable  # shadowed routes: no path reaches them at all
     project = str(world.pipeline.project_id)
 
-    def attempt(
-        base: str, session: requests.Session, target: tuple[str, str, str]
-    ) -> tuple[str, str, int, str | None]:
+    def attempt(base: str, session: requests.Session, target: tuple[str, str, str]) -> tuple[str, str, int, str | None]:
         route, method, path = target
         # A real project id where a route names one: a wrongly allowed DELETE would really delete.
         path = path.replace(SAMPLE_ID, project, 1) if "projects/" in path else path

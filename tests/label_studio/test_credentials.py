@@ -25,23 +25,11 @@ from labeling_pipeline.backends.label_studio.rotation import (
 )
 from sandbox.emulator import MotoServer, free_port
 from sandbox.label_studio_server import ADMIN_EMAIL, LabelStudioServer
+from sandbox.simulated_annotators import signs_in
 
 REGION = "us-east-1"
 FIRST_TOKEN = "1111111111aaaaaaaaaa1111111111aaaaaaaaaa"
 FIRST_PASSWORD = "First-password-for-tests-1"
-
-
-def signs_in(url: str, email: str, password: str) -> bool:
-    session = requests.Session()
-    session.trust_env = False
-    session.get(f"{url}/user/login/", timeout=30).raise_for_status()
-    answer = session.post(
-        f"{url}/user/login/",
-        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "email": email, "password": password},
-        allow_redirects=False,
-        timeout=30,
-    )
-    return answer.status_code == 302
 
 
 def token_works(url: str, token: str) -> bool:

@@ -43,9 +43,11 @@ class LabelStudioUnavailable(TransientBackendError):
 class LabelStudioRefused(PermanentBackendError):
     """A 4xx that no retry will change."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
+        # The answer's own {"detail": ...}, when it has one: what Label Studio (or its access rules) said.
+        self.detail = detail
 
 
 class LabelStudioNotFound(LabelStudioRefused):
@@ -121,10 +123,14 @@ class LabelStudioApi:
                 status,
             )
         if status == 404:
-            raise LabelStudioNotFound(f"Label Studio at {self.base_url} has no {path} (HTTP 404)", status)
+            raise LabelStudioNotFound(
+                f"Label Studio at {self.base_url} has no {path} (HTTP 404)", status, _detail(text)
+            )
         if status >= 400:
             raise LabelStudioRefused(
-                f"Label Studio at {self.base_url} refused {method} {path} with HTTP {status}: {text[:500]}", status
+                f"Label Studio at {self.base_url} refused {method} {path} with HTTP {status}: {text[:500]}",
+                status,
+                _detail(text),
             )
         if not text:
             return None
@@ -288,3 +294,11 @@ class LabelStudioApi:
     def current_user(self) -> dict[str, Any]:
         found: dict[str, Any] = self.request("GET", "/api/current-user/whoami")
         return found
+
+
+def _detail(text: str) -> str:
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return ""
+    return str(answer.get("detail", "")) if isinstance(answer, dict) else ""

@@ -30,14 +30,14 @@ class LabelStudioWorkers:
                 return self._api.request("GET", path)
             return self._api.request("POST", path, body={"email": email.strip().lower()})
         except LabelStudioNotFound as error:
-            if email is not None and "is not a worker" in str(error):
-                raise WorkerError(f"{email.strip().lower()} is not a worker") from None
+            if email is not None and error.detail:
+                raise WorkerError(error.detail) from None
             raise WorkerError(
                 f"Label Studio at {self._api.base_url} has no worker-account API ({path}): is it the deployment's "
                 "Label Studio, started with labeling_gate (label_studio_plugin/)?"
             ) from None
         except LabelStudioRefused as error:
-            raise WorkerError(_detail(error)) from None
+            raise WorkerError(error.detail or str(error)) from None
 
     def list(self) -> list[str]:
         return [
@@ -67,12 +67,3 @@ def _link_message(first_line: str, answer: dict[str, Any]) -> str:
         f"{first_line}\nSend the worker this link, privately; on it they choose their own password (valid "
         f"{answer['expires_in_hours']} hours, once; stored nowhere):\n{answer['password_link']}"
     )
-
-
-def _detail(error: LabelStudioRefused) -> str:
-    text = str(error)
-    # The API's {"detail": "..."} is the useful part of Label Studio's answer.
-    marker = '"detail": "'
-    if marker in text:
-        return text.split(marker, 1)[1].split('"', 1)[0]
-    return text
