@@ -82,6 +82,9 @@ class CloudFrontFunction:
             stderr=subprocess.DEVNULL,
             text=True,
             bufsize=1,
+            # A Ctrl-C at the terminal is for the program that runs this function (the demo), which then closes
+            # it: Node must not die first, under a request in flight.
+            start_new_session=True,
         )
         self._lock = threading.Lock()
         self._send(json.dumps(code))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.cloudfront_function import CloudFrontFunction
+from sandbox.cloudfront_function import CloudFrontFunction, FunctionError
 
 REPO = Path(__file__).resolve().parent.parent
 EDGE_FUNCTION = REPO / "stacks" / "backends" / "label_studio" / "edge" / "viewer_request.js"
@@ -76,7 +76,11 @@ class LabelStudioGate:
                 body = self.rfile.read(length) if length else None
                 # The gate sets the body's length itself: one Content-Length header, not two.
                 headers = {name: value for name, value in self.headers.items() if name.lower() not in NOT_PASSED_BACK}
-                result = gate.function.viewer_request(self.command, self.path, headers)
+                try:
+                    result = gate.function.viewer_request(self.command, self.path, headers)
+                except (FunctionError, OSError) as error:
+                    self._answer(502, [("X-Labeling-Gate", "function-failed")], str(error).encode())
+                    return
                 if "statusCode" in result:
                     gate.refused.append((self.command, self.path))
                     reason = result.get("headers", {}).get("x-labeling-gate", {}).get("value", "edge")
@@ -96,9 +100,13 @@ class LabelStudioGate:
                     response = connection.getresponse()
                     content = response.read()
                     kept = [(n, v) for n, v in response.getheaders() if n.lower() not in NOT_PASSED_BACK]
-                    self._answer(response.status, kept, content)
+                except OSError as error:
+                    # As CloudFront answers when its origin fails: a 502, not a dropped connection.
+                    self._answer(502, [("X-Labeling-Gate", "origin-failed")], f"Label Studio: {error}".encode())
+                    return
                 finally:
                     connection.close()
+                self._answer(response.status, kept, content)
 
             def _answer(self, status: int, headers: list[tuple[str, str]], content: bytes) -> None:
                 self.send_response(status)
