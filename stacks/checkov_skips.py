@@ -82,15 +82,16 @@ SKIPS: tuple[CheckovSkip, ...] = (
         "AWS::Logs::LogGroup",
         "CloudWatch Logs encrypts log data at rest with its own keys; the Lambda logs hold object keys and "
         "job names, no image data. With labeling.kmsKey the log groups use the customer-managed key and pass.",
-        paths=("Launch/Launcher/Logs", "Follow/JobEvents/Logs"),
+        paths=("Launch/Launcher/Logs", "Follow/JobEvents/Logs", "Prelabel/Function/Logs"),
         without_kms=True,
     ),
     CheckovSkip(
         "CKV_AWS_116",
         "AWS::Lambda::Function",
         "The launcher is invoked synchronously by its SQS event source, where a Lambda dead-letter queue never "
-        "applies: failed messages go to the upload queue's own DLQ after 5 receives (redrive policy).",
-        paths=("Launch/Launcher/Function",),
+        "applies: failed messages go to the upload queue's own DLQ after 5 receives (redrive policy). The same "
+        "holds for the pre-label function and its queue's DLQ.",
+        paths=("Launch/Launcher/Function", "Prelabel/Function/Function"),
     ),
     CheckovSkip(
         "CKV_AWS_116",
@@ -119,7 +120,7 @@ SKIPS: tuple[CheckovSkip, ...] = (
         "AWS::Lambda::Function",
         "The environment holds resource names, ARNs and task settings, no secret; Lambda encrypts it at rest "
         "with an AWS-managed key. Nothing would gain from a customer-managed key here.",
-        paths=("Launch/Launcher/Function", "Follow/JobEvents/Function"),
+        paths=("Launch/Launcher/Function", "Follow/JobEvents/Function", "Prelabel/Function/Function"),
     ),
 )
 

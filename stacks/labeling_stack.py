@@ -12,6 +12,8 @@ from stacks.constructs.labeling_backend import BackendInfrastructure
 from stacks.constructs.labeling_bucket import LabelingBucket
 from stacks.constructs.launch_pipeline import LaunchPipeline
 from stacks.constructs.operations_alarms import OperationsAlarms
+from stacks.constructs.prelabel.stage import SERVICE_NAME as PRELABEL_SERVICE
+from stacks.constructs.prelabel.stage import PrelabelStage
 from stacks.deployment_settings import KMS_KEY_NONE, LabelingConfig, runtime_settings_json
 
 
@@ -33,7 +35,26 @@ class LabelingPipelineStack(cdk.Stack):
         )
         wiring = backend.wire(self, config=config, bucket=storage.bucket, key=self.key)
         self.pipeline = LaunchPipeline(
-            self, "Launch", config=config, bucket=storage.bucket, backend=wiring, key=self.key
+            self,
+            "Launch",
+            config=config,
+            bucket=storage.bucket,
+            backend=wiring,
+            key=self.key,
+            receive_uploads=config.prelabel is None,
+        )
+        self.prelabel = (
+            PrelabelStage(
+                self,
+                "Prelabel",
+                config=config,
+                prelabel=config.prelabel,
+                bucket=storage.bucket,
+                launch_queue=self.pipeline.queue,
+                key=self.key,
+            )
+            if config.prelabel is not None
+            else None
         )
         self.storage = storage
         self.following = JobFollowing(
@@ -54,9 +75,12 @@ class LabelingPipelineStack(cdk.Stack):
             dead_letter_queues={
                 "UploadDeadLetterQueue": self.pipeline.dead_letter_queue,
                 "FailedJobEventsQueue": self.following.failed_events,
+                **({"PrelabelDeadLetterQueue": self.prelabel.dead_letter_queue} if self.prelabel else {}),
             },
             metric_namespace=config.metric_namespace,
             key=self.key,
+            prelabel=self.prelabel.function if self.prelabel else None,
+            prelabel_service=PRELABEL_SERVICE,
         )
         cdk.CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
         cdk.CfnOutput(
@@ -72,7 +96,10 @@ class LabelingPipelineStack(cdk.Stack):
                 ],
             ),
         )
+        # The launcher's queue: a dead-lettered upload is sent back here (past the pre-label stage, if any).
         cdk.CfnOutput(self, "UploadQueueUrl", value=self.pipeline.queue.queue_url)
+        if self.prelabel is not None:
+            cdk.CfnOutput(self, "PrelabelDeadLetterQueueUrl", value=self.prelabel.dead_letter_queue.queue_url)
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.pipeline.dead_letter_queue.queue_url)
         cdk.CfnOutput(self, "LedgerTableName", value=self.pipeline.ledger.table_name)
         cdk.CfnOutput(self, "ResultsTopicArn", value=self.following.topic.topic_arn)

@@ -215,6 +215,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     metrics.add_metric(name="LabelingJobsCreated", unit=MetricUnit.Count, value=len(created))
     if env.launcher is not None:
         env.launcher.jobs_created.clear()
+        for image, why in env.launcher.unreadable_proposals:
+            logger.warning("proposals not shown: unreadable", extra={"image": image.image_id, "reason": why})
+        if env.launcher.unreadable_proposals:
+            metrics.add_metric(
+                name="ProposalsUnreadable", unit=MetricUnit.Count, value=len(env.launcher.unreadable_proposals)
+            )
+        env.launcher.unreadable_proposals.clear()
     logger.info(
         "batch handled",
         extra={

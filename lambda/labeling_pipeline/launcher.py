@@ -38,6 +38,7 @@ from labeling_pipeline.images import ImageRef
 from labeling_pipeline.job_naming import chunks, job_name
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.names import CANDIDATES_FILE, JOBS_PREFIX, OUTPUT_PREFIX
+from labeling_pipeline.prelabel.proposals import Proposal, read_proposals
 from labeling_pipeline.settings import PipelineSettings
 
 
@@ -130,6 +131,8 @@ class Launcher:
         self._settings = settings
         self._clock = clock
         self.jobs_created: list[tuple[str, int]] = []
+        # Proposals files that could not be read (image, why): the image is labeled without proposals.
+        self.unreadable_proposals: list[tuple[ImageRef, str]] = []
 
     def launch(self, images: list[ImageRef]) -> dict[ImageRef, ImageOutcome]:
         outcomes: dict[ImageRef, ImageOutcome] = {}
@@ -172,12 +175,22 @@ class Launcher:
         members = tuple(sorted(image for image, owner in owners.items() if owner == name))
         if not members:
             return 0
-        request = JobRequest(
-            name=name, images=members, bucket=self._bucket, task_prefix=job_prefix(name), output_prefix=OUTPUT_PREFIX
-        )
         leased = not self._backend.idempotent_start
         if leased and not self._take_start_lease(name):
             return 0
+        try:
+            request = JobRequest(
+                name=name,
+                images=members,
+                bucket=self._bucket,
+                task_prefix=job_prefix(name),
+                output_prefix=OUTPUT_PREFIX,
+                proposals=self._proposals(members),
+            )
+        except BaseException:
+            if leased:
+                self._ledger.release_job_start(name)
+            raise
         try:
             input_uri = self._backend.create_job(request)
             self._ledger.mark_job_created(name, len(members), input_uri)
@@ -189,6 +202,15 @@ class Launcher:
             raise
         self.jobs_created.append((name, len(members)))
         return len(members)
+
+    def _proposals(self, members: tuple[ImageRef, ...]) -> dict[ImageRef, Proposal]:
+        """The detector's proposals for the job's images, read when its job starts (not when the images were
+        claimed), so that a job another invocation finishes gets them too."""
+        if self._settings.prelabel is None:
+            return {}
+        found, unreadable = read_proposals(self._s3, self._bucket, self._settings.prelabel.model_version, members)
+        self.unreadable_proposals.extend(sorted(unreadable.items()))
+        return found
 
     def _take_start_lease(self, name: str) -> bool:
         """True with the lease held; False when another invocation created the job meanwhile; JobStartBusy

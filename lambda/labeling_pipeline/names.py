@@ -13,6 +13,7 @@ INPUT_PREFIX = "images/"  # uploads: every object created here is considered for
 JOBS_PREFIX = "jobs/"  # each job's task definition (candidates and the backend's task inputs)
 OUTPUT_PREFIX = "output/"  # what the labeling backend writes back
 EXPORTS_PREFIX = "exports/"  # training formats, written when a job ends
+PROPOSALS_PREFIX = "prelabels/"  # a detector's proposals, one file per model version and image version
 
 # The launcher's list of a job's candidate images, under jobs/<job>/.
 CANDIDATES_FILE = "candidates.json"
@@ -67,6 +68,7 @@ class EnvironmentVariable(StrEnum):
     BACKEND_RESOURCES = "BACKEND_RESOURCES"  # the backend's deployed resources, one JSON object
     JOB_LEASE_SECONDS = "JOB_LEASE_SECONDS"
     METRIC_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+    LAUNCH_QUEUE_URL = "LAUNCH_QUEUE_URL"  # where the pre-label stage forwards every upload event
 
 
 class StackOutput(StrEnum):

@@ -15,12 +15,23 @@ extras: ``layer_v3/layer/layer_stack.py``, ``include_extras=True``, in aws-power
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError, create_model
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, StrictInt, StrictStr, ValidationError, create_model, model_validator
+
+from labeling_pipeline.prelabel.settings import PrelabelSettings
+from labeling_pipeline.setting_rules import (
+    Name,
+    OneLine,
+    SettingsError,
+    SettingsModel,
+    between,
+    length,
+    rule,
+)
+
+__all__ = ["Name", "OneLine", "SettingsError", "SettingsModel", "between", "length", "rule"]
 
 CONTEXT_KEY = "labeling"
 DEFAULT_BACKEND = "ground-truth"
@@ -30,48 +41,6 @@ DEFAULT_METRIC_NAMESPACE = "GroundTruthLabeling"
 # A job (batch) name is <prefix>-<yyyymmdd>-<12 hex>: 22 characters after the prefix, 63 in all.
 MAX_JOB_NAME_PREFIX = 63 - 22
 MAX_IMAGES_PER_JOB = 100_000
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
-LINE_BREAKS = "\r\n\u0085\u2028\u2029"
-
-
-class SettingsError(ValueError):
-    """A setting broke a rule; the message names the key (``labeling.<name>``) and the rule."""
-
-
-def _rule(check: Callable[[Any], str | None]) -> AfterValidator:
-    """A field rule: `check` returns what is wrong (the message after the key), or None."""
-
-    def validate(value: Any) -> Any:
-        problem = check(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
-
-    return AfterValidator(validate)
-
-
-def between(low: int, high: int) -> AfterValidator:
-    def check(value: int) -> str | None:
-        return None if low <= value <= high else f"must be between {low} and {high}, got {value}"
-
-    return _rule(check)
-
-
-def length(low: int, high: int) -> AfterValidator:
-    def check(value: str) -> str | None:
-        return None if low <= len(value) <= high else f"must be {low} to {high} characters, got {len(value)}"
-
-    return _rule(check)
-
-
-def _one_line(value: str) -> str | None:
-    return "must be one line" if any(char in value for char in LINE_BREAKS) else None
-
-
-def _name(value: str) -> str | None:
-    if NAME_PATTERN.match(value):
-        return None
-    return f"{value!r} must be letters, digits and single hyphens, starting and ending with a letter or digit"
 
 
 def _labels(labels: tuple[str, ...]) -> str | None:
@@ -87,15 +56,7 @@ def _labels(labels: tuple[str, ...]) -> str | None:
     return None
 
 
-Name = Annotated[StrictStr, _rule(_name)]
-OneLine = Annotated[StrictStr, _rule(_one_line)]
-Labels = Annotated[tuple[StrictStr, ...], _rule(_labels)]
-
-
-class SettingsModel(BaseModel):
-    """camelCase keys, no unknown key, no coercion of a string or a boolean into a number."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+Labels = Annotated[tuple[StrictStr, ...], rule(_labels)]
 
 
 class PipelineSettings(SettingsModel):
@@ -118,6 +79,17 @@ class PipelineSettings(SettingsModel):
     max_images_per_job: Annotated[StrictInt, between(1, MAX_IMAGES_PER_JOB)] = 1000
     job_name_prefix: Annotated[Name, length(1, MAX_JOB_NAME_PREFIX)] = "bbox"
     metric_namespace: Annotated[StrictStr, length(1, 255)] = DEFAULT_METRIC_NAMESPACE
+    # Off unless configured: a detector proposes boxes that people correct (labeling_pipeline/prelabel/).
+    prelabel: PrelabelSettings | None = None
+
+    @model_validator(mode="after")
+    def _prelabel_labels_are_ours(self) -> PipelineSettings:
+        if self.prelabel is not None and (unknown := self.prelabel.unknown_labels(self.labels)):
+            raise ValueError(
+                f"prelabel.classMap: maps classes to {', '.join(map(repr, unknown))}, which labeling.labels does "
+                f"not have ({', '.join(map(repr, self.labels))})"
+            )
+        return self
 
 
 M = TypeVar("M", bound=SettingsModel)
@@ -146,6 +118,12 @@ def _describe(error: Mapping[str, Any]) -> str:
         return f"must be a string, got {value!r}"
     if kind in ("tuple_type", "list_type"):
         return f"must be a list of strings, got {value!r}"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number, got {value!r}"
+    if kind in ("dict_type", "model_type"):
+        return f"must be an object, got {value!r}"
+    if kind == "missing":
+        return "is required"
     if kind == "literal_error":
         return f"must be one of {error['ctx']['expected']}, got {value!r}"
     return str(error["msg"])
@@ -154,18 +132,27 @@ def _describe(error: Mapping[str, Any]) -> str:
 def settings_error(error: ValidationError, model: type[BaseModel]) -> SettingsError:
     """The first broken rule as ``labeling.<key>: <rule>``; unknown keys are listed together."""
     problems = error.errors()
-    unknown = sorted(str(problem["loc"][0]) for problem in problems if problem["type"] == "extra_forbidden")
+    unknown = sorted(
+        tuple(str(part) for part in problem["loc"]) for problem in problems if problem["type"] == "extra_forbidden"
+    )
     if unknown:
-        return SettingsError(f"{CONTEXT_KEY}: unknown setting(s) {', '.join(unknown)}")
+        # Named where they sit: labeling.prelabel: unknown setting(s) threshold.
+        parents = sorted({".".join((CONTEXT_KEY, *path[:-1])) for path in unknown})
+        names = (
+            ", ".join(path[-1] for path in unknown) if len(parents) == 1 else ", ".join(".".join(p) for p in unknown)
+        )
+        return SettingsError(f"{parents[0] if len(parents) == 1 else CONTEXT_KEY}: unknown setting(s) {names}")
     problem = problems[0]
     location = problem["loc"]
     by_name = {name: field.alias or name for name, field in model.model_fields.items()}
     if location:
         key = by_name.get(str(location[0]), str(location[0]))
-        if problem["type"] in ("string_type", "int_type") and len(location) > 1:
+        if problem["type"] in ("string_type", "int_type") and len(location) > 1 and isinstance(location[1], int):
             # An element of a list: the whole list is what the user wrote.
             return SettingsError(f"{CONTEXT_KEY}.{key}: must be a list of strings")
-        return SettingsError(f"{CONTEXT_KEY}.{key}: {_describe(problem)}")
+        # A nested setting (labeling.prelabel.minScore) is named by its whole path.
+        path = ".".join([key, *(str(part) for part in location[1:] if isinstance(part, str))])
+        return SettingsError(f"{CONTEXT_KEY}.{path}: {_describe(problem)}")
     # A rule across fields names its key itself ("<key>: <rule>").
     return SettingsError(f"{CONTEXT_KEY}.{_describe(problem)}")
 

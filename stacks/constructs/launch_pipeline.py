@@ -15,6 +15,7 @@ from constructs import Construct
 from labeling_pipeline.ledger_schema import LEDGER_INDEX
 from labeling_pipeline.names import INPUT_PREFIX, JOBS_PREFIX
 from labeling_pipeline.names import EnvironmentVariable as Env
+from labeling_pipeline.prelabel.proposals import proposals_prefix
 from stacks.constructs.encryption_key import LabelingKey, queue_encryption
 from stacks.constructs.labeling_backend import BackendWiring
 from stacks.constructs.nag import LAMBDA_BASIC_EXECUTION, acknowledge, acknowledge_wildcard_resources
@@ -68,6 +69,27 @@ class EncryptedQueueDestination:
         )
 
 
+def notify_uploads(scope: Construct, bucket: s3.IBucket, queue: sqs.IQueue, key: LabelingKey | None) -> None:
+    """S3 sends every object created under images/ to `queue`: not only *.jpg, as S3 suffix filters are
+    case-sensitive and a filter would drop "IMG_1.Jpg" without a trace (the launcher logs and counts what it
+    skips). One queue per bucket and prefix: S3 refuses two notifications of one event on overlapping prefixes."""
+    destination: s3.IBucketNotificationDestination = (
+        s3n.SqsDestination(queue) if key is None else EncryptedQueueDestination(queue, key)
+    )
+    bucket.add_event_notification(
+        s3.EventType.OBJECT_CREATED, destination, s3.NotificationKeyFilter(prefix=INPUT_PREFIX)
+    )
+    stack = cdk.Stack.of(scope)
+    notifications_handler = stack.node.try_find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
+    if notifications_handler is not None:
+        acknowledge(
+            notifications_handler,
+            LAMBDA_BASIC_EXECUTION,
+            "CDK's bucket-notification handler runs once per deploy to write the notification "
+            "configuration; its role and logging policy come from aws-cdk-lib.",
+        )
+
+
 class LaunchPipeline(Construct):
     def __init__(
         self,
@@ -78,7 +100,10 @@ class LaunchPipeline(Construct):
         bucket: s3.IBucket,
         backend: BackendWiring,
         key: LabelingKey | None = None,
+        receive_uploads: bool = True,
     ) -> None:
+        """`receive_uploads` False: another stage (the pre-label stage) takes the bucket's upload events and
+        forwards them to `queue`."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         # SSE-SQS by default; the customer-managed key when labeling.kmsKey is set.
@@ -124,22 +149,9 @@ class LaunchPipeline(Construct):
             retention_period=cdk.Duration.days(14),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT),
         )
-        # Every object under images/ is sent, not only *.jpg: S3 suffix filters are case-sensitive, so a
-        # filter would drop "IMG_1.Jpg" without a trace. The launcher logs and counts what it skips.
-        destination: s3.IBucketNotificationDestination = (
-            s3n.SqsDestination(self.queue) if key is None else EncryptedQueueDestination(self.queue, key)
-        )
-        bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED, destination, s3.NotificationKeyFilter(prefix=INPUT_PREFIX)
-        )
-        notifications_handler = stack.node.try_find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
-        if notifications_handler is not None:
-            acknowledge(
-                notifications_handler,
-                LAMBDA_BASIC_EXECUTION,
-                "CDK's bucket-notification handler runs once per deploy to write the notification "
-                "configuration; its role and logging policy come from aws-cdk-lib.",
-            )
+        if receive_uploads:
+            notify_uploads(self, bucket, self.queue, key)
+        self.receives_uploads = receive_uploads
 
         environment: dict[str, str] = {
             Env.BUCKET_NAME: bucket.bucket_name,
@@ -171,6 +183,18 @@ class LaunchPipeline(Construct):
                     sid="TaskDefinitions",
                     actions=["s3:GetObject", "s3:PutObject"],
                     resources=[bucket.arn_for_objects(f"{JOBS_PREFIX}*")],
+                ),
+                *(
+                    [
+                        iam.PolicyStatement(
+                            # The detector's proposals for the images of a job it starts (one model version).
+                            sid="Proposals",
+                            actions=["s3:GetObject"],
+                            resources=[bucket.arn_for_objects(proposals_prefix(config.prelabel.model_version) + "*")],
+                        )
+                    ]
+                    if config.prelabel is not None
+                    else []
                 ),
                 iam.PolicyStatement(
                     # PutItem: the claims (TransactWriteItems Puts) and the job record; BatchGetItem: owners and

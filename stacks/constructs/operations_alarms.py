@@ -41,6 +41,8 @@ class OperationsAlarms(Construct):
         dead_letter_queues: dict[str, sqs.IQueue],
         metric_namespace: str,
         key: LabelingKey | None = None,
+        prelabel: lambda_.IFunction | None = None,
+        prelabel_service: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms: list[cloudwatch.Alarm] = []
@@ -119,3 +121,11 @@ class OperationsAlarms(Construct):
             custom_metric(metric_namespace, "JobsFailedOrStopped", "labeling-job-events"),
             "A labeling job failed or was stopped; its images wait for `gt-labeling relabel`.",
         )
+        if prelabel is not None:
+            alarm("PrelabelErrors", prelabel.metric_errors(period=PERIOD), "The pre-label Lambda failed.")
+            alarm(
+                "PrelabelFailures",
+                custom_metric(metric_namespace, "PrelabelFailures", prelabel_service),
+                "The detector failed on uploads (endpoint down or slow, model unreadable, image it cannot read): "
+                "those images go to labeling without proposals; read the pre-label log for the reason.",
+            )

@@ -445,3 +445,47 @@ def test_a_start_whose_outcome_is_unknown_keeps_the_start_lease_until_it_lapses(
     assert all(o.ok for o in retried.values())
     assert backend.starts == [name, name]
     assert world.ledger.job_created(name)
+
+
+# --- proposals (labeling.prelabel) ---------------------------------------------------------------------------
+
+PRELABEL = {"modelUri": "s3://models-123456789012/d.onnx", "classMap": {"0": "Dog"}, "modelVersion": "det-v1"}
+
+
+class RecordingBackend:
+    """The Ground Truth backend, keeping the requests the launcher hands it."""
+
+    def __init__(self, backend: GroundTruthBackend) -> None:
+        self._backend = backend
+        self.idempotent_start = backend.idempotent_start
+        self.requests: list[JobRequest] = []
+
+    def create_job(self, request: JobRequest) -> str:
+        self.requests.append(request)
+        return self._backend.create_job(request)
+
+
+def test_a_job_carries_the_proposals_that_the_pre_label_stage_wrote_for_its_images(world: World) -> None:
+    from labeling_pipeline.labels import Box
+    from labeling_pipeline.prelabel.proposals import Proposal, encode, proposal_key
+
+    settings = make_settings(prelabel=PRELABEL)
+    batch = images(4)
+    proposed = Proposal("det-v1", batch[0], 640, 480, (Box("Dog", 10.5, 20.25, 100.0, 50.0, 0.91),))
+    held_out = Proposal("det-v1", batch[1], 800, 600, held_out=True)
+    for proposal in (proposed, held_out):
+        world.s3.put_object(Bucket=BUCKET, Key=proposal_key("det-v1", proposal.image), Body=encode(proposal))
+    # Another model version's file, and a file that names another image: neither is shown.
+    world.s3.put_object(
+        Bucket=BUCKET, Key=proposal_key("det-v0", batch[2]), Body=encode(Proposal("det-v0", batch[2], 1, 1))
+    )
+    world.s3.put_object(Bucket=BUCKET, Key=proposal_key("det-v1", batch[3]), Body=encode(proposed))
+    backend = RecordingBackend(world.backend(settings))
+    launcher = world.launcher(settings, backend=backend)
+    outcomes = launcher.launch(batch)
+
+    assert all(outcome.ok for outcome in outcomes.values())
+    [request] = backend.requests
+    assert dict(request.proposals) == {batch[0]: proposed, batch[1]: held_out}
+    [(image, why)] = launcher.unreadable_proposals
+    assert image == batch[3] and batch[0].image_id in why

@@ -9,12 +9,13 @@ infrastructure is in ``stacks/backends/<name>/``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.labels import LabeledImage, ReadStats
 from labeling_pipeline.names import ENDED_STATES, JobState
+from labeling_pipeline.prelabel.proposals import Proposal
 from labeling_pipeline.settings import PipelineSettings, SettingsModel
 
 # What a backend builds its clients with: boto3.client's signature (service name, region_name=...).
@@ -30,6 +31,9 @@ class JobRequest:
     bucket: str
     task_prefix: str  # jobs/<name>/: where the backend writes the job's task inputs
     output_prefix: str  # output/: where the backend's results go
+    # A detector's proposals for the images that have them (labeling.prelabel): a backend shows them to people
+    # to correct. A held-out image's proposal has no boxes and `held_out` set; an image without one gets none.
+    proposals: Mapping[ImageRef, Proposal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

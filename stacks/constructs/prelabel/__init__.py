@@ -1,0 +1,1 @@
+"""The pre-label stage: a detector proposes boxes for each upload before the launcher makes it labeling work."""
