@@ -66,6 +66,8 @@ class LabelingPipelineStack(cdk.Stack):
             backend=wiring,
             key=self.key,
         )
+        if self.prelabel is not None:
+            self.prelabel.serve_job_end(self.following.handler)
         self.alarms = OperationsAlarms(
             self,
             "Alarms",

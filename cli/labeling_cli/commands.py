@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ from labeling_pipeline.exports.formats import (
     relative_path,
 )
 from labeling_pipeline.images import split_s3_uri
-from labeling_pipeline.labels import LabeledImage, ReadStats, ResultsError
+from labeling_pipeline.labels import Box, LabeledImage, ReadStats, ResultsError
 from labeling_pipeline.launcher import candidates_key, job_images
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.names import ImageStatus
@@ -251,7 +251,9 @@ def review_command(
     labels: list[str],
     s3: Any,
     note: str | None = None,
+    proposals: Mapping[str, tuple[Box, ...]] | None = None,
 ) -> Path:
+    """`proposals`: a detector's proposals by source ref (the job's pre-label report), drawn beside the boxes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     label_space = LabelSpace(labels)
     items = []
@@ -266,7 +268,8 @@ def review_command(
                         _fetch_image(s3, image.source_ref, target)
                 else:
                     target = Path(images) / relative
-                items.append(ReviewItem(image, local_href(target, out_dir)))
+                shown = None if proposals is None else proposals.get(image.source_ref)
+                items.append(ReviewItem(image, local_href(target, out_dir), shown))
         except ResultsError as error:
             raise CliError(f"{source.name}: {error}") from error
     index = out_dir / "index.html"

@@ -13,6 +13,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
 from labeling_cli import commands
+from labeling_cli.prelabel_report import proposals_by_image, read_report, report_command
 from labeling_cli.sources import local_manifest
 from labeling_cli.stack import CliError, StackInfo, load_stack, resolve_region
 from labeling_cli.upload import upload
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--images", required=True, help="local folder of the images, or 's3' to download them")
             p.add_argument("--note", help="a line shown above the gallery, e.g. who labeled these images")
+
+    p = sub.add_parser("report", help="whether the detector's proposals helped in a job (labeling.prelabel)")
+    p.add_argument("job")
 
     p = sub.add_parser("workers", help="manage the worker group without a redeploy")
     p.add_argument("action", choices=["add", "reset", "remove", "list"], help="reset: a forgotten password")
@@ -179,7 +183,9 @@ def _export_or_review(args: argparse.Namespace, connect: Callable[[], Any]) -> l
     if args.command == "export":
         summary = commands.export_command(source, args.format, args.out, labels, s3, with_images=args.with_images)
         return [f"wrote {args.format} to {args.out}", json.dumps(summary, indent=1, ensure_ascii=False)]
-    index = commands.review_command(source, args.images, args.out, labels, s3, args.note)
+    report = read_report(s3, stack.bucket, args.source) if stack is not None and manifest is None else None
+    proposals = proposals_by_image(report) if report is not None else None
+    index = commands.review_command(source, args.images, args.out, labels, s3, args.note, proposals)
     return [f"open {index}"]
 
 
@@ -189,6 +195,8 @@ def run(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
         return _export_or_review(args, connect)
     session = connect()
     stack = load_stack(session, args.project)
+    if args.command == "report":
+        return report_command(session.client("s3"), stack.bucket, args.job)
     if args.command == "upload":
         limits = parts(stack.settings.backend).limits
         report = upload(session.client("s3"), stack.bucket, args.directory, args.dataset, limits, args.workers)

@@ -44,6 +44,7 @@ def build_finisher(make_client: Callable[..., Any] = boto3.client) -> tuple[JobF
         bucket=os.environ[Env.BUCKET_NAME],
         topic_arn=os.environ[Env.RESULTS_TOPIC_ARN],
         labels=settings.labels,
+        prelabel=settings.prelabel,
         lease_seconds=int(os.environ.get(Env.JOB_LEASE_SECONDS, "660")),
     )
     return finisher, backend

@@ -25,7 +25,17 @@ from labeling_pipeline.images import ImageRef
 from labeling_pipeline.labels import LabeledImage
 from labeling_pipeline.launcher import job_images
 from labeling_pipeline.ledger import Ledger
-from labeling_pipeline.names import EXPORTS_PREFIX, FINISHED_LEDGER_STATUSES, ImageStatus, JobState, LedgerJobStatus
+from labeling_pipeline.names import (
+    EXPORTS_PREFIX,
+    FINISHED_LEDGER_STATUSES,
+    PREDICTIONS_FILE,
+    PRELABEL_REPORT_FILE,
+    ImageStatus,
+    JobState,
+    LedgerJobStatus,
+)
+from labeling_pipeline.prelabel.proposals import read_proposals
+from labeling_pipeline.prelabel.settings import PrelabelSettings
 
 MAX_LISTED_FAILURES = 50
 SNS_MESSAGE_LIMIT = 250_000
@@ -68,6 +78,7 @@ class JobFinisher:
         bucket: str,
         topic_arn: str,
         labels: Sequence[str],
+        prelabel: PrelabelSettings | None = None,
         lease_seconds: int = 900,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -78,6 +89,7 @@ class JobFinisher:
         self._bucket = bucket
         self._topic_arn = topic_arn
         self._labels = list(labels)
+        self._prelabel = prelabel
         self._lease_seconds = lease_seconds
         self._clock = clock
 
@@ -162,10 +174,14 @@ class JobFinisher:
     ) -> dict[str, Any]:
         members = self._members(description.name)
         seen: list[tuple[str, int, str | None]] = []
+        # What the pre-label report needs of each image: its final boxes and the seconds spent on it.
+        answered: dict[str, LabeledImage] = {}
 
         def observed() -> Iterator[LabeledImage]:
             for image in images:
                 seen.append((image.source_ref, len(image.boxes), image.failure_reason))
+                if self._prelabel is not None and not image.failed:
+                    answered[image.source_ref] = image._replace(line_number=0)
                 yield image
 
         prefix = f"{EXPORTS_PREFIX}{description.name}/"
@@ -176,8 +192,15 @@ class JobFinisher:
                 self._s3.upload_file(
                     str(out / name), self._bucket, prefix + name, ExtraArgs={"ContentType": content_type}
                 )
+            prelabel_summary = (
+                self._prelabel_report(description.name, members, answered, out / "coco.json", prefix)
+                if self._prelabel is not None
+                else None
+            )
         summary = {"status": description.state.value, **stats.summary(description.name)}
         summary["exports"] = {name: f"s3://{self._bucket}/{prefix}{name}" for name in EXPORT_FILES}
+        if prelabel_summary is not None:
+            summary["prelabel"] = prelabel_summary
         now = self._clock().isoformat()
 
         to_relabel = 0
@@ -218,6 +241,50 @@ class JobFinisher:
             summary["relabelCommand"] = f"gt-labeling relabel {description.name}"
         self._put_json(prefix + "summary.json", summary)
         return summary
+
+    def _prelabel_report(
+        self,
+        job_name: str,
+        members: dict[str, ImageRef],
+        answered: dict[str, LabeledImage],
+        coco_file: Path,
+        prefix: str,
+    ) -> dict[str, Any]:
+        """prelabel-report.json and the proposals as a COCO results file beside coco.json; returns the report's
+        headline for summary.json."""
+        # Here, not at the top: the report needs numpy, which only a deployment with labeling.prelabel gives the
+        # job-events function (the detector runtime layer).
+        from labeling_pipeline.prelabel.report import ImageOutcome, build_report, coco_results
+
+        assert self._prelabel is not None
+        model_version = self._prelabel.model_version
+        proposals, _unreadable = read_proposals(self._s3, self._bucket, model_version, members.values())
+        outcomes = []
+        for source_ref, image in sorted(members.items()):
+            labeled = answered.get(source_ref)
+            outcomes.append(
+                ImageOutcome(
+                    image,
+                    proposals.get(image),
+                    None if labeled is None else labeled.boxes,
+                    None if labeled is None else labeled.seconds,
+                )
+            )
+        report = build_report(job_name, model_version, self._prelabel.min_score, self._labels, outcomes)
+        self._put_json(prefix + PRELABEL_REPORT_FILE, report)
+        coco_images = json.loads(coco_file.read_text())["images"]
+        image_ids = {entry["source_ref"]: entry["id"] for entry in coco_images}
+        by_source = {image.source_ref: proposal for image, proposal in proposals.items()}
+        self._put_json(prefix + PREDICTIONS_FILE, coco_results(by_source, image_ids, self._labels))
+        return {
+            "report": f"s3://{self._bucket}/{prefix}{PRELABEL_REPORT_FILE}",
+            "predictions": f"s3://{self._bucket}/{prefix}{PREDICTIONS_FILE}",
+            "modelVersion": model_version,
+            "boxes": report["boxes"],
+            "mAP": report["model"]["mAP"],
+            "secondsPerImage": report["secondsPerImage"],
+            "advice": report["advice"],
+        }
 
     # --- failed or stopped -----------------------------------------------------------------
     def _finish_unfinished(self, description: JobDescription) -> dict[str, Any]:

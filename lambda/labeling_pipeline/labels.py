@@ -26,6 +26,9 @@ class Box(NamedTuple):
     height: float
     confidence: float | None = None
     annotator: str | None = None  # who drew it, when a backend has several annotators per image
+    # Where the box came from, when the backend records it (Label Studio's region origin): "prediction" (a
+    # proposal kept as it was), "prediction-changed" (a proposal moved, resized or relabeled), "manual" (drawn).
+    origin: str | None = None
 
 
 class LabeledImage(NamedTuple):
@@ -38,6 +41,9 @@ class LabeledImage(NamedTuple):
     job_name: str | None = None
     human_annotated: bool | None = None
     failure_reason: str | None = None  # set when the image has no labels: why
+    # Seconds people spent on the image (the mean over its answers), when the backend records it (Label
+    # Studio's lead_time); the pre-label report compares images with and without proposals by it.
+    seconds: float | None = None
 
     @property
     def failed(self) -> bool:

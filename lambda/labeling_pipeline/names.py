@@ -17,6 +17,9 @@ PROPOSALS_PREFIX = "prelabels/"  # a detector's proposals, one file per model ve
 
 # The launcher's list of a job's candidate images, under jobs/<job>/.
 CANDIDATES_FILE = "candidates.json"
+# Under exports/<job>/ with labeling.prelabel: whether the proposals helped, and the proposals as COCO results.
+PRELABEL_REPORT_FILE = "prelabel-report.json"
+PREDICTIONS_FILE = "predictions.coco-results.json"
 
 
 class JobState(StrEnum):

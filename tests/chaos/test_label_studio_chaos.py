@@ -49,7 +49,7 @@ from labeling_pipeline import handler, job_events
 from labeling_pipeline.backends.label_studio import LIMITS, Resources
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.project import ensure_project
-from labeling_pipeline.backends.label_studio.results import TaskData
+from labeling_pipeline.backends.label_studio.results import UNREVIEWED_REASON, TaskData
 from labeling_pipeline.backends.label_studio.service import LabelStudioBackend, answers
 from labeling_pipeline.backends.registry import settings_model
 from labeling_pipeline.launcher import Launcher
@@ -148,6 +148,7 @@ class Annotators:
         self.seed = seed
         self.answered: set[int] = set()
         self.skipped_images: set[str] = set()
+        self.bulk_images: set[str] = set()  # accepted in bulk: nobody looked, so no label (UNREVIEWED_REASON)
         self.by_hand = 0
         self.in_bulk = 0
         self.stop = threading.Event()
@@ -171,6 +172,7 @@ class Annotators:
             self.skipped_images.add(str(task["data"][TaskData.IMAGE]))
 
     def accept_predictions(self, tasks: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        self.bulk_images.update(str(task["data"][TaskData.IMAGE]) for task, _box in tasks)
         predictions = [{"task": task["id"], "result": [box], "model_version": "chaos"} for task, box in tasks]
         self.api.request("POST", f"/api/projects/{self.project_id}/import/predictions", body=predictions)
         self.api.request(
@@ -482,8 +484,18 @@ def test_label_studio_path_survives_chaos(
                 "images"
             ]
         }
-        answered_images = {image for image, _version in valid} - annotators.skipped_images
+        # Answers accepted in bulk with nobody looking end their job but label nothing: those images wait for people.
+        answered_images = {image for image, _version in valid} - annotators.skipped_images - annotators.bulk_images
         assert len(exported_images) == len(answered_images), f"seed {seed}: exported images differ from answers"
+        unreviewed = {
+            failed["sourceRef"]
+            for job in jobs
+            for failed in json.loads(s3.get_object(Bucket=BUCKET, Key=f"exports/{job}/summary.json")["Body"].read())[
+                "failedObjects"
+            ]
+            if failed["reason"] == UNREVIEWED_REASON
+        }
+        assert unreviewed == annotators.bulk_images, f"seed {seed}: answers made in bulk were exported as labels"
 
         assert killed and killed[0] in jobs and statuses[killed[0]] == "COMPLETED", f"seed {seed}: the kill"
         expected_skips = {(u.key, u.expected_skip) for u in uploads if u.expected_skip is not None}

@@ -37,7 +37,7 @@ def launched_job(deployed: Deployed, count: int = 3) -> tuple[str, list[ImageRef
 
 
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("upload", "status", "export", "review", "workers", "relabel", "ledger"):
+    for command in ("upload", "status", "export", "review", "workers", "relabel", "ledger", "report"):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0
@@ -270,3 +270,33 @@ def test_with_images_needs_a_format_that_has_an_image_folder(
         deployed, monkeypatch, capsys, "export", "x", "--format", "coco", "--with-images", "--out", str(tmp_path)
     )
     assert code == 2 and "--with-images goes with --format yolo or voc" in err
+
+
+def test_report_shows_whether_the_proposals_helped(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labeling_pipeline.labels import Box
+    from labeling_pipeline.prelabel.proposals import Proposal
+    from labeling_pipeline.prelabel.report import ImageOutcome, build_report
+
+    image = ImageRef(BUCKET, "images/cli/0.jpg", "v1")
+    proposal = Proposal("det-v1", image, 400, 300, (Box("Dog", 10, 10, 50, 50, 0.8), Box("Dog", 200, 10, 50, 50, 0.4)))
+    report = build_report(
+        "bbox-job", "det-v1", 0.3, ["Dog", "Cat"], [ImageOutcome(image, proposal, (Box("Dog", 10, 10, 50, 50),), 8.0)]
+    )
+    deployed.world.s3.put_object(
+        Bucket=BUCKET, Key="exports/bbox-job/prelabel-report.json", Body=json.dumps(report).encode()
+    )
+    code, out, _ = run(deployed, monkeypatch, capsys, "report", "bbox-job")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "job bbox-job, model det-v1"
+    assert (
+        "proposals: 2: accepted 1 (50 %), moved or resized 0 (0 %), relabeled 0 (0 %), deleted 1 (50 %); "
+        "boxes people added: 0" in lines
+    )
+    assert "model against the final boxes: precision 0.5, recall 1 (at minScore 0.3), mAP 1, mAP50 1" in lines
+    assert lines[-1] == f"the whole report, image by image: s3://{BUCKET}/exports/bbox-job/prelabel-report.json"
+
+    code, _, err = run(deployed, monkeypatch, capsys, "report", "bbox-other")
+    assert code == 2 and "no pre-label report for bbox-other" in err and "without labeling.prelabel" in err

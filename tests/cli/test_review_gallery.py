@@ -131,3 +131,36 @@ def test_gallery_shows_the_boxes_on_the_image(tmp_path: Path) -> None:
         assert colour_near(shot, left + 360 * scale, top + y * scale, "green"), f"no green edge at y={y}"
     # Inside a box the picture is untouched (boxes are outlines).
     assert not colour_near(shot, left + 140 * scale, top + 105 * scale, "red", radius=1)
+
+
+def test_with_proposals_the_model_s_boxes_are_drawn_dashed_beside_the_final_ones(tmp_path: Path) -> None:
+    from labeling_pipeline.labels import Box
+
+    images = tmp_path / "images"
+    (images / "walk").mkdir(parents=True)
+    Image.new("RGB", (400, 300), IMAGE_COLOUR).save(images / "walk/dog.png")
+    manifest = tmp_path / "output.manifest"
+    # People kept the dog where the model put it but 60 px further left, and deleted the model's cat.
+    manifest.write_text(_line("s3://bucket/images/walk/dog.png", [(0, 40, 30, 200, 150)]) + "\n")
+    proposals = {
+        "s3://bucket/images/walk/dog.png": (Box("Dog", 100, 30, 200, 150, 0.8), Box("Cat", 300, 200, 60, 60, 0.3))
+    }
+    source = ResultsSource(str(manifest), backend=None, settings=None, attribute="labels")
+    index = review_command(source, str(images), tmp_path / "review", ["Dog", "Cat"], None, None, proposals)
+    page = index.read_text()
+    assert page.count('<img src="../images/walk/dog.png"') == 2
+    assert "proposed: 2" in page and "final: 1" in page and "stroke-dasharray" in page
+
+    shot = screenshot(index, tmp_path / "shot.png")
+    left, top, right, _ = image_rect(shot)
+    # Two pictures of 360 px side by side, 10 px apart: the model's on the left, the people's on the right.
+    width = (right - left - 10) / 2
+    scale = width / 400
+    second = left + width + 10
+    assert any(colour_near(shot, left + 100 * scale, top + y * scale, "red") for y in (40, 60, 80, 100, 120))
+    assert any(colour_near(shot, left + 330 * scale, top + y * scale, "green") for y in (205, 215, 225, 235))
+    assert not colour_near(shot, left + 40 * scale, top + 100 * scale, "red")
+    for y in (60, 100, 150):
+        assert colour_near(shot, second + 40 * scale, top + y * scale, "red"), f"no final edge at y={y}"
+    assert not colour_near(shot, second + 100 * scale, top + 100 * scale, "red")
+    assert not colour_near(shot, second + 330 * scale, top + 230 * scale, "green")

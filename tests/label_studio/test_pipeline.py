@@ -18,7 +18,7 @@ from labeling_cli.commands import ResultsSource, export_command, relabel_command
 from labeling_cli.stack import StackInfo
 from labeling_pipeline.backends.label_studio import build
 from labeling_pipeline.backends.label_studio.project import SECRET_HEADER
-from labeling_pipeline.backends.label_studio.results import SKIPPED_REASON
+from labeling_pipeline.backends.label_studio.results import SKIPPED_REASON, UNREVIEWED_REASON
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.launcher import job_images
 from labeling_pipeline.names import EnvironmentVariable as Env
@@ -255,7 +255,7 @@ def test_status_shows_each_job_with_its_tasks_annotated_skipped_and_left(pipelin
     assert row.split() == [job, "InProgress", "3", "1", "1", "1"]
 
 
-def test_predictions_accepted_in_bulk_end_the_job_by_their_one_webhook(pipeline: Pipeline) -> None:
+def test_predictions_accepted_in_bulk_end_the_job_by_their_one_webhook_but_label_nothing(pipeline: Pipeline) -> None:
     sizes = {"images/bulk/a.png": (200, 100), "images/bulk/b.png": (120, 160)}
     job, tasks = new_job(pipeline, sizes)
     ids = [tasks[key]["id"] for key in sizes]
@@ -277,11 +277,11 @@ def test_predictions_accepted_in_bulk_end_the_job_by_their_one_webhook(pipeline:
     )
     (answer,) = pipeline.wait_for_webhooks(calls + 1)[calls:]
     assert (answer.status, answer.body) == (200, {"action": "exported", "job": job})
-    coco = json.loads(pipeline.exports(job)["coco.json"])
-    assert coco_boxes(coco) == {
-        "images/bulk/a.png": [pytest.approx([20, 10, 100, 50])],
-        "images/bulk/b.png": [pytest.approx([12, 16, 60, 80])],
-    }
+    # Answers nobody looked at (no lead_time, made from a prediction) are not labels: the images wait for people.
+    exports = pipeline.exports(job)
+    assert coco_boxes(json.loads(exports["coco.json"])) == {}
+    summary = json.loads(exports["summary.json"])
+    assert sorted(failed["reason"] for failed in summary["failedObjects"]) == [UNREVIEWED_REASON] * 2
 
 
 def test_drafts_and_predictions_are_not_exported(pipeline: Pipeline) -> None:

@@ -301,3 +301,70 @@ def test_a_job_that_fails_in_the_reconcilers_sweep_does_not_keep_the_others_from
     answer = job_events.lambda_handler(tick, FakeContext())  # the next tick
     assert answer == {"action": "reconciled", "checked": 1, "finished": [sorted([first, second])[0]], "failed": []}
     assert sorted(n["job"] for n in events.notifications()) == sorted([first, second])
+
+
+def test_with_pre_labels_the_job_end_writes_the_report_and_the_predictions_beside_the_exports(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeling_pipeline.labels import Box
+    from labeling_pipeline.names import EnvironmentVariable
+    from labeling_pipeline.prelabel.proposals import Proposal, encode, proposal_key
+    from tests.support import settings_json
+
+    prelabel = {"modelUri": "s3://models-123456789012/d.onnx", "classMap": {"16": "Dog"}, "modelVersion": "det-v1"}
+    monkeypatch.setenv(EnvironmentVariable.PIPELINE_SETTINGS, settings_json(prelabel=prelabel))
+    sns = boto3.client("sns", region_name=REGION)
+    topic_arn = sns.create_topic(Name="labeling-results")["TopicArn"]
+    for name, value in job_events_environment(topic_arn).items():
+        if name != EnvironmentVariable.PIPELINE_SETTINGS:
+            monkeypatch.setenv(name, value)
+
+    def make_client(service: str, **kwargs: Any) -> Any:
+        client = boto3.client(service, **kwargs)
+        return world.ground_truth.attach(client) if service == "sagemaker" else client
+
+    job_events._finisher, job_events._backend = job_events.build_finisher(make_client)
+    try:
+        name, images = launch(world)
+        # Image 0: a kept proposal (moved 10 px) and a deleted one; image 1 held out; image 2: no proposals file.
+        kept, deleted = Box("Dog", 20, 10, 100, 100, 0.9), Box("Dog", 300, 200, 40, 40, 0.3)
+        proposals = [
+            Proposal("det-v1", images[0], 400, 300, (kept, deleted)),
+            Proposal("det-v1", images[1], 400, 300, held_out=True),
+        ]
+        for proposal in proposals:
+            world.s3.put_object(Bucket=BUCKET, Key=proposal_key("det-v1", proposal.image), Body=encode(proposal))
+        world.ground_truth.finish(
+            name,
+            "Completed",
+            [
+                output_line(images[0], [(1, 10, 10, 100, 100), (0, 200, 50, 50, 50)], name),
+                output_line(images[1], [(0, 5, 5, 20, 20)], name),
+                output_line(images[2], [], name),
+            ],
+        )
+        assert dict(job_events.lambda_handler(job_state_change_event(name, "Completed"), FakeContext())) == {
+            "action": "exported",
+            "job": name,
+        }
+    finally:
+        job_events._finisher = job_events._backend = None
+
+    prefix = f"exports/{name}/"
+    report = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "prelabel-report.json")["Body"].read())
+    assert report["images"] == {"images": 3, "proposed": 1, "heldOut": 1, "withoutProposals": 1, "unanswered": 0}
+    assert report["boxes"] == {"proposed": 2, "accepted": 0, "moved": 1, "relabeled": 0, "deleted": 1, "added": 1,
+                               "final": 2}  # fmt: skip
+    assert report["model"]["precision"] == 0.5 and report["model"]["recall"] == 0.5
+    coco = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "coco.json")["Body"].read())
+    [first_id] = [entry["id"] for entry in coco["images"] if entry["source_ref"] == images[0].source_ref]
+    predictions = json.loads(
+        world.s3.get_object(Bucket=BUCKET, Key=prefix + "predictions.coco-results.json")["Body"].read()
+    )
+    assert predictions == [
+        {"image_id": first_id, "category_id": 1, "bbox": [20.0, 10.0, 100.0, 100.0], "score": 0.9},
+        {"image_id": first_id, "category_id": 1, "bbox": [300.0, 200.0, 40.0, 40.0], "score": 0.3},
+    ]
+    summary = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "summary.json")["Body"].read())
+    assert summary["prelabel"]["report"] == f"s3://{BUCKET}/{prefix}prelabel-report.json"
+    assert summary["prelabel"]["boxes"]["deleted"] == 1

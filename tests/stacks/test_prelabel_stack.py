@@ -136,6 +136,15 @@ def test_the_stage_may_do_exactly_what_it_does_and_the_launcher_may_read_the_pro
     ) | allow("kms:Decrypt kms:GenerateDataKey", key)
     for app in (onnx_in_s3, endpoint_with_key):
         assert allow("s3:GetObject", proposals) <= grants_by_role(app.raw)["LaunchLauncherRole"]
+        assert allow("s3:GetObject", proposals) <= grants_by_role(app.raw)["FollowJobEventsRole"]
+
+
+def test_the_job_end_has_numpy_for_the_report_and_the_launcher_needs_none(onnx_in_s3: PrelabelApp) -> None:
+    layer = {"Ref": onnx_in_s3.ref("AWS::Lambda::LayerVersion", "PrelabelDetectorRuntime")}
+    _, job_events = onnx_in_s3.one("AWS::Lambda::Function", "FollowJobEventsFunction")
+    _, launcher = onnx_in_s3.one("AWS::Lambda::Function", "LaunchLauncherFunction")
+    assert layer in job_events["Properties"]["Layers"]
+    assert layer not in launcher["Properties"]["Layers"]
 
 
 def test_failures_of_the_detector_and_of_the_stage_raise_alarms(onnx_in_s3: PrelabelApp) -> None:
@@ -198,3 +207,18 @@ def test_cfn_lint_cdk_nag_and_checkov_find_nothing(onnx_in_s3: PrelabelApp, endp
     assert not checkov.failed, "\n".join(
         f"  {checkov.where(finding)}: {finding['check_name']}" for finding in checkov.failed
     )
+
+
+def test_every_handler_the_templates_name_exists(onnx_in_s3: PrelabelApp, endpoint_with_key: PrelabelApp) -> None:
+    import importlib
+
+    named = {
+        resource["Properties"]["Handler"]
+        for app in (onnx_in_s3, endpoint_with_key)
+        for resource in app.template.find_resources("AWS::Lambda::Function").values()
+        if resource["Properties"].get("Handler", "").startswith("labeling_pipeline.")
+    }
+    assert "labeling_pipeline.prelabel.handler.lambda_handler" in named
+    for handler in named:
+        module, _, function = handler.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), function)), handler

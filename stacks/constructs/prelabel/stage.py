@@ -82,6 +82,8 @@ class PrelabelStage(Construct):
         notify_uploads(self, bucket, self.queue, key)
 
         runtime = DetectorRuntimeLayer(self, "DetectorRuntime")
+        self.runtime_layer = runtime.layer
+        self._proposals = bucket.arn_for_objects(proposals_prefix(prelabel.model_version) + "*")
         self.handler = PipelineFunction(
             self,
             "Function",
@@ -102,7 +104,7 @@ class PrelabelStage(Construct):
         self.function = self.handler.function
         self.function.add_layers(runtime.layer)
 
-        proposals = bucket.arn_for_objects(proposals_prefix(prelabel.model_version) + "*")
+        proposals = self._proposals
         statements = [
             iam.PolicyStatement(
                 # GetObjectVersion: the image is read at the version the event names, never a newer upload.
@@ -158,3 +160,17 @@ class PrelabelStage(Construct):
             batch_size=PRELABEL_BATCH_SIZE,
             report_batch_item_failures=True,
         )
+
+    def serve_job_end(self, handler: PipelineFunction) -> None:
+        """The job end writes the pre-label report: it reads the proposals and needs numpy (the runtime layer)."""
+        handler.function.add_layers(self.runtime_layer)
+        policy = iam.Policy(
+            self,
+            "JobEndReadsProposals",
+            statements=[iam.PolicyStatement(sid="Proposals", actions=["s3:GetObject"], resources=[self._proposals])],
+        )
+        policy.attach_to_role(handler.role)
+        acknowledge_wildcard_resources(
+            policy, "Reads the proposals of this model version only: one object per image version under prelabels/."
+        )
+        handler.function.node.add_dependency(policy)

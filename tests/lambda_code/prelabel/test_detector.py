@@ -381,7 +381,7 @@ def test_boxes_scores_labels_by_name_or_order_with_or_without_a_batch(
 
 def test_boxes_scores_labels_unnamed_in_torchvisions_order() -> None:
     # torchvision's detection models return boxes, labels, scores: the integer output is the labels.
-    outputs = {"3040": BOXES, "3041": LABELS, "3042": SCORES}
+    outputs: dict[str, np.ndarray] = {"3040": BOXES, "3041": LABELS, "3042": SCORES}
     detector = OnnxDetector(constant_model(outputs), spec("boxes-scores-labels"))
     assert [box.label for box in detector.detect(Image.new("RGB", (640, 640))).boxes] == ["Person", "Car"]
 
@@ -492,7 +492,7 @@ def test_the_spec_keeps_its_own_class_map() -> None:
 
 
 def reference_nms(
-    boxes: list[tuple[float, ...]], scores: list[float], classes: list[int], threshold: float
+    boxes: Sequence[tuple[float, ...]], scores: list[float], classes: list[int], threshold: float
 ) -> list[int]:
     """Greedy NMS spelled out: best score first (earlier box on ties), a box stays unless a kept box of its class
     overlaps it by an IoU above the threshold."""

@@ -33,11 +33,26 @@ READ_TIMEOUT_SECONDS = 60.0
 class LabelStudioUnavailable(TransientBackendError):
     """Label Studio did not answer, or answered 5xx or 429: it may answer later. `maybe_done`: the request
     reached it (or may have), so what it asked for may have been done, or may still be under way; only a
-    refused connection and a 429 say for sure that nothing was done."""
+    refused connection and a 429 say for sure that nothing was done. `finished`: the answer is Label Studio's
+    own error (a 500 with the body of custom_exception_handler, label_studio/core/utils/common.py), so it has
+    stopped working on the request, its database-locked replays included (DatabaseIsLockedRetryMiddleware in
+    label_studio/core/middleware.py replays before it answers): what it did is all it will do."""
 
-    def __init__(self, message: str, *, maybe_done: bool) -> None:
+    def __init__(self, message: str, *, maybe_done: bool, finished: bool = False) -> None:
         super().__init__(message)
         self.maybe_done = maybe_done
+        self.finished = finished
+
+
+class PredictionsNotMade(Exception):
+    """An import made its tasks but fewer predictions than it carried (``prediction_count`` of the answer):
+    the tasks are there, and a new import would make them twice."""
+
+    def __init__(self, task_ids: list[int], sent: int, made: int | None) -> None:
+        super().__init__(f"Label Studio made {made} of the {sent} predictions imported with tasks {task_ids[:5]}...")
+        self.task_ids = task_ids
+        self.sent = sent
+        self.made = made
 
 
 class LabelStudioRefused(PermanentBackendError):
@@ -114,6 +129,7 @@ class LabelStudioApi:
             raise LabelStudioUnavailable(
                 f"Label Studio at {self.base_url} answered {method} {path} with HTTP {status}: {text[:200]}",
                 maybe_done=status != 429,
+                finished=status == 500 and _own_error(text),
             )
         if status in (401, 403):
             raise LabelStudioRefused(
@@ -219,10 +235,28 @@ class LabelStudioApi:
             page += 1
 
     def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The tasks' ids, in the order given. Raises PredictionsNotMade when the tasks carried predictions and
+        the answer counts fewer (its ``prediction_count``, data_import/api.py ImportAPI.sync_import)."""
         answer = self.request(
             "POST", f"/api/projects/{project_id}/import", body=list(tasks), query={"return_task_ids": "true"}
         )
-        return [int(task_id) for task_id in answer.get("task_ids", [])]
+        task_ids = [int(task_id) for task_id in answer.get("task_ids", [])]
+        sent = sum(len(task.get("predictions") or ()) for task in tasks)
+        made = answer.get("prediction_count")
+        if sent and made != sent:
+            raise PredictionsNotMade(task_ids, sent, made)
+        return task_ids
+
+    def create_prediction(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """One prediction of one task (``task``, ``result``, ``score``, ``model_version``): PredictionAPI in
+        label_studio/tasks/api.py, each checked on its own (Prediction.prepare_prediction_result)."""
+        created: dict[str, Any] = self.request("POST", "/api/predictions/", body=dict(fields))
+        return created
+
+    def model_versions(self, project_id: int) -> dict[str, int]:
+        """The model versions of the project's predictions, with their counts (Project.get_model_versions)."""
+        found = self.request("GET", f"/api/projects/{project_id}/model-versions/") or {}
+        return {str(version): int(count or 0) for version, count in found.items()}
 
     def delete_task(self, task_id: int) -> None:
         with contextlib.suppress(LabelStudioNotFound):  # already gone
@@ -294,6 +328,15 @@ class LabelStudioApi:
     def current_user(self) -> dict[str, Any]:
         found: dict[str, Any] = self.request("GET", "/api/current-user/whoami")
         return found
+
+
+def _own_error(text: str) -> bool:
+    """Whether an error's body is the one Label Studio's exception handler writes (not a proxy's page)."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("status_code") == 500 and "version" in answer
 
 
 def _detail(text: str) -> str:

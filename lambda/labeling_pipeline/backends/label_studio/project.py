@@ -13,6 +13,8 @@ every part in step; the launcher creates the other parts as they are needed (`cr
   sync started by hand matches no key).
   No access keys: Label Studio uses its own role's credentials.
 - The webhook: annotation created, updated and deleted, to the job-end function, with the secret header.
+- With pre-labels (``labeling.prelabel``): predictions shown to workers, and the project's ``model_version``
+  the configured one (`keep_model_version`, also called when a job starts: until then Label Studio refuses it).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def instructions(settings: PipelineSettings) -> str:
 
 def project_fields(settings: PipelineSettings, kept_labels: Iterable[str] = (), part: int = 1) -> dict[str, Any]:
     assert isinstance(settings, LabelStudioSettings)
-    return {
+    fields = {
         "title": part_title(settings.project_title, part),
         "description": settings.task_description,
         "label_config": label_config(settings, kept_labels),
@@ -72,6 +74,21 @@ def project_fields(settings: PipelineSettings, kept_labels: Iterable[str] = (), 
         "show_skip_button": True,
         "enable_empty_annotation": True,
     }
+    if settings.prelabel is not None:
+        # Workers see predictions only with it on (Task.get_predictions_for_prelabeling, tasks/models.py), and
+        # turning it off empties the project's model_version (ProjectSerializer.update, projects/serializers.py).
+        fields["show_collab_predictions"] = True
+    return fields
+
+
+def new_project_fields(settings: PipelineSettings, part: int = 1) -> dict[str, Any]:
+    """A new part's fields. With pre-labels, its model_version too: Label Studio checks a model_version
+    against the project's predictions only when a project is updated (ProjectSerializer.validate_model_version,
+    projects/serializers.py), and a new part has none yet."""
+    fields = project_fields(settings, part=part)
+    if settings.prelabel is not None:
+        fields["model_version"] = settings.prelabel.model_version
+    return fields
 
 
 @dataclass
@@ -101,7 +118,7 @@ def ensure_project(
     report = ProjectReport(0)
     created = None
     if 1 not in canonical(parts):
-        created = int(api.create_project(project_fields(settings))["id"])
+        created = int(api.create_project(new_project_fields(settings))["id"])
         parts.insert(0, Part(1, created, 0))
         report.changed.append("project")
     report.project_id = canonical(parts)[1].id
@@ -117,12 +134,28 @@ def ensure_project(
 
 def _ensure_fields(api: LabelStudioApi, settings: PipelineSettings, part: Part) -> list[str]:
     wanted = project_fields(settings, used_labels(api, part.id), part.number)
-    project = api.project(part.id, fields=("id", *wanted))
+    project = api.project(part.id, fields=("id", "model_version", *wanted))
     stale = {key: value for key, value in wanted.items() if project.get(key) != value}
-    if not stale:
+    changes = []
+    if stale:
+        api.update_project(part.id, stale)
+        changes.append(f"project fields {', '.join(sorted(stale))}")
+    if settings.prelabel is not None and project.get("model_version") != settings.prelabel.model_version:
+        changes += keep_model_version(api, part.id, settings.prelabel.model_version)
+    return changes
+
+
+def keep_model_version(api: LabelStudioApi, project_id: int, model_version: str) -> list[str]:
+    """Make `model_version` the project's, the only one whose predictions Label Studio shows workers (the import
+    sets it only while it is empty: add_predictions in tasks/serializers.py). Label Studio refuses a version
+    that none of the project's predictions has (ProjectSerializer.validate_model_version), so until the first
+    job with the new version's predictions starts (which calls this again), the project keeps showing the
+    old one. Whatever this changes, the open tasks of older versions show their predictions no more."""
+    project = api.project(project_id, fields=("id", "model_version"))
+    if project.get("model_version") == model_version or api.model_versions(project_id).get(model_version, 0) == 0:
         return []
-    api.update_project(part.id, stale)
-    return [f"project fields {', '.join(sorted(stale))}"]
+    api.update_project(project_id, {"model_version": model_version})
+    return [f"model_version {model_version}"]
 
 
 def create_part(api: LabelStudioApi, settings: PipelineSettings, number: int) -> int:
@@ -132,7 +165,7 @@ def create_part(api: LabelStudioApi, settings: PipelineSettings, number: int) ->
     DatabaseIsLockedRetryMiddleware in label_studio/core/middleware.py, so one create can make two).
     Storage and webhook: `copy_setup`."""
     assert isinstance(settings, LabelStudioSettings)
-    made = int(api.create_project(project_fields(settings, part=number))["id"])
+    made = int(api.create_project(new_project_fields(settings, number))["id"])
     same = {part.id: part.task_number for part in list_parts(api, settings.project_title) if part.number == number}
     if made not in same:  # not listed yet, or deleted already by another launcher (it was empty)
         with contextlib.suppress(LabelStudioNotFound):

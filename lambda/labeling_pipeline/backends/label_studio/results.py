@@ -8,10 +8,14 @@ Conversion, for each rectangle of each submitted annotation:
   in percent space, which shifts the box on a non-square image (label-studio-converter#101);
 - what spills past the image is clipped, and a box with nothing left is dropped (both counted);
 - drafts and predictions are not annotations and are ignored; a skipped answer (``was_cancelled``) adds
-  no box.
+  no box;
+- an annotation made from a prediction with nobody looking (`unreviewed_prediction`: the data manager's
+  "Create Annotations From Predictions") adds no box either; an image with no other submitted answer is one to
+  relabel, with UNREVIEWED_REASON.
 Several annotators per task: every annotator's boxes are kept, each with its annotator (Label Studio's user
-id) on the box, which the COCO export writes as ``annotator``. A task whose every answer is a skip is an
-image to relabel, with the reason.
+id) and its region's ``origin`` on the box (the COCO export writes the annotator as ``annotator``), and the
+image carries the mean ``lead_time`` of its answers in ``seconds`` (both for the pre-label report). A task
+whose every answer is a skip is an image to relabel, with the reason.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from labeling_pipeline.labels import Box, LabeledImage, ReadStats, ResultsError,
 RECTANGLE_RESULT = "rectanglelabels"
 SKIPPED_REASON = "skipped by every annotator (the image may not open, or shows nothing to label)"
 NOT_ANSWERED_REASON = "no annotator answered the task"
+UNREVIEWED_REASON = (
+    "its only answer was made from a prediction with nobody looking (Label Studio's Create Annotations From "
+    "Predictions): open it in Label Studio and update it, or relabel it"
+)
 
 
 class TaskData:
@@ -34,6 +42,42 @@ class TaskData:
     IMAGE = "image"
     JOB = "job"
     VERSION = "imageVersion"
+    # Pre-labels (PrelabelMark): whether the task was imported with the detector's proposals, or kept back from
+    # them on purpose; absent when it had none (pre-labels off, or no proposals file for the image).
+    PRELABEL = "prelabel"
+
+
+class PrelabelMark:
+    """The values of a task's ``data.prelabel``, for the report that compares labeling with and without
+    proposals. "proposed" says a prediction went with the task's import (or was added right after it): a task
+    so marked without a prediction of its model version in its JSON is one whose prediction Label Studio
+    refused (the launcher logged it)."""
+
+    PROPOSED = "proposed"
+    HELD_OUT = "held-out"
+
+
+def unreviewed_prediction(annotation: Mapping[str, Any]) -> bool:
+    """Whether a submitted annotation was made from a prediction with nobody looking at it: it names the
+    prediction it came from (``parent_prediction``) and has no labeling time (``lead_time`` null or 0).
+
+    Why these two, from Label Studio 1.23.2's source:
+    - the data manager's action ``predictions_to_annotations`` (label_studio/data_manager/actions/
+      predictions_to_annotations.py) builds each annotation from ``result``, ``completed_by_id`` (whoever ran
+      the action), ``task_id``, ``parent_prediction_id`` and ``project`` only, and bulk-creates them, so
+      ``lead_time`` keeps the model's default, None (Annotation.lead_time, label_studio/tasks/models.py);
+      ``last_action`` stays None and ``bulk_created`` False (Community's TaskSerializerBulk.add_annotation_fields
+      adds nothing), and the regions are the prediction's, copied as they are;
+    - the editor always sends the seconds a person spent: its prepareData (web/dist/apps/labelstudio/167.js)
+      posts ``lead_time`` = the annotation's earlier time + the draft's + the seconds since the task opened, with
+      ``parent_prediction`` when the person started from a prediction (and each region's ``origin``). A person
+      who accepts a prediction as it is, or opens a bulk-made annotation and updates it, leaves a lead time.
+    Who completed it does not tell: the action credits whoever ran it, an administrator who may also label.
+    """
+    if annotation.get("was_cancelled") or annotation.get("parent_prediction") is None:
+        return False
+    lead_time = annotation.get("lead_time")
+    return not (isinstance(lead_time, int | float) and not isinstance(lead_time, bool) and lead_time > 0)
 
 
 def axis_aligned(x: float, y: float, width: float, height: float, rotation_degrees: float) -> tuple[float, ...]:
@@ -76,11 +120,14 @@ def _boxes(
     labels = value.get(RECTANGLE_RESULT)
     if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
         raise ResultsError(f"{where}: a rectangle without a label")
+    # The editor's word for where the region came from (prediction, prediction-changed, manual): the pre-label
+    # report tells kept proposals from moved and drawn boxes by it. Absent on regions the editor did not write.
+    origin = result.get("origin") if isinstance(result.get("origin"), str) else None
     boxes = []
     for label in labels:
         box = clip_box(label, left, top, width, height, None, image_width, image_height, stats)
         if box is not None:
-            boxes.append(box._replace(annotator=annotator))
+            boxes.append(box._replace(annotator=annotator, origin=origin))
     return boxes, image_width, image_height
 
 
@@ -94,13 +141,14 @@ def read_task(task: Mapping[str, Any], line_number: int, job_name: str | None, s
     if not isinstance(annotations, list):
         raise ResultsError(f"{where}: annotations is not a list")
     submitted = [a for a in annotations if isinstance(a, Mapping) and not a.get("was_cancelled")]
+    by_people = [a for a in submitted if not unreviewed_prediction(a)]
     job = job_name or (str(data[TaskData.JOB]) if data.get(TaskData.JOB) else None)
-    if not submitted:
-        reason = SKIPPED_REASON if annotations else NOT_ANSWERED_REASON
-        return LabeledImage(line_number, source_ref, 0, 0, 3, (), job, True, reason)
+    if not by_people:
+        reason = UNREVIEWED_REASON if submitted else SKIPPED_REASON if annotations else NOT_ANSWERED_REASON
+        return LabeledImage(line_number, source_ref, 0, 0, 3, (), job, not submitted, reason)
     boxes: list[Box] = []
     width = height = 0
-    for annotation in sorted(submitted, key=lambda a: int(a.get("id") or 0)):
+    for annotation in sorted(by_people, key=lambda a: int(a.get("id") or 0)):
         annotator = annotation.get("completed_by")
         annotator_id = str(annotator.get("id") if isinstance(annotator, Mapping) else annotator)
         for position, result in enumerate(annotation.get("result") or []):
@@ -110,7 +158,20 @@ def read_task(task: Mapping[str, Any], line_number: int, job_name: str | None, s
                 result, annotator_id, f"{where}, annotation {annotation.get('id')}, result {position}", stats
             )
             boxes.extend(found)
-    return LabeledImage(line_number, source_ref, width, height, 3, tuple(boxes), job, True, None)
+    return LabeledImage(line_number, source_ref, width, height, 3, tuple(boxes), job, True, None, _seconds(by_people))
+
+
+def _seconds(annotations: Iterable[Mapping[str, Any]]) -> float | None:
+    """The mean of the answers' ``lead_time`` (the seconds the editor counted), over the answers that have one."""
+    times = [
+        float(lead_time)
+        for annotation in annotations
+        if isinstance(lead_time := annotation.get("lead_time"), int | float)
+        and not isinstance(lead_time, bool)
+        and math.isfinite(lead_time)
+        and lead_time > 0
+    ]
+    return sum(times) / len(times) if times else None
 
 
 def _task_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:

@@ -18,7 +18,26 @@ yet, are deleted and the job goes to the next part. The job that came first stay
 found (a retry) stays where they are.
 
 A job ends when each of its tasks has `workersPerImage` answers, a skip counting as an answer (the
-project's ``skip_queue`` is IGNORE_SKIPPED, so Label Studio's own ``is_labeled`` means the same).
+project's ``skip_queue`` is IGNORE_SKIPPED, so Label Studio's own ``is_labeled`` means the same). An
+annotation that the data manager made from a prediction with nobody looking (results.unreviewed_prediction)
+counts as an answer here too, as it does for Label Studio (which then serves the task to nobody), but not as a
+label: its image is read as one to relabel, with the reason, and the job's counts show it among the failed.
+
+Pre-labels (``labeling.prelabel``): a task whose image has a proposal goes into the import with its
+prediction (predictions.py), and its data says so (``prelabel``: proposed or held-out). Label Studio 1.23.2,
+with its default flags, makes the tasks and none of a request's predictions when one of them is malformed
+(add_predictions in tasks/serializers.py returns its errors before its bulk_create and leaves
+``db_predictions`` unset), then answers 500 (ImportAPI.sync_import reads ``len(serializer.db_predictions)``):
+the tasks are committed by then. With ``fflag_feat_utc_210_prediction_validation_15082025`` on, it refuses
+the whole request (400, nothing stored). Tasks made are never imported again for their predictions: only
+after a 400 is the request sent again, without them. An import answered with Label Studio's own 500 is over
+(api.LabelStudioUnavailable.finished): when the job's tasks are then all listed, it made them; otherwise its
+outcome stays unknown, as for any failure after the request went out. After a 400, such a 500, an answer
+whose ``prediction_count`` falls short, or a retried start (the attempt before may have made the tasks and
+not their predictions), each of the job's tasks that lacks its prediction gets it through
+``POST /api/predictions/``, one at a time, so that only a malformed one is refused (logged and counted); the
+bulk ``import/predictions`` is not used, as it recounts every task of the project (ImportPredictionsAPI).
+Then the project's ``model_version`` is made the configured one (project.keep_model_version).
 """
 
 from __future__ import annotations
@@ -26,8 +45,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from botocore.exceptions import ClientError
 
@@ -41,10 +61,17 @@ from labeling_pipeline.backends import (
     TransientBackendError,
     UnauthenticatedJobEvent,
 )
-from labeling_pipeline.backends.label_studio.api import LabelStudioApi, LabelStudioNotFound, LabelStudioUnavailable
+from labeling_pipeline.backends.label_studio.api import (
+    LabelStudioApi,
+    LabelStudioNotFound,
+    LabelStudioRefused,
+    LabelStudioUnavailable,
+    PredictionsNotMade,
+)
 from labeling_pipeline.backends.label_studio.parts import Part, canonical, list_parts
-from labeling_pipeline.backends.label_studio.project import copy_setup, create_part
-from labeling_pipeline.backends.label_studio.results import TaskData, read_tasks
+from labeling_pipeline.backends.label_studio.predictions import Prelabels, has_prediction, prelabels
+from labeling_pipeline.backends.label_studio.project import copy_setup, create_part, keep_model_version
+from labeling_pipeline.backends.label_studio.results import TaskData, read_tasks, unreviewed_prediction
 from labeling_pipeline.backends.label_studio.settings import LabelStudioSettings
 from labeling_pipeline.image_header import HEADER_BYTES, image_size
 from labeling_pipeline.images import ImageRef, split_s3_uri
@@ -59,14 +86,26 @@ TASKS_FILE = "tasks.jsonl"
 # How many parts a new job tries before it stays where it is, over the limit (launchers racing for room).
 MAX_PLACEMENTS = 5
 
+logger = logging.getLogger(__name__)
+
 
 class PartGone(TransientBackendError):
     """A part was deleted while a job was being put in it (a duplicate part, deleted by the launcher that
     made it): the next attempt puts the job in the part that is left."""
 
 
-def task_data(image: ImageRef, job_name: str) -> dict[str, str]:
-    return {TaskData.IMAGE: image.source_ref, TaskData.JOB: job_name, TaskData.VERSION: image.version}
+def task_data(image: ImageRef, job_name: str, prelabel: str | None = None) -> dict[str, str]:
+    data = {TaskData.IMAGE: image.source_ref, TaskData.JOB: job_name, TaskData.VERSION: image.version}
+    if prelabel is not None:
+        data[TaskData.PRELABEL] = prelabel
+    return data
+
+
+def import_task(image: ImageRef, job_name: str, marks: Prelabels) -> dict[str, Any]:
+    task: dict[str, Any] = {"data": task_data(image, job_name, marks.marks.get(image))}
+    if image in marks.predictions:
+        task["predictions"] = [marks.predictions[image]]
+    return task
 
 
 def _identity(task: Mapping[str, Any]) -> tuple[str, str]:
@@ -89,14 +128,36 @@ def answers(task: Mapping[str, Any]) -> int:
     return sum(answer_counts(task))
 
 
+def _by_kind(task: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The task's answers: submitted by people, made from predictions with nobody looking, skipped."""
+    annotations = task.get("annotations")
+    if not isinstance(annotations, list):
+        submitted, skipped = answer_counts(task)
+        return submitted, 0, skipped
+    unreviewed = sum(1 for annotation in annotations if unreviewed_prediction(annotation))
+    skipped = sum(1 for annotation in annotations if annotation.get("was_cancelled"))
+    return len(annotations) - unreviewed - skipped, unreviewed, skipped
+
+
+def _unavailable(error: LabelStudioUnavailable) -> NoReturn:
+    if error.maybe_done:
+        # A timeout or a 5xx after the request went out: Label Studio may have made the tasks, or may still be
+        # making them. Another attempt now would find none and import them again.
+        raise StartOutcomeUnknown(f"{error} (the import may have been done, or may still be)") from error
+    raise error
+
+
 class JobTasks:
-    """One job's tasks as Label Studio holds them, counted the way `gt-labeling status` shows them."""
+    """One job's tasks as Label Studio holds them, counted the way `gt-labeling status` shows them. A task
+    whose only submitted answers were made from predictions with nobody looking is `unreviewed`, not
+    annotated: its image is read as one to relabel."""
 
     def __init__(self, tasks: Sequence[Mapping[str, Any]], workers_per_image: int) -> None:
         self.tasks = list(tasks)
-        counts = [answer_counts(task) for task in self.tasks]
-        self.annotated = sum(1 for submitted, _skipped in counts if submitted > 0)
-        self.skipped = sum(1 for submitted, skipped in counts if submitted == 0 and skipped > 0)
+        kinds = [_by_kind(task) for task in self.tasks]
+        self.annotated = sum(1 for people, _unreviewed, _skipped in kinds if people > 0)
+        self.unreviewed = sum(1 for people, unreviewed, _skipped in kinds if people == 0 and unreviewed > 0)
+        self.skipped = sum(1 for people, unreviewed, skipped in kinds if people == unreviewed == 0 and skipped > 0)
         # A task imported before workersPerImage changed keeps the overlap it was imported with.
         self.left = sum(1 for task in self.tasks if answers(task) < int(task.get("overlap") or workers_per_image))
 
@@ -138,6 +199,11 @@ class LabelStudioBackend:
         self._read: dict[str, JobTasks] = {}
         self.duplicates_deleted = 0
         self.jobs_moved = 0
+        # Set while a job starts when some of its tasks may lack their predictions (a retried start, an import
+        # that answered with fewer predictions or failed after committing): the tasks are then listed.
+        self._predictions_unsure = False
+        self.predictions_added = 0  # after the import, to tasks that lacked them
+        self.predictions_refused = 0  # Label Studio refused them one by one as well: the task has none
 
     def authenticate(self, event: JobEvent) -> None:
         secret = self._webhook_secret()
@@ -198,23 +264,55 @@ class LabelStudioBackend:
 
     # --- starting a job -------------------------------------------------------------------------
     def create_job(self, request: JobRequest) -> str:
+        marks = prelabels(request.proposals, self._settings)
+        self._predictions_unsure = False
         found = self._find_job(request.name, with_annotations=False)
         if found is not None:  # a retry: the rest goes where the job's tasks are
             project_id = found[0]
-            self._import_missing(project_id, request, found[1])
+            self._import_missing(project_id, request, found[1], marks)
+            self._predictions_unsure = True  # the attempt before may have made tasks and not their predictions
         else:
-            project_id = self._place(request)
+            project_id = self._place(request, marks)
         self._job_projects[request.name] = project_id
+        if marks.predictions:
+            self._finish_predictions(project_id, request.name, marks)
         return f"{self.api.base_url}/projects/{project_id}/data"
 
-    def _place(self, request: JobRequest) -> int:
+    def _finish_predictions(self, project_id: int, job_name: str, marks: Prelabels) -> None:
+        assert marks.model_version is not None
+        if self._predictions_unsure:
+            self._add_missing_predictions(project_id, job_name, marks)
+        try:
+            keep_model_version(self.api, project_id, marks.model_version)
+        except LabelStudioRefused as error:
+            # The tasks are in and will be labeled, without their proposals shown: not a reason to start again.
+            logger.warning("model_version %s not set on project %s: %s", marks.model_version, project_id, error)
+
+    def _add_missing_predictions(self, project_id: int, job_name: str, marks: Prelabels) -> None:
+        """Give each of the job's tasks that lacks its prediction that prediction, one request each. A refusal
+        is counted and logged; Label Studio unavailable is raised, and the retried start comes back here."""
+        assert marks.model_version is not None
+        by_identity = {(image.source_ref, image.version): image for image in marks.predictions}
+        for task in self._tasks_in(project_id, job_name, with_annotations=True):
+            image = by_identity.get(_identity(task))
+            if image is None or has_prediction(task, marks.model_version):
+                continue
+            try:
+                self.api.create_prediction({"task": int(task["id"]), **marks.predictions[image]})
+            except LabelStudioRefused as error:
+                self.predictions_refused += 1
+                logger.warning("prediction refused: task %s (%s): %s", task["id"], image.image_id, error)
+                continue
+            self.predictions_added += 1
+
+    def _place(self, request: JobRequest, marks: Prelabels) -> int:
         """Import a new job's tasks into the newest part with room for them, and keep them there unless
         launchers that raced for that room took the part past the limit before this job's last task."""
         limit = self._settings.project_task_limit
         lowest = 1
         for _attempt in range(MAX_PLACEMENTS - 1):
             part = self._part_with_room(len(request.images), lowest)
-            tasks = self._import_missing(part.id, request, [])
+            tasks = self._import_missing(part.id, request, [], marks)
             last = max(int(task["id"]) for task in tasks)
             if any(answers(task) for task in tasks) or self.api.count_tasks(part.id, id_at_most=last) <= limit:
                 return part.id
@@ -222,7 +320,7 @@ class LabelStudioBackend:
             self.jobs_moved += 1
             lowest = part.number + 1
         part = self._part_with_room(len(request.images), lowest)
-        self._import_missing(part.id, request, [])
+        self._import_missing(part.id, request, [], marks)
         return part.id
 
     def _part_with_room(self, size: int, lowest: int) -> Part:
@@ -240,7 +338,7 @@ class LabelStudioBackend:
         return newest
 
     def _import_missing(
-        self, project_id: int, request: JobRequest, tasks: list[dict[str, Any]]
+        self, project_id: int, request: JobRequest, tasks: list[dict[str, Any]], marks: Prelabels
     ) -> list[dict[str, Any]]:
         """Import the job's image versions that have no task in the project; the job's tasks after it."""
         have = {_identity(task) for task in tasks}
@@ -251,7 +349,7 @@ class LabelStudioBackend:
         try:
             for start in range(0, len(missing), IMPORT_CHUNK):
                 chunk = missing[start : start + IMPORT_CHUNK]
-                self._import(project_id, [{"data": task_data(image, request.name)} for image in chunk])
+                self._import(project_id, request.name, chunk, marks)
             kept = self._delete_duplicates(project_id, request.name)
         except LabelStudioNotFound:
             kept = []
@@ -260,15 +358,37 @@ class LabelStudioBackend:
             raise PartGone(f"Label Studio project {project_id} was deleted while job {request.name} was imported")
         return kept
 
-    def _import(self, project_id: int, tasks: list[dict[str, Any]]) -> None:
+    def _import(self, project_id: int, job_name: str, images: Sequence[ImageRef], marks: Prelabels) -> None:
+        tasks = [import_task(image, job_name, marks) for image in images]
+        try:
+            self.api.import_tasks(project_id, tasks)
+        except PredictionsNotMade as error:
+            logger.warning("import into project %s: %s", project_id, error)
+            self._predictions_unsure = True
+        except LabelStudioRefused as error:
+            if error.status != 400 or not any("predictions" in task for task in tasks):
+                raise
+            # Its prediction validation refused the request before storing anything (fflag_feat_utc_210_...
+            # on: ImportAPI.sync_import, or add_predictions inside the import's transaction).
+            logger.warning("import into project %s refused, again without predictions: %s", project_id, error)
+            self._send(project_id, [{"data": task["data"]} for task in tasks])
+            self._predictions_unsure = True
+        except LabelStudioUnavailable as error:
+            if not (error.finished and self._all_imported(project_id, job_name, images)):
+                _unavailable(error)
+            # Label Studio's own 500 after its transaction committed (a malformed prediction, module doc).
+            logger.warning("import into project %s made its tasks, then failed: %s", project_id, error)
+            self._predictions_unsure = True
+
+    def _send(self, project_id: int, tasks: list[dict[str, Any]]) -> None:
         try:
             self.api.import_tasks(project_id, tasks)
         except LabelStudioUnavailable as error:
-            if error.maybe_done:
-                # A timeout or a 5xx after the request went out: Label Studio may have made the tasks, or may
-                # still be making them. Another attempt now would find none and import them again.
-                raise StartOutcomeUnknown(f"{error} (the import may have been done, or may still be)") from error
-            raise
+            _unavailable(error)
+
+    def _all_imported(self, project_id: int, job_name: str, images: Sequence[ImageRef]) -> bool:
+        have = {_identity(task) for task in self._tasks_in(project_id, job_name, with_annotations=False)}
+        return all((image.source_ref, image.version) in have for image in images)
 
     def _delete_duplicates(self, project_id: int, job_name: str) -> list[dict[str, Any]]:
         """Delete the newer of two tasks of one image version while nobody has answered it; the rest."""
@@ -308,7 +428,7 @@ class LabelStudioBackend:
             results_uri=f"s3://{self._bucket}/{OUTPUT_PREFIX}{name}/{TASKS_FILE}" if tasks.ended else None,
             failure_reason=reason,
             labeled=tasks.annotated,
-            failed_objects=tasks.skipped,
+            failed_objects=tasks.skipped + tasks.unreviewed,
             unlabeled=tasks.left,
             results_version=tasks.version(),
         )
