@@ -83,6 +83,7 @@ bench: setup
 	$(PY) benchmarks/label_studio_import.py
 	$(PY) benchmarks/label_studio_side_by_side.py
 	$(PY) benchmarks/label_studio_server_load.py
+	$(PY) benchmarks/prelabel_stage.py
 
 clean:
 	rm -rf cdk.out demo-output .pytest_cache .mypy_cache .ruff_cache
