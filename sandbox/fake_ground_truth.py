@@ -4,9 +4,23 @@ moto implements no labeling-job or workteam API. This fake hooks botocore's `bef
 every request has first passed botocore's parameter validation (required members, types, minimums).
 It then checks what botocore leaves to the service: each field's `pattern`, maximum length, maximum
 value and enum from the same model, and the service's own rules: job names unique per account and
-region compared case-insensitively and never reusable, the region's built-in Lambda ARNs, readable
-S3 inputs (manifest lines with "source-ref", a label category file of 1-50 unique labels), and
-the label attribute name rules. Failures come back as the service's error codes.
+region compared case-insensitively and never reusable, the region's built-in Lambda ARNs (read from
+the same model's documentation, a PRE- and ACS- function of one task), readable S3 inputs (manifest
+lines with "source-ref", a label category file of 1-50 unique labels), and the label attribute name
+rules. Failures come back as the service's error codes.
+
+Bounding-box adjustment jobs (PRE-/ACS-AdjustmentBoundingBox), as AWS documents them
+(https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-verify-start-api.html,
+https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-verify-adjust-prereq.html): the prior boxes are
+a second label attribute of each manifest line, in Ground Truth's bounding-box output format
+(sms-data-output.html), under a name other than the job's LabelAttributeName and that follows its
+rules, with labels from the job's label category file; the worker template shows them through
+crowd-bounding-box's initial-value from task.input.manifestLine. A line without a prior label is not
+refused: such an object fails on its own, as the guide says, and `adjustment_output` writes it as
+failed. A prior label with no box is refused unless `accept_empty_prior_labels`: whether the service
+takes one is not documented, and the pipeline never sends one. `adjustment_output` writes a finished
+adjustment job's lines as sms-data-output.html shows them (the prior label kept, the job's own beside
+it with adjustment-status).
 
 Tests attach it to a boto3 client (`attach`); the local demo serves it over HTTP on loopback
 (`sandbox.ground_truth_endpoint`). Both go through `handle`, so both enforce the same rules.
@@ -29,6 +43,24 @@ from botocore.model import Shape
 from labeling_pipeline.images import split_s3_uri
 
 ACCOUNT = "123456789012"
+OBJECT_DETECTION = "groundtruth/object-detection"
+# The built-in tasks the fake knows, by the suffix of their PRE-/ACS- function names.
+BOUNDING_BOX = "BoundingBox"
+ADJUSTMENT_BOUNDING_BOX = "AdjustmentBoundingBox"
+TASKS = (BOUNDING_BOX, ADJUSTMENT_BOUNDING_BOX)
+LABEL_ATTRIBUTE_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
+
+
+def built_in_lambda_arns(service_model: Any) -> set[str]:
+    """Every built-in PRE- and ACS- function ARN that the model's documentation lists."""
+    found: set[str] = set()
+    for shape, member in (
+        ("HumanTaskConfig", "PreHumanTaskLambdaArn"),
+        ("AnnotationConsolidationConfig", "AnnotationConsolidationLambdaArn"),
+    ):
+        text = service_model.shape_for(shape).members[member].documentation
+        found.update(re.findall(r"arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9-]+", text))
+    return found
 
 
 def _java_pattern_to_python(pattern: str) -> str:
@@ -83,11 +115,19 @@ class FakeGroundTruth:
     workforces: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Once a workteam was created through the API (the demo does), jobs must name one of them.
     workteams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Undocumented either way (see the module's docstring): refused unless a test says otherwise.
+    accept_empty_prior_labels: bool = False
+    # Per adjustment job (lower-case name): the prior label attribute its template shows, and the source-refs of
+    # its lines without one (they fail on their own).
+    prior_attributes: dict[str, str] = field(default_factory=dict)
+    objects_without_prior_label: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The demo's HTTP endpoint serves calls from several threads.
         self._lock = threading.RLock()
-        self._validator = ModelValidator(botocore.session.get_session().get_service_model("sagemaker"))
+        model = botocore.session.get_session().get_service_model("sagemaker")
+        self._validator = ModelValidator(model)
+        self._built_in_arns = built_in_lambda_arns(model)
 
     def attach(self, client: Any) -> Any:
         client.meta.events.register("before-call.sagemaker", self._before_call)
@@ -142,6 +182,10 @@ class FakeGroundTruth:
         name = request["LabelingJobName"]
         if name.lower() in self.jobs:
             return self._error("ResourceInUse", f"Labeling job {name} already exists")
+        if self._task(request) == ADJUSTMENT_BOUNDING_BOX and self.s3_client is not None:
+            prior, without = self._prior_label(request)
+            self.prior_attributes[name.lower()] = prior
+            self.objects_without_prior_label[name.lower()] = without
         arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:labeling-job/{name.lower()}"
         self.jobs[name.lower()] = {
             **request,
@@ -204,13 +248,12 @@ class FakeGroundTruth:
         if attribute.endswith(("-metadata", "-ref")):
             errors.append("LabelAttributeName must not end with -metadata or -ref")
         task = request["HumanTaskConfig"]
-        for key, suffix in (("PreHumanTaskLambdaArn", "PRE-BoundingBox"),):
-            arn = task.get(key, "")
-            if f":lambda:{self.region}:" not in arn or not arn.endswith(suffix):
-                errors.append(f"{key} {arn} is not this region's built-in {suffix}")
+        pre = task.get("PreHumanTaskLambdaArn", "")
         acs = task.get("AnnotationConsolidationConfig", {}).get("AnnotationConsolidationLambdaArn", "")
-        if f":lambda:{self.region}:" not in acs or not acs.endswith("ACS-BoundingBox"):
-            errors.append(f"AnnotationConsolidationLambdaArn {acs} does not match PRE-BoundingBox")
+        if self._task(request) is None or f":lambda:{self.region}:" not in pre or pre not in self._built_in_arns:
+            errors.append(f"PreHumanTaskLambdaArn {pre} is not one of this region's built-in {' or '.join(TASKS)}")
+        elif acs != pre.replace(":function:PRE-", ":function:ACS-"):
+            errors.append(f"AnnotationConsolidationLambdaArn {acs} does not match {pre.rsplit(':', 1)[-1]}")
         if task["TaskTimeLimitInSeconds"] > 28_800:
             errors.append("TaskTimeLimitInSeconds is above 28800 for an image task")
         if task.get("TaskAvailabilityLifetimeInSeconds", 0) > 30 * 24 * 3600:
@@ -274,7 +317,148 @@ class FakeGroundTruth:
                 errors.append("the worker template has no crowd-bounding-box element")
         except Exception as error:
             errors.append(f"cannot read the worker template: {error}")
+            template = ""
+        if self._task(request) == ADJUSTMENT_BOUNDING_BOX and not errors:
+            errors += self._check_adjustment(request, lines, template)
         return errors
+
+    # --- adjustment jobs ------------------------------------------------------------------------
+    @staticmethod
+    def _task(request: dict[str, Any]) -> str | None:
+        function = request["HumanTaskConfig"].get("PreHumanTaskLambdaArn", "").rsplit(":function:PRE-", 1)[-1]
+        return function if function in TASKS else None
+
+    @staticmethod
+    def _prior_attributes(entry: dict[str, Any]) -> list[str]:
+        """The bounding-box labels a manifest line already holds: attributes whose metadata says object
+        detection."""
+        return [
+            key.removesuffix("-metadata")
+            for key, value in entry.items()
+            if key.endswith("-metadata") and isinstance(value, dict) and value.get("type") == OBJECT_DETECTION
+        ]
+
+    def _prior_label(self, request: dict[str, Any]) -> tuple[str, list[str]]:
+        """(the prior label attribute the template shows, the source-refs of the lines without it)."""
+        lines = self.read(request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines()
+        template = self.read(request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]).decode()
+        entries = [json.loads(line) for line in lines]
+        names = sorted({name for entry in entries for name in self._prior_attributes(entry)})
+        shown = [name for name in names if f"manifestLine['{name}']" in template or f"manifestLine.{name}." in template]
+        prior = shown[0] if shown else ""
+        return prior, [entry["source-ref"] for entry in entries if prior not in self._prior_attributes(entry)]
+
+    def _check_adjustment(self, request: dict[str, Any], lines: list[bytes], template: str) -> list[str]:
+        errors: list[str] = []
+        own = request["LabelAttributeName"]
+        config = json.loads(self.read(request["LabelCategoryConfigS3Uri"]))
+        labels = [entry["label"] for entry in config["labels"]]
+        names: set[str] = set()
+        for number, line in enumerate(lines, 1):
+            entry = json.loads(line)
+            for name in self._prior_attributes(entry):
+                names.add(name)
+                errors += [f"manifest line {number}: {error}" for error in self._check_prior(entry, name, labels)]
+        if own in names:
+            errors.append(f"LabelAttributeName {own} must differ from the label attribute of the labels to adjust")
+        for name in sorted(names):
+            if not LABEL_ATTRIBUTE_PATTERN.fullmatch(name) or name.endswith(("-metadata", "-ref")):
+                errors.append(f"prior label attribute {name!r} breaks the label attribute name rules")
+        if not names:
+            errors.append("no manifest line holds a bounding-box label to adjust")
+        if "initial-value=" not in template or "task.input.manifestLine" not in template:
+            errors.append("the adjustment template shows no prior boxes (crowd-bounding-box initial-value)")
+        elif not any(f"manifestLine['{name}']" in template or f"manifestLine.{name}." in template for name in names):
+            errors.append(f"the adjustment template's initial-value reads none of the prior labels {sorted(names)}")
+        return errors
+
+    def _check_prior(self, entry: dict[str, Any], name: str, labels: list[str]) -> list[str]:
+        """The prior label in Ground Truth's bounding-box output format (sms-data-output.html)."""
+        label, metadata = entry.get(name), entry[f"{name}-metadata"]
+        if not isinstance(label, dict):
+            return [f"{name} is not a bounding-box label"]
+        errors: list[str] = []
+        annotations = label.get("annotations")
+        sizes = label.get("image_size")
+        if not isinstance(annotations, list):
+            return [f"{name}.annotations is not a list"]
+        if not annotations and not self.accept_empty_prior_labels:
+            errors.append(f"{name} has no box (not documented to be accepted)")
+        if not (isinstance(sizes, list) and len(sizes) == 1 and isinstance(sizes[0], dict)):
+            errors.append(f"{name}.image_size is not one [{{width, height, depth}}]")
+        elif not all(isinstance(sizes[0].get(key), int) and sizes[0][key] > 0 for key in ("width", "height", "depth")):
+            errors.append(f"{name}.image_size needs whole positive width, height and depth")
+        class_map = metadata.get("class-map")
+        objects = metadata.get("objects")
+        if not isinstance(class_map, dict) or not all(value in labels for value in class_map.values()):
+            errors.append(f"{name}-metadata.class-map must name labels of the label category file")
+            class_map = {}
+        if not isinstance(objects, list) or len(objects) != len(annotations):
+            errors.append(f"{name}-metadata.objects must hold one confidence per box")
+        for index, box in enumerate(annotations):
+            if not isinstance(box, dict) or set(box) != {"class_id", "left", "top", "width", "height"}:
+                errors.append(f"{name}.annotations[{index}] must have class_id, left, top, width, height")
+                continue
+            if not all(isinstance(box[key], int) for key in box):
+                errors.append(f"{name}.annotations[{index}] must be whole pixels")
+            elif box["width"] <= 0 or box["height"] <= 0 or box["left"] < 0 or box["top"] < 0:
+                errors.append(f"{name}.annotations[{index}] is not a box inside the image")
+            elif str(box["class_id"]) not in class_map:
+                errors.append(f"{name}.annotations[{index}] class_id {box['class_id']} is not in the class-map")
+        if metadata.get("human-annotated") not in ("yes", "no"):
+            errors.append(f"{name}-metadata.human-annotated must be yes or no")
+        # Every label Ground Truth writes has both; nothing says one without them can be adjusted.
+        for key in ("creation-date", "job-name"):
+            if not isinstance(metadata.get(key), str):
+                errors.append(f"{name}-metadata.{key} is missing")
+        return errors
+
+    def adjustment_output(self, name: str, answers: dict[str, list[dict[str, Any]]] | None = None) -> list[str]:
+        """A finished adjustment job's output lines, as sms-data-output.html shows them: each input line kept,
+        the job's label beside it. `answers` maps a source-ref to the boxes a worker submitted
+        (crowd-bounding-box's boundingBoxes: label, left, top, width, height); an image not in it was left as it
+        was (adjustment-status "unadjusted", the prior boxes). A line without the prior label fails."""
+        answers = answers or {}
+        job = self.jobs[name.lower()]
+        own = job["LabelAttributeName"]
+        prior = self.prior_attributes[name.lower()]
+        labels = [entry["label"] for entry in json.loads(self.read(job["LabelCategoryConfigS3Uri"]))["labels"]]
+        created = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+        output = []
+        for line in self.read(job["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines():
+            entry = json.loads(line)
+            if prior not in self._prior_attributes(entry):
+                reason = f"ClientError: no '{prior}' label to adjust"
+                output.append(
+                    json.dumps(
+                        {**entry, f"{own}-metadata": {"failure-reason": reason, "job-name": f"labeling-job/{name}"}}
+                    )
+                )
+                continue
+            answer = answers.get(entry["source-ref"])
+            if answer is None:
+                annotations = entry[prior]["annotations"]
+                class_map = dict(entry[f"{prior}-metadata"]["class-map"])
+            else:
+                annotations = [
+                    {key: box[key] for key in ("left", "top", "width", "height")}
+                    | {"class_id": labels.index(box["label"])}
+                    for box in answer
+                ]
+                class_map = {str(labels.index(box["label"])): box["label"] for box in answer}
+            metadata = {
+                # One worker a task: Ground Truth writes confidence 0.00 (sms-data-output.html, "Confidence Score").
+                "objects": [{"confidence": 0.0} for _ in annotations],
+                "class-map": class_map,
+                "type": OBJECT_DETECTION,
+                "human-annotated": "yes",
+                "creation-date": created,
+                "job-name": f"labeling-job/{name}",
+                "adjustment-status": "unadjusted" if answer is None else "adjusted",
+            }
+            label = {"image_size": entry[prior]["image_size"], "annotations": annotations}
+            output.append(json.dumps({**entry, own: label, f"{own}-metadata": metadata}))
+        return output
 
     # --- driving a job to its end, as workers and the service would ------------------------
     def finish(self, name: str, status: str, output_lines: list[str] | None = None, reason: str | None = None) -> str:

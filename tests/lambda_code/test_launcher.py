@@ -6,7 +6,7 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -129,7 +129,9 @@ def test_crash_between_manifest_and_create_is_finished_by_the_next_delivery(worl
     class CrashingBackend(GroundTruthBackend):
         """Writes the job's task inputs as the real backend does, then dies before CreateLabelingJob."""
 
-        def _create(self, name: str, files: TaskFiles) -> None:
+        def _create(
+            self, name: str, files: TaskFiles, *, adjustment: bool = False, tags: Sequence[tuple[str, str]] = ()
+        ) -> None:
             raise Crash("killed after writing the manifest")
 
     crashing = CrashingBackend(

@@ -5,12 +5,14 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/sms.html . A refusal is turned i
 `BackendUnavailableError` with a message that says so.
 
 - service.py: the API calls (CreateLabelingJob, DescribeLabelingJob) and the output manifest's location
-- task_inputs.py: input manifest, label categories, worker template
+- task_inputs.py: input manifest, label categories, worker template (with labeling.prelabel, those of a
+  bounding-box adjustment job too: the detector's boxes in the manifest, shown by the template)
+- job_parts.py: which of a job's images are shown proposals, and the plain job beside the adjustment job
 - results.py: the output manifest read into the neutral stream
 - events.py: the job-end signal (EventBridge)
 - settings.py: its own settings and its limits on the shared ones
 - workers.py: the private workforce's members (Cognito), for the CLI
-- regions.json: the regions with the built-in bounding-box task
+- regions.json: the regions with the built-in bounding-box tasks (plain and adjustment)
 Its infrastructure (user pool, workforce, workteam, execution role, job-end rule) is in
 stacks/backends/ground_truth/.
 """

@@ -6,6 +6,17 @@ each line holds "source-ref", the label attribute with ``annotations`` (``class_
 with ``class-map`` (class_id -> label), ``objects`` (confidences), ``job-name``, ``human-annotated``
 and ``type: groundtruth/object-detection``. A chained job adds its own attribute beside the first.
 An object whose task failed has metadata with ``failure-reason`` and no annotations.
+
+An adjustment job's line (https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html, "Bounding box job
+output") keeps the prior label as it was (here the detector's proposals, ``human-annotated: no``) and adds the job's
+own in the same format, its metadata with ``adjustment-status``: ``unadjusted`` when no worker changed the prior
+boxes, ``adjusted`` when at least one did. That is all it says per image; the worker answers' ``initialValueModified``
+(https://docs.aws.amazon.com/sagemaker/latest/dg/sms-ui-template-crowd-bounding-box.html) is one flag per answer and
+is not in the consolidated line, and nothing says which box was kept, moved or drawn. So the boxes of an unadjusted
+image are the proposals as shown (origin "prediction"), and an adjusted image's boxes get no origin: the pre-label
+report tells them apart by geometry. The consolidated line has no time either (``timeSpentInSeconds`` is only in each
+worker's response under ``annotations/worker-response``, sms-data-output.html, "Worker Metadata"), so
+``LabeledImage.seconds`` stays None.
 """
 
 from __future__ import annotations
@@ -17,6 +28,10 @@ from typing import Any
 from labeling_pipeline.labels import LabeledImage, ReadStats, ResultsError, clip_box
 
 OBJECT_DETECTION = "groundtruth/object-detection"
+ADJUSTMENT_STATUS = "adjustment-status"
+UNADJUSTED = "unadjusted"
+# labels.Box.origin of a proposal kept as it was (the word Label Studio uses, which the pre-label report reads).
+PREDICTION_ORIGIN = "prediction"
 
 
 class ManifestError(ResultsError):
@@ -25,12 +40,25 @@ class ManifestError(ResultsError):
 
 def detect_label_attribute(line: dict[str, Any]) -> str | None:
     """The attribute whose metadata says object detection (the last one, for a chained job); on a
-    failed line, which has no type, the only metadata key there is."""
+    failed line, which has no type, the only metadata key there is.
+
+    An adjustment job's own label (its metadata has an adjustment-status) comes first, and a label people drew
+    before one a machine drew (``human-annotated: no``, as the proposals an adjustment job starts from): so a
+    failed adjustment line is the job's failure, not the proposals beside it."""
     metadata = [key for key, value in line.items() if key.endswith("-metadata") and isinstance(value, dict)]
     found = [key for key in metadata if line[key].get("type") == OBJECT_DETECTION]
+    adjusted = [key for key in found if ADJUSTMENT_STATUS in line[key]]
+    machine = {key for key in found if line[key].get("human-annotated") == "no"}
+    by_people = [key for key in found if key not in machine]
+    others = [key for key in metadata if key not in machine]
+    for candidates in (adjusted, by_people):
+        if candidates:
+            return candidates[-1].removesuffix("-metadata")
+    if len(others) == 1:
+        return others[0].removesuffix("-metadata")
     if found:
         return found[-1].removesuffix("-metadata")
-    return metadata[0].removesuffix("-metadata") if len(metadata) == 1 else None
+    return None
 
 
 def parse_line(number: int, text: str, attribute: str | None, stats: ReadStats | None = None) -> LabeledImage | None:
@@ -81,6 +109,8 @@ def parse_line(number: int, text: str, attribute: str | None, stats: ReadStats |
                 boxes.append(box)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise ManifestError(f"line {number}: malformed '{name}' label ({error!r})") from error
+    if metadata.get(ADJUSTMENT_STATUS) == UNADJUSTED:
+        boxes = [box._replace(origin=PREDICTION_ORIGIN) for box in boxes]
     human = metadata.get("human-annotated")
     return LabeledImage(
         number,

@@ -6,7 +6,8 @@ Limits from AWS documentation (checked 2026-11):
 - CreateLabelingJob (API reference and botocore's SageMaker model): task time limit 30-28,800 s for image
   tasks, availability 60 s to 30 days for a private workforce, 1-5000 concurrent tasks, 1-5 keywords
   matching ``[A-Za-z0-9]+( [A-Za-z0-9]+)*``, the label attribute name pattern of 127 characters at most
-  and not ending in ``-metadata`` or ``-ref``.
+  and not ending in ``-metadata`` or ``-ref``. With labeling.prelabel the proposals go under
+  ``<labelAttributeName>-proposals`` (task_inputs.PROPOSALS_SUFFIX), which must keep within those 127 characters.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated
 
 from pydantic import StrictInt, StrictStr, model_validator
 
+from labeling_pipeline.backends.ground_truth.task_inputs import PROPOSALS_SUFFIX
 from labeling_pipeline.settings import Name, SettingsModel, between, length
 
 MAX_BOUNDING_BOX_LABELS = 50
@@ -25,6 +27,7 @@ MAX_TASK_TIME_LIMIT_IMAGE = 28_800
 MIN_TASK_AVAILABILITY = 60
 MAX_TASK_AVAILABILITY_PRIVATE = 30 * 24 * 3600
 MAX_CONCURRENT_TASKS = 5000
+MAX_LABEL_ATTRIBUTE_NAME = 127
 KEYWORD_PATTERN = re.compile(r"^[A-Za-z0-9]+( [A-Za-z0-9]+)*$")
 
 
@@ -35,7 +38,7 @@ class GroundTruthSettings(SettingsModel):
         10 * 24 * 3600
     )
     max_concurrent_task_count: Annotated[StrictInt, between(1, MAX_CONCURRENT_TASKS)] = 1000
-    label_attribute_name: Annotated[Name, length(1, 127)] = "labels"
+    label_attribute_name: Annotated[Name, length(1, MAX_LABEL_ATTRIBUTE_NAME)] = "labels"
 
     @model_validator(mode="after")
     def _ground_truth_limits(self) -> GroundTruthSettings:
@@ -55,4 +58,10 @@ class GroundTruthSettings(SettingsModel):
                 raise ValueError(f"taskKeywords: {keyword!r} must be letters and digits separated by single spaces")
         if self.label_attribute_name.endswith(("-metadata", "-ref")):
             raise ValueError("labelAttributeName: must not end in '-metadata' or '-ref' (Ground Truth reserves them)")
+        longest = MAX_LABEL_ATTRIBUTE_NAME - len(PROPOSALS_SUFFIX)
+        if getattr(self, "prelabel", None) is not None and len(self.label_attribute_name) > longest:
+            raise ValueError(
+                f"labelAttributeName: at most {longest} characters with prelabel: the proposals go under "
+                f"'<labelAttributeName>{PROPOSALS_SUFFIX}', which Ground Truth limits to {MAX_LABEL_ATTRIBUTE_NAME}"
+            )
         return self
