@@ -12,8 +12,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, FloatRect, Page, ViewportSize, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from scripts.browser import INSTALL_HINT, find_chromium
@@ -152,3 +153,130 @@ def draw_box(
 
     (left, top), (right, bottom) = to_pixels(x0, y0), to_pixels(x1, y1)
     return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+
+
+# --- the editor, step by step ----------------------------------------------------------------------------------------
+
+Point = tuple[float, float]
+SAVED_ANNOTATION = re.compile(r"/api/tasks/\d+/annotations")
+
+
+class LabelingEditor:
+    """Label Studio's editor on the labeling stream's next task, in a signed-in page, driven as a worker drives it:
+    the mouse on the image and the keyboard (Backspace deletes the selected region, Escape unselects, Label Studio's
+    default hotkeys). Positions are in image pixels; each becomes a whole screen pixel, as a mouse event carries it,
+    and what a method returns is where the mouse really was, in image pixels again.
+
+    What the editor holds is read from its store (`window.Htx`, the app store LabelStudio.tsx sets): `result()` is
+    the selected annotation serialized as the editor submits it (each region with its `id` and `origin`)."""
+
+    def __init__(self, page: Page, screenshot_dir: Path | None = None) -> None:
+        self.page = page
+        self.screenshot_dir = screenshot_dir
+        width, height = page.locator(IMAGE).evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        self.natural_size = (int(width), int(height))
+
+    # --- image pixels and screen pixels ---
+    @property
+    def image_box(self) -> FloatRect:
+        """Where the image is on screen now (the editor's panels may still settle after it opens)."""
+        found = self.page.locator(IMAGE).bounding_box()
+        if found is None:
+            raise RuntimeError("the task's image is not on screen")
+        return found
+
+    def screen_point(self, point: Point) -> tuple[int, int]:
+        box, (width, height) = self.image_box, self.natural_size
+        return (
+            round(box["x"] + point[0] * box["width"] / width),
+            round(box["y"] + point[1] * box["height"] / height),
+        )
+
+    def image_point(self, screen: tuple[float, float]) -> Point:
+        box, (width, height) = self.image_box, self.natural_size
+        return (screen[0] - box["x"]) * width / box["width"], (screen[1] - box["y"]) * height / box["height"]
+
+    # --- what a worker does ---
+    def drag(self, start: Point, end: Point, steps: int = 12) -> tuple[Point, Point]:
+        """Press at `start`, move to `end` and release: on a region it moves the region, on the bare image with a
+        label chosen it draws one. Returns (start, end) as the mouse had them."""
+        (x0, y0), (x1, y1) = self.screen_point(start), self.screen_point(end)
+        self.page.mouse.move(x0, y0)
+        self.page.mouse.down()
+        self.page.mouse.move(x1, y1, steps=steps)
+        self.page.mouse.up()
+        return self.image_point((x0, y0)), self.image_point((x1, y1))
+
+    def click(self, point: Point) -> None:
+        self.page.mouse.click(*self.screen_point(point))
+
+    def press(self, key: str) -> None:
+        self.page.keyboard.press(key)
+
+    def choose_label(self, label: str) -> None:
+        """Click the label's chip (with no region selected: the label of the boxes drawn next)."""
+        chip = self.page.locator(".lsf-label").filter(
+            has=self.page.locator(".lsf-label__text", has_text=re.compile(rf"^{re.escape(label)}$"))
+        )
+        chip.click()
+        self.page.wait_for_function("el => el.className.includes('lsf-label_selected')", arg=chip.element_handle())
+
+    # --- what the editor holds ---
+    def result(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.page.evaluate(
+            "() => window.Htx.annotationStore.selected.serializeAnnotation()"
+        )
+        return found
+
+    def selected_region_ids(self) -> list[str]:
+        found: list[str] = self.page.evaluate(
+            "() => window.Htx.annotationStore.selected.selectedRegions.map(r => r.cleanId)"
+        )
+        return found
+
+    def wait_for_regions(self, count: int) -> list[dict[str, Any]]:
+        self.page.wait_for_function(
+            "n => window.Htx?.annotationStore?.selected?.regions?.length === n"
+            " && !window.Htx.annotationStore.selected.isDrawing",
+            arg=count,
+        )
+        return self.result()
+
+    def screenshot(self, name: str) -> None:
+        if self.screenshot_dir is not None:
+            self.page.screenshot(path=str(self.screenshot_dir / f"{name}.png"))
+
+    def submit(self) -> dict[str, Any]:
+        """The Submit button; returns the annotation as Label Studio saved it (its answer to the editor's POST)."""
+        with self.page.expect_response(
+            lambda response: response.request.method == "POST" and SAVED_ANNOTATION.search(response.url) is not None
+        ) as saved:
+            self.page.get_by_test_id("bottombar-submit-button").click()
+        if not saved.value.ok:
+            raise RuntimeError(f"Label Studio did not save the annotation: {saved.value.status} {saved.value.text()}")
+        answer: dict[str, Any] = saved.value.json()
+        return answer
+
+
+@contextmanager
+def labeling_editor(
+    base_url: str, email: str, password: str, project_id: int, screenshot_dir: Path | None = None
+) -> Iterator[LabelingEditor]:
+    """Sign in, open the project's labeling stream and wait for its task's image (decoded) and the editor's store
+    (with whatever annotation Label Studio opened: one made from the task's prediction when the project shows
+    predictions), instructions closed."""
+    with browser() as chromium:
+        context = chromium.new_context(viewport=VIEWPORT)
+        try:
+            page = sign_in(context, base_url, email, password)
+            page.goto(f"{base_url}/projects/{project_id}/data?labeling=1")
+            page.locator(IMAGE).wait_for(state="visible")
+            page.wait_for_function(
+                "sel => { const i = document.querySelector(sel); return i && i.complete && i.naturalWidth > 0 }",
+                arg=IMAGE,
+            )
+            page.wait_for_function("() => Boolean(window.Htx?.annotationStore?.selected)")
+            close_instructions(page)
+            yield LabelingEditor(page, screenshot_dir)
+        finally:
+            context.close()
