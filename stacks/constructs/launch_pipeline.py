@@ -69,6 +69,34 @@ class EncryptedQueueDestination:
         )
 
 
+def upload_queue(
+    scope: Construct, function_timeout: cdk.Duration, key: LabelingKey | None
+) -> tuple[sqs.Queue, sqs.Queue]:
+    """A queue of upload events for a function, and its dead-letter queue (as "UploadEvents" and
+    "DeadLetterQueue" under `scope`): SSE-SQS, or the customer-managed key when labeling.kmsKey sets one."""
+    encryption, master_key = queue_encryption(key)
+    dead_letter_queue = sqs.Queue(
+        scope,
+        "DeadLetterQueue",
+        encryption=encryption,
+        encryption_master_key=master_key,
+        enforce_ssl=True,
+        retention_period=cdk.Duration.days(14),
+    )
+    queue = sqs.Queue(
+        scope,
+        "UploadEvents",
+        encryption=encryption,
+        encryption_master_key=master_key,
+        enforce_ssl=True,
+        # Lambda's guidance: at least six times the function timeout, so a slow batch is not redelivered.
+        visibility_timeout=cdk.Duration.seconds(6 * function_timeout.to_seconds()),
+        retention_period=cdk.Duration.days(14),
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT),
+    )
+    return queue, dead_letter_queue
+
+
 def notify_uploads(scope: Construct, bucket: s3.IBucket, queue: sqs.IQueue, key: LabelingKey | None) -> None:
     """S3 sends every object created under images/ to `queue`: not only *.jpg, as S3 suffix filters are
     case-sensitive and a filter would drop "IMG_1.Jpg" without a trace (the launcher logs and counts what it
@@ -106,9 +134,6 @@ class LaunchPipeline(Construct):
         forwards them to `queue`."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        # SSE-SQS by default; the customer-managed key when labeling.kmsKey is set.
-        encryption, master_key = queue_encryption(key)
-
         self.ledger = dynamodb.Table(
             self,
             "Ledger",
@@ -130,25 +155,7 @@ class LaunchPipeline(Construct):
             non_key_attributes=list(LEDGER_INDEX.projected),
         )
 
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=encryption,
-            encryption_master_key=master_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        self.queue = sqs.Queue(
-            self,
-            "UploadEvents",
-            encryption=encryption,
-            encryption_master_key=master_key,
-            enforce_ssl=True,
-            # Lambda's guidance: at least six times the function timeout, so a slow batch is not redelivered.
-            visibility_timeout=cdk.Duration.seconds(6 * LAUNCHER_TIMEOUT.to_seconds()),
-            retention_period=cdk.Duration.days(14),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT),
-        )
+        self.queue, self.dead_letter_queue = upload_queue(self, LAUNCHER_TIMEOUT, key)
         if receive_uploads:
             notify_uploads(self, bucket, self.queue, key)
         self.receives_uploads = receive_uploads

@@ -17,8 +17,8 @@ from labeling_pipeline.names import INPUT_PREFIX
 from labeling_pipeline.names import EnvironmentVariable as Env
 from labeling_pipeline.prelabel.proposals import proposals_prefix
 from labeling_pipeline.prelabel.settings import PrelabelSettings
-from stacks.constructs.encryption_key import LabelingKey, queue_encryption
-from stacks.constructs.launch_pipeline import MAX_RECEIVE_COUNT, notify_uploads
+from stacks.constructs.encryption_key import LabelingKey
+from stacks.constructs.launch_pipeline import notify_uploads, upload_queue
 from stacks.constructs.nag import acknowledge_wildcard_resources
 from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.constructs.prelabel.runtime_layer import DetectorRuntimeLayer
@@ -59,26 +59,7 @@ class PrelabelStage(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        encryption, master_key = queue_encryption(key)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=encryption,
-            encryption_master_key=master_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        self.queue = sqs.Queue(
-            self,
-            "UploadEvents",
-            encryption=encryption,
-            encryption_master_key=master_key,
-            enforce_ssl=True,
-            # Lambda's guidance: at least six times the function timeout, so a slow batch is not redelivered.
-            visibility_timeout=cdk.Duration.seconds(6 * PRELABEL_TIMEOUT.to_seconds()),
-            retention_period=cdk.Duration.days(14),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT),
-        )
+        self.queue, self.dead_letter_queue = upload_queue(self, PRELABEL_TIMEOUT, key)
         notify_uploads(self, bucket, self.queue, key)
 
         runtime = DetectorRuntimeLayer(self, "DetectorRuntime")
