@@ -14,6 +14,13 @@
 
 `--backend label-studio` runs the same steps with a real Label Studio as the labeling service
 (sandbox.label_studio_demo): the labeling service's part of each step is the backend's stand-in's.
+
+`--prelabel` (either backend) synthesizes the stacks with `labeling.prelabel` and puts a detector between the
+upload and the launcher: a stand-in (sandbox.stand_in_detector, an ONNX graph that boxes colour blobs), because no
+registry package ships a trained detector's weights. Every line, log, note and summary says so. The pre-label
+function runs on the emulator like the others; the simulated workers correct its proposals (on Ground Truth in an
+adjustment job, beside a plain job for the images without proposals); the job's end writes the pre-label report,
+which the demo prints (`gt-labeling report`), and the gallery draws the proposals dashed beside the final boxes.
 """
 
 from __future__ import annotations
@@ -40,16 +47,21 @@ import boto3
 
 from labeling_cli.commands import queue_depth
 from labeling_cli.main import main as gt_labeling
+from labeling_pipeline.backends.ground_truth.job_parts import UNASSISTED_FOLDER, UNASSISTED_PART_TAG, pipeline_job_name
 from labeling_pipeline.images import split_s3_uri
-from labeling_pipeline.names import EnvironmentVariable, StackOutput
+from labeling_pipeline.names import PREDICTIONS_FILE, PRELABEL_REPORT_FILE, EnvironmentVariable, StackOutput
+from labeling_pipeline.prelabel.proposals import Proposal, proposals_prefix
+from labeling_pipeline.prelabel.proposals import decode as decode_proposal
 from labeling_pipeline.runtime import pipeline_settings
 from labeling_pipeline.settings import PipelineSettings
+from sandbox import stand_in_detector
 from sandbox.emulator import MotoServer
+from sandbox.fake_ground_truth import ACCOUNT as FAKE_ACCOUNT
 from sandbox.fake_ground_truth import FakeGroundTruth
 from sandbox.ground_truth_endpoint import GroundTruthEndpoint
 from sandbox.lambda_runtime import LocalLambda
-from sandbox.provision import LocalHooks, ProvisionedStack, Provisioner, ProvisionError
-from sandbox.simulated_workers import SIMULATED_NOTE, answer_job, state_change_event
+from sandbox.provision import LocalHooks, ProvisionedStack, Provisioner, ProvisionError, QueueEventSource
+from sandbox.simulated_workers import SIMULATED_NOTE, adjustment_answers, answer_job, state_change_event
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_MARKER = ".local-demo-output"
@@ -68,6 +80,7 @@ SAMPLE_IMAGES = {
 # The demo's only changes to cdk.json: a short batching window, and one invited worker.
 DEMO_CONTEXT = {"labeling.batchingWindowSeconds": "10", "labeling.workerEmails": '["worker@example.com"]'}
 WAIT_SECONDS = 90
+PRELABEL_HANDLER = "labeling_pipeline.prelabel.handler.lambda_handler"
 
 
 class DemoError(Exception):
@@ -214,7 +227,25 @@ def can_open_browser() -> bool:
 RUN_BY_THE_DEMO = {
     "AWS::Lambda::Function": " (run by the demo)",
     "AWS::Lambda::Url": " (a loopback receiver)",
+    "AWS::Lambda::LayerVersion": " (its packages are this venv's)",
 }
+# What the pre-label runtime layer holds (stacks/constructs/prelabel/requirements.txt), by import name.
+LAYER_MODULES = ("onnxruntime", "numpy", "PIL")
+
+
+class DemoProvisioner(Provisioner):
+    """The provisioner, plus what the demo stands in for itself: a Lambda layer. The functions run in this process,
+    so a layer's packages must be importable here: they are checked, never unpacked."""
+
+    def _create_AWS_Lambda_LayerVersion(
+        self, stack: Any, result: ProvisionedStack, logical_id: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        missing = [name for name in LAYER_MODULES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ProvisionError(f"{logical_id}: the layer's {', '.join(missing)} not installed here: run `make setup`")
+        name = properties.get("LayerName") or f"{stack.name}-{logical_id}"[:64]
+        arn = f"arn:aws:lambda:{self.region}:{FAKE_ACCOUNT}:layer:{name}:1"
+        return {"Ref": arn, "LayerVersionArn": arn}
 
 
 def provision_stacks(provisioner: Provisioner, stacks: list[tuple[str, dict[str, Any]]]) -> list[ProvisionedStack]:
@@ -253,6 +284,7 @@ class StandIn(Protocol):
 
     prefix: str  # what every printed line starts with
     note: str  # in every Lambda log line; the gallery's note, capitalized
+    prelabel: StandInDetector | None  # --prelabel: the stand-in detector's part
     results_heading: str  # what step 6's heading says of the boxes
     stopped: str  # the end's line: what the demo stopped ("Emulator stopped")
     interrupted: str  # Ctrl-C's line: what is stopped ("the emulator is stopped")
@@ -282,23 +314,27 @@ class StandIn(Protocol):
 def run(out: Path, region: str, open_browser: bool, stand_in: StandIn) -> dict[str, Any]:
     started = time.monotonic()
     isolate_from_aws(region)
+    detector = stand_in.prelabel
     _line_prefix[0] = stand_in.prefix
     stand_in.introduce()
+    if detector is not None:
+        detector.introduce()
     prepare_output(out)
     logs = out / "logs"
+    context = {**stand_in.context, **(detector.context if detector is not None else {})}
     say(
-        f"1/6 Synthesizing the stacks into {out / 'cdk.out'} "
-        f"(with {', '.join(f'{k}={v}' for k, v in stand_in.context.items())})"
+        f"1/6 Synthesizing the stacks into {out / 'cdk.out'} (with {', '.join(f'{k}={v}' for k, v in context.items())})"
     )
-    stacks = stacks_in_deploy_order(synthesize(out, region, stand_in.context))
+    stacks = stacks_in_deploy_order(synthesize(out, region, context))
     # Closed in reverse: the function URLs, the labeling service, the emulator.
     with contextlib.ExitStack() as services:
         emulator = services.enter_context(MotoServer(logs / "emulator.log", f"{stand_in.prefix} "))
         say(f"2/6 Emulator (moto server) on {emulator.url}, pid {emulator.pid}")
         session = stand_in.start(services, emulator)
-        runtime = LocalLambda(session.client("sqs"), region, logs, stand_in.note)
+        log_note = stand_in.note if detector is None else f"{stand_in.note}; {stand_in_detector.STAND_IN_NOTE}"
+        runtime = LocalLambda(session.client("sqs"), region, logs, log_note)
         services.callback(runtime.close)
-        provisioned = provision_stacks(Provisioner(session, region, stand_in.hooks(runtime)), stacks)
+        provisioned = provision_stacks(DemoProvisioner(session, region, stand_in.hooks(runtime)), stacks)
         pipeline = next(stack for stack in provisioned if stack.event_sources)
         labeling = LabelingRun(out, session, runtime, pipeline, stand_in)
         uploaded = labeling.upload_and_launch()
@@ -311,6 +347,8 @@ def run(out: Path, region: str, open_browser: bool, stand_in: StandIn) -> dict[s
             bucket=labeling.bucket,
             invocations=[invocation.__dict__ for invocation in runtime.invocations],
         )
+        if detector is not None:
+            result["prelabel"] = detector.summary
     result["seconds"] = round(time.monotonic() - started, 1)
     say(f"{stand_in.stopped}; nothing is left running. The demo took {result['seconds']} s.")
     (out / "demo-summary.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -332,6 +370,11 @@ class LabelingRun:
         self.pipeline = pipeline
         self.stand_in = stand_in
         self.bucket = pipeline.outputs[StackOutput.BUCKET_NAME]
+        self.prelabel = stand_in.prelabel
+        # With labeling.prelabel the uploads reach the pre-label function first, which forwards them to the launcher.
+        handlers = {source.function.handler: source for source in pipeline.event_sources}
+        self.prelabel_source: QueueEventSource | None = handlers.get(PRELABEL_HANDLER)
+        self.launcher_source = next(s for s in pipeline.event_sources if s.function.handler != PRELABEL_HANDLER)
 
     def settings(self) -> PipelineSettings:
         """The settings the functions run with, from the pipeline stack's output (validated as they parse it)."""
@@ -341,23 +384,37 @@ class LabelingRun:
     def upload_and_launch(self) -> list[str]:
         samples, expected_keys = sample_folder(self.out)
         self.stand_in.before_upload(self)
+        if self.prelabel is not None:
+            self.prelabel.before_upload(self)
         say(f"4/6 gt-labeling upload {samples} --dataset {DATASET}")
         for line in run_cli(["upload", str(samples), "--dataset", DATASET]):
             say("   " + line)
-        source = self.pipeline.event_sources[0]
-        say(
-            f"   S3 notification -> queue -> launcher Lambda (batch size {source.batch_size}, "
-            f"batching window {source.batching_window_seconds} s, from the template)"
+        source = self.launcher_source
+        launcher = (
+            f"launcher Lambda (batch size {source.batch_size}, batching window {source.batching_window_seconds} s, "
+            "from the template)"
         )
+        if self.prelabel_source is None:
+            say(f"   S3 notification -> queue -> {launcher}")
+        else:
+            say(
+                f"   S3 notification -> pre-label queue -> pre-label Lambda with the STAND-IN detector (batch size "
+                f"{self.prelabel_source.batch_size}) -> launch queue -> {launcher}"
+            )
         self.launch(expected_keys)
+        if self.prelabel is not None:
+            self.prelabel.show_proposals(self, expected_keys)
         return expected_keys
 
     def launch(self, expected_keys: list[str]) -> None:
-        source = self.pipeline.event_sources[0]
+        source = self.launcher_source
         deadline = time.monotonic() + source.batching_window_seconds + WAIT_SECONDS
         while not self.stand_in.all_handled(self, expected_keys):
             if time.monotonic() > deadline:
                 raise DemoError(f"the uploads were not all handled after {WAIT_SECONDS} s; see {self.out / 'logs'}")
+            if self.prelabel_source is not None:
+                # Ahead of the launcher: its batching window then gathers every forwarded upload into one job.
+                self.runtime.poll_queue_source(self.prelabel_source)
             self.runtime.poll_queue_source(source)
 
     def wait_for_exports(self, names: list[str], pump: Callable[[], object]) -> None:
@@ -387,19 +444,26 @@ class LabelingRun:
         exports = sorted(download_prefix(self.s3, self.bucket, f"exports/{name}/", self.out / "exports" / name))
         gallery = self.out / "gallery" / name
         note = self.stand_in.note[0].upper() + self.stand_in.note[1:]
+        if self.prelabel is not None:
+            note += ". " + self.prelabel.gallery_note
         run_cli(["review", name, "--images", "s3", "--out", str(gallery), "--note", note])
         say(f"   job {name}")
         for line in lines:
             say(f"     {line}")
         for path in exports:
             say(f"     export          {path}")
-        say(f"     review gallery  {gallery / 'index.html'}")
-        return {
+        say(
+            f"     review gallery  {gallery / 'index.html'}" + (" (stand-in proposals dashed)" if self.prelabel else "")
+        )
+        found = {
             "name": name,
             **entries,
             "exports": [str(path) for path in exports],
             "gallery": str(gallery / "index.html"),
         }
+        if self.prelabel is not None:
+            found.update(self.prelabel.show_report(self, name))
+        return found
 
     def drain(self, url: str) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -427,9 +491,12 @@ class GroundTruthStandIn:
     interrupted = "the emulator is stopped"
     context = DEMO_CONTEXT
 
-    def __init__(self, region: str, refuses: bool = False) -> None:
+    def __init__(self, region: str, refuses: bool = False, prelabel: StandInDetector | None = None) -> None:
         self.region = region
         self.refuses = refuses
+        self.prelabel = prelabel
+        if prelabel is not None:
+            self.prefix = prelabel.line_prefix(PREFIX)
         self.fake: FakeGroundTruth  # made by start(): it loads botocore's session, after isolate_from_aws
         self.summary: dict[str, Any] = {"refusals": []}
 
@@ -466,19 +533,45 @@ class GroundTruthStandIn:
         jobs = sorted(self.fake.jobs.values(), key=lambda job: job["CreationTime"])
         for job in jobs:
             say(f"   labeling job {job['LabelingJobName']} created: the fake accepted the request as the service would")
+            if self._is_adjustment(job):
+                images = len(self.fake.read(_manifest_uri(job)).splitlines())
+                say(
+                    f"     a bounding-box ADJUSTMENT job (PRE-AdjustmentBoundingBox): {images} image(s) with the "
+                    f"stand-in detector's boxes under '{self.fake.prior_attributes[job['LabelingJobName'].lower()]}'"
+                )
+            elif run.prelabel is not None:
+                images = len(self.fake.read(_manifest_uri(job)).splitlines())
+                say(f"     a plain bounding-box job: {images} image(s) without proposals (held out, or no box)")
         labels = list(run.settings().labels)
         say(f"5/6 Simulated workers label {len(expected_keys)} images ({SIMULATED_NOTE})")
         events = run.session.client("events")
+        # Every part ends before any event is sent: the job end reads a job of two parts once both have ended.
         for job in jobs:
-            lines = answer_job(self.fake.read, job, labels, datetime.now(UTC))
-            self.fake.finish(job["LabelingJobName"], "Completed", lines)
+            self.fake.finish(job["LabelingJobName"], "Completed", self._answer(job, labels))
+        for job in jobs:
             events.put_events(Entries=[state_change_event(job)])
             say(f"   {job['LabelingJobName']}: Completed; state-change event sent to EventBridge")
         delivery = run.pipeline.rule_deliveries[0]
-        names = [job["LabelingJobName"] for job in jobs]
+        names = sorted({pipeline_job_name(job["LabelingJobName"]) for job in jobs})
         run.wait_for_exports(names, lambda: run.runtime.poll_rule_delivery(delivery))
-        say(f"   EventBridge rule -> job-events Lambda: exports written for {len(jobs)} job(s)")
+        say(f"   EventBridge rule -> job-events Lambda: exports written for {len(names)} job(s)")
         return names
+
+    def _is_adjustment(self, job: dict[str, Any]) -> bool:
+        return job["LabelingJobName"].lower() in self.fake.prior_attributes
+
+    def _answer(self, job: dict[str, Any], labels: list[str]) -> list[str]:
+        """The job's output lines: an adjustment job's in its own format, with the workers' corrections of the
+        proposals; a plain job's as ever."""
+        name = job["LabelingJobName"]
+        if not self._is_adjustment(job):
+            return answer_job(self.fake.read, job, labels, datetime.now(UTC))
+        answers, corrections = adjustment_answers(self.fake.read, job, self.fake.prior_attributes[name.lower()], labels)
+        for source_ref, correction in corrections.items():
+            image = split_s3_uri(source_ref)[1].removeprefix(f"images/{DATASET}/")
+            status = "adjusted" if correction.changed else "unadjusted (submitted as shown)"
+            say(f"   {name} {image}: {correction.proposals} stand-in proposal(s): {correction.summary()}; {status}")
+        return self.fake.adjustment_output(name, answers)
 
     def _refusal_then_redrive(self, run: LabelingRun, expected_keys: list[str]) -> list[str]:
         """What an account without Ground Truth sees, then the operator's redrive once it has access."""
@@ -505,22 +598,170 @@ class GroundTruthStandIn:
         return reasons
 
     def job_files(self, run: LabelingRun, name: str, job_dir: Path) -> tuple[list[str], dict[str, Any]]:
+        """The job's files; a job in two parts (an adjustment job and the plain one beside it) has the plain part's
+        under unassisted/, as the pipeline writes its task inputs."""
         job = self.fake.jobs[name.lower()]
-        request = next(r for op, r in self.fake.calls if op == "CreateLabelingJob" and r["LabelingJobName"] == name)
-        (job_dir / "create-labeling-job.json").write_text(json.dumps(request, indent=1) + "\n")
-        output_key = job["LabelingJobOutput"]["OutputDatasetS3Uri"].split(f"s3://{run.bucket}/", 1)[1]
-        run.s3.download_file(run.bucket, output_key, str(job_dir / "output.manifest"))
-        lines = [
-            f"manifest        {job_dir / 'input.manifest'}",
-            f"job definition  {job_dir / 'create-labeling-job.json'} (+ worker template, label categories)",
-            f"answers         {job_dir / 'output.manifest'} (simulated)",
-        ]
-        return lines, {
-            "accepted": name.lower() in self.fake.jobs,
-            "manifest": str(job_dir / "input.manifest"),
-            "job_definition": str(job_dir / "create-labeling-job.json"),
-            "output_manifest": str(job_dir / "output.manifest"),
+        tags = {tag["Key"]: tag["Value"] for tag in job.get("Tags", [])}
+        parts = [(name, job_dir)]
+        if UNASSISTED_PART_TAG in tags:
+            parts.append((tags[UNASSISTED_PART_TAG], job_dir / UNASSISTED_FOLDER))
+        lines: list[str] = []
+        entries: list[dict[str, Any]] = []
+        for part, folder in parts:
+            part_job = self.fake.jobs[part.lower()]
+            request = next(r for op, r in self.fake.calls if op == "CreateLabelingJob" and r["LabelingJobName"] == part)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "create-labeling-job.json").write_text(json.dumps(request, indent=1) + "\n")
+            output_key = part_job["LabelingJobOutput"]["OutputDatasetS3Uri"].split(f"s3://{run.bucket}/", 1)[1]
+            run.s3.download_file(run.bucket, output_key, str(folder / "output.manifest"))
+            task = request["HumanTaskConfig"]["PreHumanTaskLambdaArn"].rsplit(":function:PRE-", 1)[-1]
+            if len(parts) > 1 or self._is_adjustment(part_job):
+                shown = "with the stand-in's proposals" if self._is_adjustment(part_job) else "without proposals"
+                lines.append(f"{task} job {part} ({shown}):")
+            lines += [
+                f"manifest        {folder / 'input.manifest'}",
+                f"job definition  {folder / 'create-labeling-job.json'} (+ worker template, label categories)",
+                f"answers         {folder / 'output.manifest'} (simulated)",
+            ]
+            entries.append(
+                {
+                    "name": part,
+                    "task": task,
+                    "manifest": str(folder / "input.manifest"),
+                    "job_definition": str(folder / "create-labeling-job.json"),
+                    "output_manifest": str(folder / "output.manifest"),
+                }
+            )
+        main = entries[0]
+        summary = {"accepted": all(part.lower() in self.fake.jobs for part, _ in parts), **main}
+        del summary["name"], summary["task"]
+        if len(parts) > 1 or run.prelabel is not None:
+            summary["parts"] = entries
+        return lines, summary
+
+
+# --prelabel: where the stand-in detector's model goes (the modelUri the stacks are synthesized with).
+MODELS_BUCKET = "gt-labeling-demo-models"
+MODEL_KEY = f"stand-in/{stand_in_detector.MODEL_VERSION}.onnx"
+# The share of images the pre-label function holds out, so that the report compares labeling with and without
+# proposals. Which ones is a hash of each image's key and version (prelabel.holdout); the emulator's S3 events carry
+# no versionId, so the version is the ETag, the MD5 of scikit-image's picture: every run holds out the same ones
+# (rocket and hubble_deep_field at any percent from 10 to 40; tests/sandbox checks there are some of each kind).
+HOLD_OUT_PERCENT = 20
+
+
+class StandInDetector:
+    """--prelabel, for either backend: the stand-in detector's model in the emulator, the proposals it made, and the
+    job's pre-label report. It is said to be a stand-in on every line (the prefix), in the Lambda logs, the
+    gallery's note and the summary."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.model_uri = f"s3://{MODELS_BUCKET}/{MODEL_KEY}"
+        setting = stand_in_detector.prelabel_setting(self.model_uri, HOLD_OUT_PERCENT)
+        self.context = {"labeling.prelabel": json.dumps(setting, separators=(",", ":"))}
+        note = stand_in_detector.STAND_IN_NOTE
+        self.gallery_note = f"Dashed boxes: {note}."
+        self.summary: dict[str, Any] = {
+            "detector": "stand-in",
+            "note": note,
+            "model_version": stand_in_detector.MODEL_VERSION,
+            "model_uri": self.model_uri,
+            "hold_out_percent": HOLD_OUT_PERCENT,
+            "classes": {
+                model_class: {"finds": stand_in_detector.CLASSES[int(model_class)], "label": label}
+                for model_class, label in stand_in_detector.CLASS_MAP.items()
+            },
         }
+
+    @staticmethod
+    def line_prefix(prefix: str) -> str:
+        return prefix.removesuffix("]") + " | stand-in detector]"
+
+    def introduce(self) -> None:
+        classes = " and ".join(
+            f"{stand_in_detector.CLASSES[int(model_class)]}s as {label}"
+            for model_class, label in stand_in_detector.CLASS_MAP.items()
+        )
+        say("Pre-labels come from a STAND-IN detector, not a trained model (no registry package ships a detector's")
+        say(f"weights): {stand_in_detector.MODEL_VERSION}, an ONNX graph built in code that boxes {classes}.")
+
+    def before_upload(self, run: LabelingRun) -> None:
+        """The model where the stack expects it."""
+        model = stand_in_detector.build_model()
+        local = self.out / "stand-in-detector" / Path(MODEL_KEY).name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(model)
+        region = run.s3.meta.region_name
+        location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        run.s3.create_bucket(Bucket=MODELS_BUCKET, **location)
+        run.s3.put_object(Bucket=MODELS_BUCKET, Key=MODEL_KEY, Body=model)
+        say(
+            f"4/6 The STAND-IN detector's model ({len(model):,} bytes, built by sandbox/stand_in_detector.py) -> "
+            f"{self.model_uri}, the stack's modelUri (a copy: {local})"
+        )
+        self.summary["model_file"] = str(local)
+
+    def show_proposals(self, run: LabelingRun, keys: list[str]) -> None:
+        """What the pre-label function wrote for each upload, from its proposals files (kept in the output folder).
+        Read by what each file names rather than looked up by image version: the emulator's S3 events carry no
+        versionId, so the function names each upload by its ETag, as it does for a bucket without versioning."""
+        prefix = proposals_prefix(stand_in_detector.MODEL_VERSION)
+        folder = self.out / prefix
+        files = download_prefix(run.s3, run.bucket, prefix, folder)
+        by_key: dict[str, tuple[Path, Proposal]] = {}
+        for path in files:
+            proposal = decode_proposal(path.read_bytes(), str(path))
+            by_key[proposal.image.key] = (path, proposal)
+        say(f"   the pre-label function's files (STAND-IN detector {stand_in_detector.MODEL_VERSION}): {folder}")
+        per_image: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            name = key.removeprefix(f"images/{DATASET}/")
+            if key not in by_key:
+                say(f"     {name}: no proposals file (the function failed on it; see its log)")
+                per_image[key] = {"file": None, "held_out": False, "boxes": []}
+                continue
+            path, proposal = by_key[key]
+            say(f"     {name}: {_proposals_line(proposal)}")
+            per_image[key] = {
+                "file": str(path),
+                "held_out": proposal.held_out,
+                "boxes": [
+                    [box.label, box.left, box.top, box.width, box.height, box.confidence] for box in proposal.boxes
+                ],
+            }
+        self.summary["images"] = per_image
+        self.summary["held_out"] = sorted(key for key, entry in per_image.items() if entry["held_out"])
+
+    def show_report(self, run: LabelingRun, name: str) -> dict[str, Any]:
+        """`gt-labeling report` on the ended job, and where its files are."""
+        say(f"     gt-labeling report {name} (the STAND-IN detector's proposals against the final boxes):")
+        for line in run_cli(["report", name]):
+            say(f"       {line}")
+        folder = self.out / "exports" / name
+        files = {"prelabel_report": folder / PRELABEL_REPORT_FILE, "predictions": folder / PREDICTIONS_FILE}
+        for path in files.values():
+            if not path.exists():
+                raise DemoError(f"the job's end wrote no {path.name} for {name}")
+        self.summary.setdefault("reports", {})[name] = str(files["prelabel_report"])
+        return {key: str(path) for key, path in files.items()}
+
+
+def _proposals_line(proposal: Proposal) -> str:
+    if proposal.held_out:
+        return "held out: no proposals on purpose (labeled from scratch, for the report's comparison)"
+    if not proposal.boxes:
+        dropped = sum(proposal.dropped.values())
+        return "no box" + (f" ({dropped} below minScore or unmapped)" if dropped else " (no colour blob)")
+    boxes = ", ".join(
+        f"{box.label} {box.confidence:.2f} at ({box.left:.0f}, {box.top:.0f}) {box.width:.0f}x{box.height:.0f}"
+        for box in proposal.boxes
+    )
+    return f"{len(proposal.boxes)} stand-in box(es): {boxes}"
+
+
+def _manifest_uri(job: dict[str, Any]) -> str:
+    return str(job["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"])
 
 
 def show_gallery(index: Path, open_browser: bool) -> None:
@@ -551,6 +792,12 @@ def main(argv: list[str] | None = None) -> int:
         "then the redrive once it has access",
     )
     parser.add_argument(
+        "--prelabel",
+        action="store_true",
+        help="pre-labels: a STAND-IN detector (an ONNX graph that boxes colour blobs, not a trained model) proposes "
+        "boxes before the labeling; the job's end reports what was kept",
+    )
+    parser.add_argument(
         "--interactive",
         action="store_true",
         help="with --backend label-studio: you draw the boxes in Label Studio's web UI (it prints the URL and a "
@@ -563,13 +810,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--interactive goes with --backend label-studio")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     stand_in: StandIn
+    prelabel = StandInDetector(args.out.resolve()) if args.prelabel else None
     if args.backend == "label-studio":
         # Imported here: the Ground Truth demo needs none of Label Studio's parts.
         from sandbox.label_studio_demo import LabelStudioStandIn
 
-        stand_in = LabelStudioStandIn(args.out.resolve(), interactive=args.interactive)
+        stand_in = LabelStudioStandIn(args.out.resolve(), interactive=args.interactive, prelabel=prelabel)
     else:
-        stand_in = GroundTruthStandIn(args.region, refuses=args.ground_truth_refuses)
+        stand_in = GroundTruthStandIn(args.region, refuses=args.ground_truth_refuses, prelabel=prelabel)
     try:
         run(args.out.resolve(), args.region, not args.no_browser, stand_in)
     except KeyboardInterrupt:

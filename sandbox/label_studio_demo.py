@@ -18,6 +18,9 @@
   with `gt-labeling workers add` (the simulated annotator chooses its password on the link the command prints);
   with --interactive, a person opens that link, chooses a password, labels in Label Studio's web UI, and presses
   Enter.
+- With --prelabel, each task is imported with the stand-in detector's proposals as its prediction: the simulated
+  annotator corrects them (keeps, moves, relabels, deletes, draws what is missing) as the editor would submit it,
+  and a person (--interactive) finds them drawn in the editor, to correct the same way.
 - Label Studio's webhook ends the job through the function URL. The output folder gets the job's raw tasks
   (jobs/<job>/tasks.jsonl) and Label Studio's own JSON export of the project (label-studio/export.json), to
   compare with exports/<job>/.
@@ -48,7 +51,17 @@ from labeling_pipeline.backends.label_studio.results import TaskData
 from labeling_pipeline.backends.label_studio.service import TASKS_FILE, answers
 from labeling_pipeline.images import split_s3_uri
 from labeling_pipeline.names import CANDIDATES_FILE, OUTPUT_PREFIX
-from sandbox.demo import DATASET, DEMO_CONTEXT, PREFIX, DemoError, LabelingRun, point_aws_at, run_cli, say
+from sandbox.demo import (
+    DATASET,
+    DEMO_CONTEXT,
+    PREFIX,
+    DemoError,
+    LabelingRun,
+    StandInDetector,
+    point_aws_at,
+    run_cli,
+    say,
+)
 from sandbox.emulator import MotoServer, free_port
 from sandbox.label_studio_gate import LabelStudioGate
 from sandbox.label_studio_server import (
@@ -129,13 +142,16 @@ class LabelStudioStandIn:
     stopped = "Label Studio and the emulator stopped"
     interrupted = "Label Studio and the emulator are stopped"
 
-    def __init__(self, out: Path, interactive: bool = False) -> None:
+    def __init__(self, out: Path, interactive: bool = False, prelabel: StandInDetector | None = None) -> None:
         self.out = out
         self.interactive = interactive
+        self.prelabel = prelabel
         # The site's address (the edge in front); Label Studio itself listens on a port of its own behind it.
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.prefix = PERSON_PREFIX if interactive else PREFIX
+        if prelabel is not None:
+            self.prefix = prelabel.line_prefix(self.prefix)
         self.note = PERSON_NOTE if interactive else SIMULATED_NOTE
         self.results_heading = (
             "the boxes below were drawn by a person" if interactive else "every box below is simulated"
@@ -254,7 +270,7 @@ class LabelStudioStandIn:
         """The two figures of step 4: upload to a task a worker can open, and the launcher's import rate."""
         assert self._probe is not None
         seconds = round(self._probe.result(), 1)
-        source = run.pipeline.event_sources[0]
+        source = run.launcher_source
         launcher = [i for i in run.runtime.invocations if i.function == source.function.name and i.event_count]
         launch_seconds = sum(invocation.seconds for invocation in launcher)
         rate = round(task_count / launch_seconds, 1)
@@ -343,7 +359,8 @@ class LabelStudioStandIn:
             f"link that printed, signs in and annotates with its own API token (user {worker['id']}, not the "
             "pipeline's admin)"
         )
-        annotator = SimulatedAnnotator(client, self._project_id, list(run.settings().labels))
+        timed = self.prelabel is not None
+        annotator = SimulatedAnnotator(client, self._project_id, list(run.settings().labels), timed=timed)
         done: queue.Queue[Answer] = queue.Queue()
 
         def show() -> None:
@@ -355,6 +372,19 @@ class LabelStudioStandIn:
                     f"   task {answer.task_id} {image} ({answer.width}x{answer.height}): {len(answer.boxes)} simulated "
                     f"box(es): {labels}"
                 )
+                if answer.proposals == 0:
+                    say(
+                        f"     its prediction holds no box (the stand-in found none); lead time {answer.lead_time:g} s "
+                        "(simulated)"
+                    )
+                elif answer.correction is not None:
+                    done_with = ", ".join(f"{key} {count}" for key, count in answer.correction.items())
+                    say(
+                        f"     from {answer.proposals} STAND-IN proposal(s) shown in the task: {done_with}; lead time "
+                        f"{answer.lead_time:g} s (simulated)"
+                    )
+                elif timed:
+                    say(f"     no proposals shown: drawn from scratch; lead time {answer.lead_time:g} s (simulated)")
 
         answered = self._meanwhile(lambda: annotator.label_all(done.put), show)
         self.summary["annotations"] = [answer.__dict__ for answer in answered]
@@ -368,6 +398,10 @@ class LabelStudioStandIn:
         say(f"   Open {self.url}/projects/{self._project_id}/data?labeling=1")
         say(f"   and sign in as {PERSON_WORKER} with your password. Pick a label, drag a box around each object, press")
         say("   Submit (Skip when there is nothing to label). Label as many images as you like.")
+        if self.prelabel is not None:
+            say("   Most images open with the STAND-IN detector's boxes already drawn (its proposals, not a trained")
+            say("   model's): keep the right ones, drag or resize the near misses, relabel, delete the false ones")
+            say("   (select, then Backspace) and draw what it missed. Held-out images open empty, on purpose.")
         say("   Press Enter here when you are done: the images you did not answer are skipped for you, so that the job")
         say("   ends and its exports are written. Ctrl-C stops everything.")
         user = self.summary["worker"]["id"]

@@ -7,10 +7,18 @@ project's labeling stream (`GET /api/projects/<id>/next` until Label Studio has 
 task it opens the image as the editor does (Label Studio's link, a redirect to a presigned S3 URL), and submits
 pseudo-random boxes, fixed per image by the same rule as the Ground Truth demo's (sandbox.simulated_workers), as
 rectanglelabels results in percent of the image: so the annotations carry that worker, not the pipeline's admin.
+
+With pre-labels, a task comes with the detector's proposals as its prediction (the labeling stream hands over what
+the editor shows). The annotator then corrects them as `simulated_workers.correct_proposals` decides, and submits
+what the editor would: the annotation names the prediction it started from (``parent_prediction``), a kept region
+keeps the prediction's region as it was (its id, ``origin: prediction``), a moved or relabeled one says
+``prediction-changed`` and a drawn one ``manual``, and the lead time grows with the work done (simulated too).
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import io
 import re
 from collections.abc import Callable
@@ -22,11 +30,19 @@ from PIL import Image
 
 from labeling_pipeline.backends.label_studio.project import CONTROL_NAME
 from labeling_pipeline.backends.label_studio.results import RECTANGLE_RESULT, TaskData
-from sandbox.simulated_workers import simulated_boxes
+from sandbox.simulated_workers import (
+    ACCEPTED_ORIGIN,
+    MANUAL_ORIGIN,
+    Correction,
+    correct_proposals,
+    seconds_without_proposals,
+    simulated_boxes,
+)
 
 TIMEOUT_SECONDS = 30
 # What a simulated annotator says it spent on a task (Label Studio's lead_time, seconds).
 LEAD_TIME_SECONDS = 4.0
+CORRECTION_KEYS = ("accepted", "moved", "relabeled", "deleted", "added")
 
 
 class LabelStudioClient:
@@ -75,8 +91,18 @@ class LabelStudioClient:
         answer.raise_for_status()
         return answer.content
 
-    def submit(self, task_id: int, result: list[dict[str, Any]], *, skipped: bool = False) -> dict[str, Any]:
-        body = {"result": result, "was_cancelled": skipped, "lead_time": LEAD_TIME_SECONDS}
+    def submit(
+        self,
+        task_id: int,
+        result: list[dict[str, Any]],
+        *,
+        skipped: bool = False,
+        lead_time: float = LEAD_TIME_SECONDS,
+        parent_prediction: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"result": result, "was_cancelled": skipped, "lead_time": lead_time}
+        if parent_prediction is not None:
+            body["parent_prediction"] = parent_prediction
         created: dict[str, Any] = self.request("POST", f"/api/tasks/{task_id}/annotations", json=body)
         return created
 
@@ -161,10 +187,23 @@ def image_size(picture: bytes) -> tuple[int, int]:
         return image.width, image.height
 
 
-def rectangle(label: str, left: float, top: float, width: float, height: float, size: tuple[int, int]) -> dict:
-    """A box in pixels as Label Studio's editor writes it: percent of the image it was drawn on."""
+def rectangle(
+    label: str,
+    left: float,
+    top: float,
+    width: float,
+    height: float,
+    size: tuple[int, int],
+    *,
+    region_id: str | None = None,
+    origin: str | None = None,
+) -> dict:
+    """A box in pixels as Label Studio's editor writes it: percent of the image it was drawn on (with the editor's
+    region id and origin, when given)."""
     image_width, image_height = size
+    extra = {key: value for key, value in (("id", region_id), ("origin", origin)) if value is not None}
     return {
+        **extra,
         "type": RECTANGLE_RESULT,
         "from_name": CONTROL_NAME,
         "to_name": TaskData.IMAGE,
@@ -198,13 +237,64 @@ class Answer:
     width: int
     height: int
     boxes: list[list[Any]] = field(default_factory=list)  # [label, left, top, width, height] in pixels
+    # With pre-labels: how many proposals the task showed (None: none, the task had no prediction), what the
+    # annotator did with them, and the lead time it reported.
+    proposals: int | None = None
+    correction: dict[str, int] | None = None
+    lead_time: float = LEAD_TIME_SECONDS
+
+
+def shown_prediction(task: dict[str, Any]) -> dict[str, Any] | None:
+    """The prediction the editor opens a task with: the labeling stream sends only those of the project's model
+    version."""
+    predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict) and p.get("result") is not None]
+    return predictions[0] if predictions else None
+
+
+def _pixels(region: dict[str, Any]) -> tuple[str, float, float, float, float]:
+    value, width, height = region["value"], region["original_width"], region["original_height"]
+    return (
+        str(value[RECTANGLE_RESULT][0]),
+        value["x"] * width / 100,
+        value["y"] * height / 100,
+        value["width"] * width / 100,
+        value["height"] * height / 100,
+    )
+
+
+def corrected_result(
+    source_ref: str, prediction: dict[str, Any], size: tuple[int, int], labels: list[str]
+) -> tuple[list[dict[str, Any]], Correction]:
+    """The result the editor submits once the annotator has corrected the prediction's regions."""
+    regions = [r for r in prediction["result"] if r.get("type") == RECTANGLE_RESULT]
+    correction = correct_proposals(source_ref, [_pixels(region) for region in regions], size, labels)
+    result = []
+    for index, box in enumerate(correction.boxes):
+        if box.proposal is not None and box.origin == ACCEPTED_ORIGIN:
+            # Kept as it was: the prediction's region, to the last decimal, as the editor submits it.
+            result.append({**copy.deepcopy(regions[box.proposal]), "origin": ACCEPTED_ORIGIN})
+            continue
+        # A changed region keeps its prediction's id, as in the editor; a drawn one gets its own.
+        region_id = str(regions[box.proposal]["id"]) if box.proposal is not None else _drawn_id(source_ref, index)
+        result.append(
+            rectangle(box.label, box.left, box.top, box.width, box.height, size, region_id=region_id, origin=box.origin)
+        )
+    return result, correction
+
+
+def _drawn_id(source_ref: str, index: int) -> str:
+    return hashlib.sha256(f"{MANUAL_ORIGIN}\n{source_ref}\n{index}".encode()).hexdigest()[:10]
 
 
 class SimulatedAnnotator:
-    def __init__(self, client: LabelStudioClient, project_id: int, labels: list[str]) -> None:
+    """With `timed`, an image labeled from scratch reports a lead time by its boxes (for a report that compares
+    images with and without proposals); otherwise LEAD_TIME_SECONDS, as before pre-labels."""
+
+    def __init__(self, client: LabelStudioClient, project_id: int, labels: list[str], *, timed: bool = False) -> None:
         self.client = client
         self.project_id = project_id
         self.labels = labels
+        self.timed = timed
 
     def label_all(self, report: Callable[[Answer], None]) -> list[Answer]:
         """Every task the labeling stream hands this account, answered in turn; `report` hears of each."""
@@ -213,8 +303,24 @@ class SimulatedAnnotator:
             task_id = int(task["id"])
             source_ref = self.client.source_ref(task_id)
             size = image_size(self.client.open_image(task_id))
-            answer = Answer(task_id, source_ref, *size, boxes=simulated_boxes_for(source_ref, size, self.labels))
-            self.client.submit(task_id, [rectangle(label, x, y, w, h, size) for label, x, y, w, h in answer.boxes])
+            prediction = shown_prediction(task)
+            if prediction is None:
+                answer = Answer(task_id, source_ref, *size, boxes=simulated_boxes_for(source_ref, size, self.labels))
+                answer.lead_time = seconds_without_proposals(len(answer.boxes)) if self.timed else LEAD_TIME_SECONDS
+                result = [rectangle(label, x, y, w, h, size) for label, x, y, w, h in answer.boxes]
+                self.client.submit(task_id, result, lead_time=answer.lead_time)
+            else:
+                result, correction = corrected_result(source_ref, prediction, size, self.labels)
+                answer = Answer(
+                    task_id,
+                    source_ref,
+                    *size,
+                    boxes=[[b.label, b.left, b.top, b.width, b.height] for b in correction.boxes],
+                    proposals=len(prediction["result"]),
+                    correction={key: getattr(correction, key) for key in CORRECTION_KEYS},
+                    lead_time=correction.seconds(),
+                )
+                self.client.submit(task_id, result, lead_time=answer.lead_time, parent_prediction=int(prediction["id"]))
             answers.append(answer)
             report(answer)
         return answers
