@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from labeling_pipeline.backends import JobDescription, LabelingBackend, ResultsNotFound
-from labeling_pipeline.exports.formats import FORMATS, ExportStats, LabelSpace, export, export_file_name, make_writers
+from labeling_pipeline.exports.formats import (
+    FORMATS,
+    CocoWriter,
+    ExportStats,
+    LabelSpace,
+    export,
+    export_file_name,
+    make_writers,
+)
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.labels import LabeledImage
 from labeling_pipeline.launcher import job_images
@@ -38,6 +46,9 @@ from labeling_pipeline.prelabel.proposals import read_proposals
 from labeling_pipeline.prelabel.settings import PrelabelSettings
 
 MAX_LISTED_FAILURES = 50
+# Beside coco.json when several annotators answered an image: each annotator's own boxes ("annotator" on each
+# annotation), for training code that wants them rather than the consolidated ones.
+ANNOTATORS_COCO_FILE = "coco.annotators.json"
 SNS_MESSAGE_LIMIT = 250_000
 # coco.json, yolo.tar.gz, voc.tar.gz and their content types
 EXPORT_FILES = {
@@ -61,10 +72,15 @@ def write_exports(
     images: Iterable[LabeledImage], out: Path, labels: Sequence[str], description: str, stats: ExportStats
 ) -> ExportStats:
     """Every format in one pass over a job's results, into EXPORT_FILES under out (what the Lambda uploads;
-    benchmarks/export_throughput.py measures this function)."""
+    benchmarks/export_throughput.py measures this function). When some image had several annotators, the
+    formats hold the consolidated boxes and ANNOTATORS_COCO_FILE every annotator's own (else it is removed)."""
     label_space = LabelSpace(labels)
     writers = make_writers(FORMATS, out, label_space, stats, archive=True, description=description)
-    return export(images, writers, stats, label_space)
+    annotators = CocoWriter(out / ANNOTATORS_COCO_FILE, label_space, f"{description}: every annotator's own boxes")
+    export(images, writers, stats, label_space, annotator_writers=[annotators])
+    if not stats.agreement.consolidated_images:
+        (out / ANNOTATORS_COCO_FILE).unlink(missing_ok=True)
+    return stats
 
 
 class JobFinisher:
@@ -188,7 +204,10 @@ class JobFinisher:
         with tempfile.TemporaryDirectory(prefix="export-") as work:
             out = Path(work)
             write_exports(observed(), out, self._labels, description.name, stats)
-            for name, content_type in EXPORT_FILES.items():
+            written = dict(EXPORT_FILES)
+            if (out / ANNOTATORS_COCO_FILE).exists():
+                written[ANNOTATORS_COCO_FILE] = "application/json"
+            for name, content_type in written.items():
                 self._s3.upload_file(
                     str(out / name), self._bucket, prefix + name, ExtraArgs={"ContentType": content_type}
                 )
@@ -198,7 +217,7 @@ class JobFinisher:
                 else None
             )
         summary = {"status": description.state.value, **stats.summary(description.name)}
-        summary["exports"] = {name: f"s3://{self._bucket}/{prefix}{name}" for name in EXPORT_FILES}
+        summary["exports"] = {name: f"s3://{self._bucket}/{prefix}{name}" for name in written}
         if prelabel_summary is not None:
             summary["prelabel"] = prelabel_summary
         now = self._clock().isoformat()

@@ -44,6 +44,9 @@ class LabeledImage(NamedTuple):
     # Seconds people spent on the image (the mean over its answers), when the backend records it (Label
     # Studio's lead_time); the pre-label report compares images with and without proposals by it.
     seconds: float | None = None
+    # Who answered the image, when a backend has several annotators per image and leaves their boxes apart (Label
+    # Studio): the exports consolidate their boxes (consolidation.py), and an annotator who drew nothing counts too.
+    annotators: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:

@@ -127,7 +127,7 @@ def test_workers_choose_their_own_password_reset_it_and_sign_up_stays_closed(pip
     assert signs_in(url, "annotator@example.com", "annotator-is-back-4")
 
 
-def test_two_annotators_per_image_end_the_job_and_both_boxes_are_kept_with_their_annotator(
+def test_two_annotators_per_image_end_the_job_with_one_consolidated_box_and_each_annotators_own(
     pipeline: Pipeline,
 ) -> None:
     key = "images/pairs/a.png"
@@ -146,12 +146,23 @@ def test_two_annotators_per_image_end_the_job_and_both_boxes_are_kept_with_their
     second.request(
         "POST", f"/api/tasks/{task['id']}/annotations", body={"result": [rectangle(12, 10, 20, 20, "Dog", (200, 100))]}
     )
-    coco = json.loads(until(lambda: pipeline.exports(job).get("coco.json")))
-    boxes = sorted((a["annotator"], a["bbox"]) for a in coco["annotations"])
-    assert [bbox for _annotator, bbox in boxes] == [pytest.approx([20, 10, 40, 20]), pytest.approx([24, 10, 40, 20])]
-    assert len({annotator for annotator, _bbox in boxes}) == 2
-    worker_id = str(second.current_user()["id"])
-    assert worker_id in {annotator for annotator, _bbox in boxes}
+    exports = until(lambda: (found := pipeline.exports(job)).get("summary.json") and found)
+    # The training formats hold one box, the mean of the two (IoU 720/880 >= 0.5, same label).
+    coco = json.loads(exports["coco.json"])
+    [consolidated] = coco["annotations"]
+    assert consolidated["bbox"] == pytest.approx([22, 10, 40, 20]) and "annotator" not in consolidated
+    # Each annotator's own box stays beside it, with who drew it.
+    own = json.loads(exports["coco.annotators.json"])
+    boxes = sorted((a["annotator"], a["bbox"]) for a in own["annotations"])
+    assert sorted(bbox for _annotator, bbox in boxes) == [
+        pytest.approx([20, 10, 40, 20]),
+        pytest.approx([24, 10, 40, 20]),
+    ]
+    assert str(second.current_user()["id"]) in {annotator for annotator, _bbox in boxes}
+    assert [image["source_ref"] for image in own["images"]] == [image["source_ref"] for image in coco["images"]]
+    consolidation = json.loads(exports["summary.json"])["consolidation"]
+    assert consolidation["consolidatedImages"] == 1 and consolidation["boxesKept"] == 1
+    assert consolidation["agreement"]["mean"] == 1.0
 
 
 def test_a_label_no_longer_configured_gets_the_next_class_id_and_is_listed(pipeline: Pipeline) -> None:

@@ -496,3 +496,63 @@ def test_keys_that_read_alike_get_different_ids() -> None:
     assert image_name("s3://other/images/a/x.jpg") == image_name("s3://bucket/images/a/x.jpg")
     # The id comes from the key verbatim: '#' and '?' are part of it, not a URL's fragment or query.
     assert image_name("s3://bucket/images/walk #1?.jpg").id != image_name("s3://bucket/images/walk .jpg").id
+
+
+def test_several_annotators_are_consolidated_in_every_format_and_kept_apart_beside_coco(tmp_path: Path) -> None:
+    from labeling_pipeline.exports.formats import ExportStats
+    from labeling_pipeline.job_results import ANNOTATORS_COCO_FILE, write_exports
+
+    # Two annotators agree on a dog (IoU 0.8), one of them also saw a cat the other did not; a third image was
+    # answered by one person only; one annotator answered the second image with no box at all.
+    pair = LabeledImage(
+        1, "s3://b/images/a.png", 200, 100, 3,
+        (Box("Dog", 10, 10, 50, 50, annotator="7"), Box("Dog", 15, 10, 50, 50, annotator="8"),
+         Box("Cat", 120, 20, 30, 30, annotator="8")),
+        annotators=("7", "8"),
+    )  # fmt: skip
+    empty_and_one = LabeledImage(
+        2, "s3://b/images/b.png", 200, 100, 3, (Box("Cat", 0, 0, 40, 40, annotator="7"),), annotators=("7", "8")
+    )
+    alone = LabeledImage(3, "s3://b/images/c.png", 200, 100, 3, (Box("Dog", 1, 2, 3, 4, annotator="9"),))
+    stats = write_exports([pair, empty_and_one, alone], tmp_path, ["Dog", "Cat"], "job", ExportStats())
+
+    coco = json.loads((tmp_path / "coco.json").read_text())
+    by_image = {image["id"]: image["source_ref"].rsplit("/", 1)[1] for image in coco["images"]}
+    kept = sorted((by_image[a["image_id"]], a["category_id"], a["bbox"]) for a in coco["annotations"])
+    # With two annotators a box one of them drew is kept (half of them), as the rule says.
+    assert kept == [
+        ("a.png", 1, [12.5, 10, 50, 50]),
+        ("a.png", 2, [120, 20, 30, 30]),
+        ("b.png", 2, [0, 0, 40, 40]),
+        ("c.png", 1, [1, 2, 3, 4]),
+    ]
+    own = json.loads((tmp_path / ANNOTATORS_COCO_FILE).read_text())
+    assert len(own["annotations"]) == 5 and {a["annotator"] for a in own["annotations"]} == {"7", "8", "9"}
+    with tarfile.open(tmp_path / "yolo.tar.gz") as yolo:
+        names = {PurePosixPath(name).name: name for name in yolo.getnames()}
+        [a_labels] = [name for leaf, name in names.items() if leaf.startswith("a-") and leaf.endswith(".txt")]
+        extracted = yolo.extractfile(a_labels)
+        assert extracted is not None and len(extracted.read().decode().splitlines()) == 2
+    summary = stats.summary("job")
+    assert summary["boxes"] == 4 and summary["boxesPerLabel"] == {"Dog": 2, "Cat": 2}
+    consolidation = summary["consolidation"]
+    assert (consolidation["consolidatedImages"], consolidation["boxesDrawn"], consolidation["boxesKept"]) == (2, 4, 3)
+    # a.png: F1 of one match among 1 + 2 boxes = 2/3; b.png: one drew a box, the other none: 0.
+    assert consolidation["agreement"]["mean"] == pytest.approx((2 / 3 + 0) / 2, abs=1e-4)
+
+
+def test_one_annotator_an_image_changes_nothing_and_writes_no_second_file(tmp_path: Path) -> None:
+    from labeling_pipeline.exports.formats import ExportStats
+    from labeling_pipeline.job_results import ANNOTATORS_COCO_FILE, write_exports
+
+    dog = Box("Dog", 10, 10, 50, 50, annotator="7")
+    images = [
+        LabeledImage(1, "s3://b/images/a.png", 200, 100, 3, (dog,), annotators=("7",)),
+        LabeledImage(2, "s3://b/images/b.png", 200, 100, 3, (Box("Cat", 1, 1, 5, 5, 0.9),)),
+    ]
+    stats = write_exports(images, tmp_path, ["Dog", "Cat"], "job", ExportStats())
+    assert not (tmp_path / ANNOTATORS_COCO_FILE).exists()
+    assert "consolidation" not in stats.summary("job")
+    coco = json.loads((tmp_path / "coco.json").read_text())
+    assert [a["bbox"] for a in coco["annotations"]] == [[10, 10, 50, 50], [1, 1, 5, 5]]
+    assert coco["annotations"][0]["annotator"] == "7"

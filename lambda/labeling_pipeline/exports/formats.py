@@ -51,6 +51,7 @@ from typing import IO, Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape
 
+from labeling_pipeline.consolidation import JobAgreement, consolidate_image
 from labeling_pipeline.labels import Box, LabeledImage, ReadStats
 from labeling_pipeline.names import INPUT_PREFIX
 
@@ -483,8 +484,11 @@ class ExportStats:
     images_without_boxes: int = 0
     skipped_without_size: list[str] = field(default_factory=list)
     unconfigured_labels: list[str] = field(default_factory=list)
+    # Images whose answers came from several annotators, consolidated into one set of boxes (consolidation.py).
+    agreement: JobAgreement = field(default_factory=JobAgreement)
 
     def summary(self, job_name: str | None = None) -> dict[str, Any]:
+        consolidated = {"consolidation": self.agreement.summary()} if self.agreement.consolidated_images else {}
         return {
             "job": job_name,
             "images": self.read.images,
@@ -498,6 +502,7 @@ class ExportStats:
             "failedObjects": [{"sourceRef": ref, "reason": reason} for ref, reason in self.read.failed],
             "imagesWithoutSize": self.skipped_without_size,
             "unconfiguredLabels": self.unconfigured_labels,
+            **consolidated,
         }
 
 
@@ -506,10 +511,21 @@ def export(
     writers: Sequence[Writer],
     stats: ExportStats,
     labels: LabelSpace,
+    annotator_writers: Sequence[Writer] = (),
 ) -> ExportStats:
-    """Feed every image to every writer in one pass and count what the summary reports."""
+    """Feed every image to every writer in one pass and count what the summary reports.
+
+    An image answered by several annotators is consolidated first (consolidation.py: their boxes matched and
+    merged, each kept box with its confidence): the writers get the consolidated boxes, `annotator_writers` every
+    annotator's own boxes, and `stats.agreement` the image's agreement. An image one annotator answered goes to
+    both unchanged."""
     boxes_per_label = stats.boxes_per_label
     for image in images:
+        for writer in annotator_writers:
+            writer.add(image)
+        if not image.failed and (len(image.annotators) > 1 or len({box.annotator for box in image.boxes}) > 1):
+            image, consolidated = consolidate_image(image, image.annotators)
+            stats.agreement.add(image.source_ref, consolidated)
         if not image.failed:
             if not image.boxes:
                 stats.images_without_boxes += 1
@@ -517,7 +533,7 @@ def export(
                 boxes_per_label[box.label] += 1
         for writer in writers:
             writer.add(image)
-    for writer in writers:
+    for writer in [*writers, *annotator_writers]:
         writer.close()
     stats.unconfigured_labels = list(labels.unconfigured)
     return stats

@@ -148,9 +148,12 @@ def read_task(task: Mapping[str, Any], line_number: int, job_name: str | None, s
         return LabeledImage(line_number, source_ref, 0, 0, 3, (), job, not submitted, reason)
     boxes: list[Box] = []
     width = height = 0
+    answered: list[str] = []
     for annotation in sorted(by_people, key=lambda a: int(a.get("id") or 0)):
         annotator = annotation.get("completed_by")
         annotator_id = str(annotator.get("id") if isinstance(annotator, Mapping) else annotator)
+        if annotator_id not in answered:
+            answered.append(annotator_id)
         for position, result in enumerate(annotation.get("result") or []):
             if not isinstance(result, Mapping) or result.get("type") != RECTANGLE_RESULT:
                 continue
@@ -158,7 +161,9 @@ def read_task(task: Mapping[str, Any], line_number: int, job_name: str | None, s
                 result, annotator_id, f"{where}, annotation {annotation.get('id')}, result {position}", stats
             )
             boxes.extend(found)
-    return LabeledImage(line_number, source_ref, width, height, 3, tuple(boxes), job, True, None, _seconds(by_people))
+    return LabeledImage(
+        line_number, source_ref, width, height, 3, tuple(boxes), job, True, None, _seconds(by_people), tuple(answered)
+    )
 
 
 def _seconds(annotations: Iterable[Mapping[str, Any]]) -> float | None:
