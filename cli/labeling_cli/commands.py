@@ -23,6 +23,7 @@ from labeling_pipeline.backends import (
     WorkerError,
 )
 from labeling_pipeline.backends.registry import parts
+from labeling_pipeline.consolidation import consolidate_image
 from labeling_pipeline.exports.dataset import MAX_LISTED_PENDING, Selection, Version, plan_dataset
 from labeling_pipeline.exports.formats import (
     FORMATS,
@@ -269,7 +270,12 @@ def review_command(
                 else:
                     target = Path(images) / relative
                 shown = None if proposals is None else proposals.get(image.source_ref)
-                items.append(ReviewItem(image, local_href(target, out_dir), shown))
+                agreement = None
+                if not image.failed and len(image.annotators) > 1:
+                    # The boxes as the exports hold them, and how far apart the answers were.
+                    image, consolidated = consolidate_image(image, image.annotators)
+                    agreement = consolidated.agreement
+                items.append(ReviewItem(image, local_href(target, out_dir), shown, agreement))
         except ResultsError as error:
             raise CliError(f"{source.name}: {error}") from error
     index = out_dir / "index.html"

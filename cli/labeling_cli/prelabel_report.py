@@ -1,4 +1,5 @@
-"""`gt-labeling report JOB`: the pre-label report of a job, as a person reads it."""
+"""`gt-labeling report JOB`: how a job's labels came about, as a person reads it: the pre-label report (did the
+detector's proposals help) and, with several annotators an image, their agreement and the consolidation."""
 
 from __future__ import annotations
 
@@ -41,16 +42,41 @@ def render(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def read_report(s3: Any, bucket: str, job: str) -> dict[str, Any] | None:
-    """The job's pre-label report, None when it has none (not ended, or no labeling.prelabel)."""
+def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
-        body = s3.get_object(Bucket=bucket, Key=f"{EXPORTS_PREFIX}{job}/{REPORT_FILE}")["Body"].read()
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise
-    report: dict[str, Any] = json.loads(body)
-    return report
+    found: dict[str, Any] = json.loads(body)
+    return found
+
+
+def read_report(s3: Any, bucket: str, job: str) -> dict[str, Any] | None:
+    """The job's pre-label report, None when it has none (not ended, or no labeling.prelabel)."""
+    return _read_json(s3, bucket, f"{EXPORTS_PREFIX}{job}/{REPORT_FILE}")
+
+
+def render_consolidation(consolidation: dict[str, Any]) -> list[str]:
+    agreement = consolidation["agreement"]
+    lines = [
+        f"several annotators: {consolidation['consolidatedImages']} image(s) consolidated, "
+        f"{consolidation['boxesDrawn']} boxes drawn, {consolidation['boxesKept']} kept, "
+        f"{consolidation['clustersDropped']} drawn by too few to keep",
+        f"agreement (mean pairwise F1 at IoU 0.5, with the label): mean {_number(agreement['mean'])}, median "
+        f"{_number(agreement['median'])}; {agreement['lowCount']} image(s) below {agreement['lowThreshold']:g}",
+    ]
+    lines += [f"  low: {entry['image']} {entry['agreement']:g}" for entry in agreement["low"][:10]]
+    ties = consolidation["labelTies"]
+    if ties["count"]:
+        lines.append(f"label ties (the label that sorts first was taken): {ties['count']} image(s)")
+    for annotator, score in consolidation["annotators"].items():
+        lines.append(
+            f"  annotator {annotator}: {score['images']} image(s), drew {score['drawn']}, kept {score['kept']} "
+            f"({_share(score['share'])}), relabeled {score['relabeled']}, dropped {score['dropped']}"
+        )
+    return lines
 
 
 def proposals_by_image(report: dict[str, Any]) -> dict[str, tuple[Box, ...]]:
@@ -69,9 +95,16 @@ def proposals_by_image(report: dict[str, Any]) -> dict[str, tuple[Box, ...]]:
 def report_command(s3: Any, bucket: str, job: str) -> list[str]:
     key = f"{EXPORTS_PREFIX}{job}/{REPORT_FILE}"
     report = read_report(s3, bucket, job)
-    if report is None:
+    summary = _read_json(s3, bucket, f"{EXPORTS_PREFIX}{job}/summary.json") or {}
+    consolidation = summary.get("consolidation")
+    if report is None and consolidation is None:
         raise CliError(
-            f"no pre-label report for {job} (s3://{bucket}/{key}): the job has not ended yet, or it ran "
-            "without labeling.prelabel"
+            f"no report for {job}: the job has not ended yet (no s3://{bucket}/{EXPORTS_PREFIX}{job}/summary.json), "
+            "or it ran without labeling.prelabel and with one annotator an image"
         )
-    return [*render(report), f"the whole report, image by image: s3://{bucket}/{key}"]
+    lines: list[str] = []
+    if report is not None:
+        lines += [*render(report), f"the whole report, image by image: s3://{bucket}/{key}"]
+    if consolidation is not None:
+        lines += render_consolidation(consolidation)
+    return lines

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labeling_pipeline.consolidation import LOW_AGREEMENT
 from labeling_pipeline.exports.formats import LabelSpace, relative_path
 from labeling_pipeline.labels import Box, LabeledImage
 
@@ -26,6 +27,9 @@ class ReviewItem:
     # The detector's proposals for the image (labeling.prelabel), drawn dashed beside the final boxes; None when
     # the image had none (held out, the detector failed, or pre-labels were off).
     proposals: tuple[Box, ...] | None = None
+    # With several annotators: how well they agreed (consolidation.image_agreement), shown and marked when low; the
+    # image's boxes are then the consolidated ones.
+    agreement: float | None = None
 
 
 def colour(class_id: int) -> str:
@@ -84,8 +88,16 @@ def render_gallery(items: Iterable[ReviewItem], labels: LabelSpace, title: str, 
                 image, picture, image.boxes, labels, dashed=False, caption=final
             )
             figure_class = ' class="compared"'
+        agreement = ""
+        if item.agreement is not None:
+            low = item.agreement < LOW_AGREEMENT
+            agreement = (
+                f' <span class="{"low" if low else "agreement"}">{len(image.annotators)} annotators, agreement '
+                f"{item.agreement:.2f}{' (low: review it)' if low else ''}</span>"
+            )
         figures.append(
-            f"<figure{figure_class}>{panels}<figcaption>{name}: {len(image.boxes)} box(es)</figcaption></figure>"
+            f"<figure{figure_class}>{panels}<figcaption>{name}: {len(image.boxes)} box(es){agreement}"
+            "</figcaption></figure>"
         )
     legend = "".join(
         f'<li><span style="background:{colour(index)}"></span>{html.escape(label)}</li>'
@@ -107,6 +119,7 @@ figure.compared figcaption {{ width: 100%; }}
 .frame svg {{ position: absolute; inset: 0; width: 100%; height: 100%; }}
 .missing {{ background: #ddd; line-height: normal; }}
 figure.failed figcaption {{ color: #b00020; }}
+span.low {{ color: #b00020; font-weight: bold; }}
 p.note {{ background: #fff3cd; border: 2px solid #b58100; padding: .5rem 1rem; font-weight: bold; }}
 ul.legend {{ list-style: none; padding: 0; display: flex; gap: 1rem; }}
 ul.legend span {{ display: inline-block; width: 1em; height: 1em; margin-right: .3em; vertical-align: middle; }}

@@ -299,4 +299,27 @@ def test_report_shows_whether_the_proposals_helped(
     assert lines[-1] == f"the whole report, image by image: s3://{BUCKET}/exports/bbox-job/prelabel-report.json"
 
     code, _, err = run(deployed, monkeypatch, capsys, "report", "bbox-other")
-    assert code == 2 and "no pre-label report for bbox-other" in err and "without labeling.prelabel" in err
+    assert code == 2 and "no report for bbox-other" in err and "without labeling.prelabel" in err
+
+
+def test_report_shows_the_annotators_agreement(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from labeling_pipeline.exports.formats import ExportStats
+    from labeling_pipeline.job_results import write_exports
+    from labeling_pipeline.labels import Box, LabeledImage
+
+    two = LabeledImage(
+        1, "s3://b/images/a.png", 200, 100, 3,
+        (Box("Dog", 10, 10, 50, 50, annotator="7"), Box("Cat", 100, 10, 50, 50, annotator="8")),
+        annotators=("7", "8"),
+    )  # fmt: skip
+    summary = write_exports([two], tmp_path, ["Dog", "Cat"], "bbox-pair", ExportStats()).summary("bbox-pair")
+    deployed.world.s3.put_object(Bucket=BUCKET, Key="exports/bbox-pair/summary.json", Body=json.dumps(summary).encode())
+    code, out, _ = run(deployed, monkeypatch, capsys, "report", "bbox-pair")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "several annotators: 1 image(s) consolidated, 2 boxes drawn, 2 kept, 0 drawn by too few to keep"
+    assert "mean 0, median 0; 1 image(s) below 0.5" in lines[1]
+    assert "  low: s3://b/images/a.png 0" in lines
+    assert "  annotator 7: 1 image(s), drew 1, kept 1 (100 %), relabeled 0, dropped 0" in lines

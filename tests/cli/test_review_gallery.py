@@ -164,3 +164,20 @@ def test_with_proposals_the_model_s_boxes_are_drawn_dashed_beside_the_final_ones
         assert colour_near(shot, second + 40 * scale, top + y * scale, "red"), f"no final edge at y={y}"
     assert not colour_near(shot, second + 100 * scale, top + 100 * scale, "red")
     assert not colour_near(shot, second + 330 * scale, top + 230 * scale, "green")
+
+
+def test_images_whose_annotators_disagree_are_marked() -> None:
+    from labeling_cli.review import ReviewItem, render_gallery
+    from labeling_pipeline.exports.formats import LabelSpace
+    from labeling_pipeline.labels import Box, LabeledImage
+
+    def image(name: str) -> LabeledImage:
+        return LabeledImage(1, f"s3://b/images/{name}", 400, 300, 3, (Box("Dog", 1, 1, 9, 9),), annotators=("7", "8"))
+
+    page = render_gallery(
+        [ReviewItem(image("agree.png"), None, agreement=1.0), ReviewItem(image("apart.png"), None, agreement=0.25)],
+        LabelSpace(["Dog", "Cat"]),
+        "job",
+    )
+    assert '<span class="agreement">2 annotators, agreement 1.00</span>' in page
+    assert '<span class="low">2 annotators, agreement 0.25 (low: review it)</span>' in page
