@@ -281,10 +281,17 @@ class JobFinisher:
         outcomes = []
         for source_ref, image in sorted(members.items()):
             labeled = answered.get(source_ref)
+            proposal = proposals.get(image)
+            unseen = labeled is not None and labeled.proposals_shown is False
+            if proposal is not None and proposal.boxes and unseen:
+                # Written after the job began (a duplicate event's late prediction): nobody saw it. A proposal
+                # without a box had nothing to show (Ground Truth puts its image in the plain part).
+                del proposals[image]
+                proposal = None
             outcomes.append(
                 ImageOutcome(
                     image,
-                    proposals.get(image),
+                    proposal,
                     None if labeled is None else labeled.boxes,
                     None if labeled is None else labeled.seconds,
                 )

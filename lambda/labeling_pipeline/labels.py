@@ -47,6 +47,10 @@ class LabeledImage(NamedTuple):
     # Who answered the image, when a backend has several annotators per image and leaves their boxes apart (Label
     # Studio): the exports consolidate their boxes (consolidation.py), and an annotator who drew nothing counts too.
     annotators: tuple[str, ...] = ()
+    # Whether people were shown a detector's proposals for this image (labeling.prelabel), as the backend recorded
+    # it: the pre-label report trusts this over a proposals file that may have been written after the job began.
+    # None: the backend does not say.
+    proposals_shown: bool | None = None
 
     @property
     def failed(self) -> bool:

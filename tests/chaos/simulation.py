@@ -3,6 +3,7 @@ redrive policy as deployed), the dead-letter queue, injected AWS faults and the 
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -94,6 +95,25 @@ class Message:
     body: str
     receive_count: int = 0
 
+    def record(self) -> dict[str, Any]:
+        """The message as Lambda's event source mapping hands it over."""
+        return {
+            "messageId": self.message_id,
+            "body": self.body,
+            "attributes": {"ApproximateReceiveCount": str(self.receive_count)},
+        }
+
+
+def deliveries(rng: random.Random, uploads: list[Upload], poison: dict[str, str]) -> list[Message]:
+    """Each upload's S3 event, at least once (10% twice, as S3 may), then the poison messages."""
+    messages = []
+    for upload in uploads:
+        body = json.dumps({"Records": [upload.record()]})
+        messages.append(Message(f"m{rng.getrandbits(64):016x}", body))
+        if rng.random() < 0.10:
+            messages.append(Message(f"m{rng.getrandbits(64):016x}", body))
+    return messages + [Message(message_id, body) for message_id, body in poison.items()]
+
 
 @dataclass
 class SimulatedQueue:
@@ -164,17 +184,27 @@ class Flaky:
     DynamoDB calls are serialized: moto's conditional writes are not atomic across threads, DynamoDB's are."""
 
     def __init__(
-        self, client: Any, faults: InvocationFaults, rate: float, serialize: bool, lock: threading.Lock | None = None
+        self,
+        client: Any,
+        faults: InvocationFaults,
+        rate: float,
+        serialize: bool,
+        lock: threading.Lock | None = None,
+        *,
+        operations: frozenset[str] | None = None,
     ) -> None:
         self._client = client
         self._faults = faults
         self._rate = rate
         self._lock = (lock or threading.Lock()) if serialize else None
+        self._operations = operations  # the methods that fail (None: all)
         self._count_lock = threading.Lock()
         self.failures = 0
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
+        if self._operations is not None and name not in self._operations:
+            return method
 
         def call(*args: Any, **kwargs: Any) -> Any:
             if self._faults.roll() < self._rate:
@@ -216,16 +246,19 @@ def drain(
     *,
     concurrency: int,
     after_round: Callable[[], None] = lambda: None,
+    batch_size: int = BATCH_SIZE,
+    max_rounds: int = 500,
 ) -> tuple[int, int]:
     """Run concurrent invocations over the queue until it is empty, redriving the dead-letter queue
     MAX_REDRIVES times as an operator would; return the rounds and the messages redriven. `after_round`
-    runs between rounds, as time passes while a retried message is invisible."""
+    runs between rounds, as time passes while a retried message is invisible. Each invocation gets a batch
+    of 1 to `batch_size` messages (the event source mapping's BatchSize)."""
     rounds = redrives = redriven = 0
     while queue.waiting:
         while queue.waiting:
             rounds += 1
-            assert rounds < 500, f"seed {seed}: the queue does not drain"
-            batches = [queue.receive(rng.randint(1, BATCH_SIZE)) for _ in range(concurrency)]
+            assert rounds < max_rounds, f"seed {seed}: the queue does not drain"
+            batches = [queue.receive(rng.randint(1, batch_size)) for _ in range(concurrency)]
             threads = [
                 threading.Thread(target=invocation, args=(batch, f"{rounds}.{index}"))
                 for index, batch in enumerate(batches)

@@ -17,6 +17,14 @@ duplicate, none lost), every job was exported exactly once (one notification, on
 file), the images exported are the valid ones that were not skipped, every junk upload was logged with its
 reason, and the dead-letter queue holds the poison messages only.
 
+With pre-labels (the seeds in CHAOS_LABEL_STUDIO_PRELABEL_SEEDS, 2 and 4 by default): the events reach the
+launchers' queue through the pre-label stage first, with a predictor that fails and hangs on a share of its calls
+(prelabel.py says how, and what it checks of the stage), and the stage is done before the launchers start. Then
+the launchers read every proposals file there is; a task carries a held-out mark, or a proposed mark and one
+prediction of the model's version with the proposals' boxes, exactly when the launchers read such a file for its
+image; each job's prelabel-report.json counts its tasks the same way; and the pre-label coverage is printed. The
+annotators' bulk acceptance takes their own predictions only.
+
 A failure names its seed: rerun with CHAOS_LABEL_STUDIO_SEEDS=<seed>. Uploads, deliveries, batches, the
 invocations' AWS faults, Label Studio's faults (by request ordinal) and the lost webhooks come from the
 seed; the interleaving of threads is the scheduler's, and the invariants must hold for every one.
@@ -49,18 +57,31 @@ from labeling_pipeline import handler, job_events
 from labeling_pipeline.backends.label_studio import LIMITS, Resources
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.project import ensure_project
-from labeling_pipeline.backends.label_studio.results import UNREVIEWED_REASON, TaskData
+from labeling_pipeline.backends.label_studio.results import UNREVIEWED_REASON, PrelabelMark, TaskData
 from labeling_pipeline.backends.label_studio.service import LabelStudioBackend, answers
 from labeling_pipeline.backends.registry import settings_model
+from labeling_pipeline.images import ImageRef
 from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.ledger_schema import create_table_arguments
+from labeling_pipeline.names import PRELABEL_REPORT_FILE
 from labeling_pipeline.names import EnvironmentVariable as Env
+from labeling_pipeline.prelabel.proposals import Proposal
 from labeling_pipeline.settings import validate_json
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
 from sandbox.lambda_runtime import function_url_event
 from tests.chaos.fault_proxy import FaultRates, fault_proxy
+from tests.chaos.prelabel import (
+    MODEL_VERSION,
+    PRELABEL,
+    PROPOSAL_READ_FAULTS,
+    Bucket,
+    PrelabelRun,
+    ProposalReads,
+    ProposalsApart,
+    UploadedImages,
+)
 from tests.chaos.simulation import (
     DeadLetterClient,
     Flaky,
@@ -69,6 +90,7 @@ from tests.chaos.simulation import (
     Message,
     SimulatedQueue,
     SkipLog,
+    deliveries,
     drain,
     make_uploads,
 )
@@ -80,6 +102,10 @@ SEEDS = [int(seed) for seed in os.environ.get("CHAOS_LABEL_STUDIO_SEEDS", "1,2,3
 # make test runs 400 uploads a seed (about a minute each, on 2 cores); the issue's 2,000 a seed take about 4.5
 # minutes each, most of it Label Studio's own work on SQLite: CHAOS_LABEL_STUDIO_UPLOADS=2000.
 UPLOADS = int(os.environ.get("CHAOS_LABEL_STUDIO_UPLOADS", "400"))
+# Seeds with pre-labels (the stage in front, proposals in the imports). Not all: they take about 20 s more a seed,
+# as a start whose import went unanswered adds the job's predictions one request each, each through the faulty
+# proxy; the other seeds keep the default deployment's path.
+PRELABEL_SEEDS = {int(s) for s in os.environ.get("CHAOS_LABEL_STUDIO_PRELABEL_SEEDS", "2,4").split(",") if s}
 JOB_SIZE = 100
 CONCURRENCY = 4
 LABEL_STUDIO_FAULTS = FaultRates(refused=0.04, lost_answer=0.03, hang_before=0.004, hang_after=0.004)
@@ -179,7 +205,11 @@ class Annotators:
             "POST",
             "/api/dm/actions",
             query={"id": "predictions_to_annotations", "project": self.project_id},
-            body={"selectedItems": {"all": False, "included": [task["id"] for task, _box in tasks]}},
+            # Their own predictions only: a task may hold the detector's too, and each would become an annotation.
+            body={
+                "selectedItems": {"all": False, "included": [task["id"] for task, _box in tasks]},
+                "model_version": "chaos",
+            },
         )
 
     def new_tasks(self) -> list[dict[str, Any]]:
@@ -289,6 +319,51 @@ class WebhookLine:
             time.sleep(0.2)
 
 
+def check_prelabels(
+    tasks: list[dict[str, Any]], proposals: dict[ImageRef, Proposal], read: set[ImageRef], s3: Any, seed: int
+) -> None:
+    """The launchers read every proposals file (the stage was done before they ran); the tasks carry what they read:
+    a held-out mark, or a proposed mark with one prediction of the model's version holding its boxes (in percent of
+    the image), and no mark and no prediction where there was no file. Each job's prelabel-report.json counts its
+    tasks the same way."""
+    assert read == set(proposals), f"seed {seed}: the launchers read {len(read)} of {len(proposals)} proposals files"
+    marks: defaultdict[str, Counter[str | None]] = defaultdict(Counter)
+    for task in tasks:
+        source_ref, version = str(task["data"][TaskData.IMAGE]), str(task["data"][TaskData.VERSION])
+        image = ImageRef(BUCKET, source_ref.removeprefix(f"s3://{BUCKET}/"), version)
+        mark = task["data"].get(TaskData.PRELABEL)
+        marks[str(task["data"][TaskData.JOB])][mark] += 1
+        proposal = proposals.get(image)
+        wanted = None if proposal is None else PrelabelMark.HELD_OUT if proposal.held_out else PrelabelMark.PROPOSED
+        assert mark == wanted, f"seed {seed}: {image.image_id} is marked {mark!r}, its proposals say {wanted!r}"
+        shown = [found for found in task.get("predictions") or [] if found.get("model_version") == MODEL_VERSION]
+        if mark == PrelabelMark.PROPOSED:
+            assert proposal is not None and len(shown) == 1, (
+                f"seed {seed}: {image.image_id} has {len(shown)} predictions"
+            )
+            regions = [
+                (region["value"]["x"], region["value"]["y"], region["value"]["width"], region["value"]["height"])
+                for region in shown[0]["result"]
+            ]
+            width, height = proposal.image_width / 100, proposal.image_height / 100
+            boxes = [(b.left / width, b.top / height, b.width / width, b.height / height) for b in proposal.boxes]
+            assert len(regions) == len(boxes), f"seed {seed}: {image.image_id}'s regions"
+            for region, box in zip(regions, boxes, strict=True):
+                assert region == pytest.approx(box, abs=1e-6), f"seed {seed}: {image.image_id}: {region} for {box}"
+        else:
+            assert not shown, f"seed {seed}: {image.image_id} has a prediction without proposals"
+    for job, counted in marks.items():
+        key = f"exports/{job}/{PRELABEL_REPORT_FILE}"
+        report = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["images"]
+        assert report["images"] == report["proposed"] + report["heldOut"] + report["withoutProposals"], report
+        assert (report["images"], report["proposed"], report["heldOut"], report["withoutProposals"]) == (
+            counted.total(),
+            counted[PrelabelMark.PROPOSED],
+            counted[PrelabelMark.HELD_OUT],
+            counted[None],
+        ), f"seed {seed}: {key} counts {report}, the job's tasks {dict(counted)}"
+
+
 def notifications(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     while True:
@@ -312,7 +387,8 @@ def test_label_studio_path_survives_chaos(
     rng = random.Random(seed)
     uploads = make_uploads(rng, UPLOADS, LIMITS)
     title = f"Chaos seed {seed} {uuid.uuid4().hex[:6]}"
-    settings_text = settings_json(title, maxImagesPerJob=JOB_SIZE)
+    prelabeled = seed in PRELABEL_SEEDS
+    settings_text = settings_json(title, maxImagesPerJob=JOB_SIZE, **({"prelabel": PRELABEL} if prelabeled else {}))
     settings = validate_json(settings_model("label-studio"), settings_text)
     direct = LabelStudioApi(label_studio.url, label_studio.token)
     # Label Studio presigns image links through moto's server; the pipeline's own AWS is moto in-process.
@@ -378,16 +454,25 @@ def test_label_studio_path_survives_chaos(
         monkeypatch.setattr(job_events, "_backend", events_backend)
 
         queue = SimulatedQueue(rng)
-        for upload in uploads:
-            body = json.dumps({"Records": [upload.record()]})
-            queue.waiting.append(Message(f"m{rng.getrandbits(64):016x}", body))
-            if rng.random() < 0.10:  # at-least-once: some events arrive twice
-                queue.waiting.append(Message(f"m{rng.getrandbits(64):016x}", body))
         poison = {f"poison-{n}": body for n, body in enumerate(POISON)}
-        queue.waiting += [Message(message_id, body) for message_id, body in poison.items()]
-
         invocation_faults = InvocationFaults()
-        flaky_s3 = Flaky(s3, invocation_faults, 0.01, serialize=False)
+        messages = deliveries(rng, uploads, poison)
+        prelabel = reads = None
+        if prelabeled:
+            images = UploadedImages(seed, uploads)
+            bucket = Bucket(s3, images, proposals_in_memory=False)
+            # The pre-label stage forwards every event to the launcher's queue, before the launchers run.
+            prelabel = PrelabelRun(seed, rng, uploads, bucket, images, queue, invocation_faults, LIMITS)
+            prelabel.drain(rng, messages)
+            reads = ProposalReads(bucket, images.scenes)
+        else:
+            queue.waiting = messages
+        flaky_s3 = Flaky(s3 if reads is None else reads, invocation_faults, 0.01, serialize=False)
+        launcher_s3: Any = flaky_s3
+        if reads is not None:
+            launcher_s3 = ProposalsApart(
+                flaky_s3, Flaky(reads, invocation_faults, PROPOSAL_READ_FAULTS, serialize=False)
+            )
         flaky_dynamodb = Flaky(dynamodb, invocation_faults, 0.02, serialize=True, lock=dynamodb_lock)
         clock = SimulatedClock()
         killed: list[str] = []
@@ -404,7 +489,7 @@ def test_label_studio_path_survives_chaos(
             )
             backends.append(backend)
             launcher = Launcher(
-                s3_client=flaky_s3,
+                s3_client=launcher_s3,
                 ledger=KillAfterImport(flaky_dynamodb, TABLE, killed, kill_lock),
                 backend=backend,
                 bucket=BUCKET,
@@ -418,7 +503,7 @@ def test_label_studio_path_survives_chaos(
 
         def invocation(batch: list[Message], place: str) -> None:
             invocation_faults.rng = random.Random(f"{seed}/{place}")
-            event = {"Records": [{"messageId": m.message_id, "body": m.body} for m in batch]}
+            event = {"Records": [m.record() for m in batch]}
             try:
                 verdict = handler.decide_messages(environment(), event)
             except Killed:
@@ -458,7 +543,7 @@ def test_label_studio_path_survives_chaos(
             schedule = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}, "resources": []}
             job_events.lambda_handler(schedule, FakeContext())
 
-        tasks = list(direct.tasks(project.project_id, {}, with_annotations=False))
+        tasks = list(direct.tasks(project.project_id, {}, with_annotations=True))
         identities = Counter((str(t["data"][TaskData.IMAGE]), str(t["data"][TaskData.VERSION])) for t in tasks)
         duplicated = {identity: n for identity, n in identities.items() if n > 1}
         assert not duplicated, f"seed {seed}: {len(duplicated)} image versions have several tasks"
@@ -507,12 +592,18 @@ def test_label_studio_path_survives_chaos(
         injected = faults_log.counts
         assert injected["refused"] > 0 and injected["lost_answer"] > 0, f"seed {seed}: faults {injected}"
         assert flaky_s3.failures + flaky_dynamodb.failures > 0, f"seed {seed}: no AWS fault was injected"
+        if prelabel is not None and reads is not None:
+            coverage = prelabel.coverage()
+            check_prelabels(tasks, coverage.proposals, reads.read, s3, seed)
+            print(f"\nseed {seed}: {coverage.line()}; without: {coverage.why()}\nseed {seed}: {prelabel.figures()}")
         print(
             f"\nseed {seed}: {len(uploads)} uploads, {len(valid)} images in {len(jobs)} jobs; {rounds} rounds, "
             f"{redriven} redriven; Label Studio faults {dict(injected)} of {faults_log.requests} requests; "
             f"{sum(b.duplicates_deleted for b in backends)} duplicate task(s) removed; webhooks {line.sent} sent, "
             f"{line.lost} lost, answered {dict(line.statuses)}; {ticks} reconciler tick(s); "
             f"{annotators.by_hand} answered by hand ({len(annotators.skipped_images)} skipped), "
-            f"{annotators.in_bulk} in bulk; launch {launched - started:.1f} s, "
-            f"annotate {annotated - launched:.1f} s, reconcile {time.monotonic() - annotated:.1f} s"
+            f"{annotators.in_bulk} in bulk; launch {launched - started:.1f} s"
+            f"{'' if prelabel is None else f' (pre-label {prelabel.seconds:.1f} s)'}, "
+            f"annotate {annotated - launched:.1f} s, "
+            f"reconcile {time.monotonic() - annotated:.1f} s"
         )

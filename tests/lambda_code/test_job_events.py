@@ -303,6 +303,14 @@ def test_a_job_that_fails_in_the_reconcilers_sweep_does_not_keep_the_others_from
     assert sorted(n["job"] for n in events.notifications()) == sorted([first, second])
 
 
+def shown_proposals(line: str) -> str:
+    """An adjustment job's output line: its input's prior label (the proposals, made by a machine) kept beside."""
+    entry = json.loads(line)
+    entry["labels-proposals"] = {"annotations": [], "image_size": [{"width": 400, "height": 300, "depth": 3}]}
+    entry["labels-proposals-metadata"] = {"type": "groundtruth/object-detection", "human-annotated": "no"}
+    return json.dumps(entry)
+
+
 def test_with_pre_labels_the_job_end_writes_the_report_and_the_predictions_beside_the_exports(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -326,11 +334,13 @@ def test_with_pre_labels_the_job_end_writes_the_report_and_the_predictions_besid
     job_events._finisher, job_events._backend = job_events.build_finisher(make_client)
     try:
         name, images = launch(world)
-        # Image 0: a kept proposal (moved 10 px) and a deleted one; image 1 held out; image 2: no proposals file.
+        # Image 0: shown a kept proposal (moved 10 px) and a deleted one; image 1 held out; image 2: its proposals
+        # file was written after the job began (a late duplicate), so its worker saw none: not counted as shown.
         kept, deleted = Box("Dog", 20, 10, 100, 100, 0.9), Box("Dog", 300, 200, 40, 40, 0.3)
         proposals = [
             Proposal("det-v1", images[0], 400, 300, (kept, deleted)),
             Proposal("det-v1", images[1], 400, 300, held_out=True),
+            Proposal("det-v1", images[2], 400, 300, (Box("Dog", 1, 1, 50, 50, 0.8),)),
         ]
         for proposal in proposals:
             world.s3.put_object(Bucket=BUCKET, Key=proposal_key("det-v1", proposal.image), Body=encode(proposal))
@@ -338,7 +348,7 @@ def test_with_pre_labels_the_job_end_writes_the_report_and_the_predictions_besid
             name,
             "Completed",
             [
-                output_line(images[0], [(1, 10, 10, 100, 100), (0, 200, 50, 50, 50)], name),
+                shown_proposals(output_line(images[0], [(1, 10, 10, 100, 100), (0, 200, 50, 50, 50)], name)),
                 output_line(images[1], [(0, 5, 5, 20, 20)], name),
                 output_line(images[2], [], name),
             ],

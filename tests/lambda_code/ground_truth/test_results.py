@@ -31,6 +31,7 @@ def test_reading_the_walkthrough_line() -> None:
         boxes=(Box("Dog", 98, 89, 339, 386, 0.09),),
         job_name="catdog-label-0",
         human_annotated=True,
+        proposals_shown=False,  # a plain bounding-box job: no machine-made label beside the worker's
     )
 
 

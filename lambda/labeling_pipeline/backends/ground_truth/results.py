@@ -112,6 +112,16 @@ def parse_line(number: int, text: str, attribute: str | None, stats: ReadStats |
     if metadata.get(ADJUSTMENT_STATUS) == UNADJUSTED:
         boxes = [box._replace(origin=PREDICTION_ORIGIN) for box in boxes]
     human = metadata.get("human-annotated")
+    # An adjustment job's output keeps its input's prior label, the proposals, beside the job's own: a machine's
+    # (human-annotated "no") object-detection label on the line says the worker was shown proposals.
+    shown = any(
+        key != f"{name}-metadata"
+        and isinstance(value, dict)
+        and value.get("type") == OBJECT_DETECTION
+        and value.get("human-annotated") == "no"
+        for key, value in line.items()
+        if key.endswith("-metadata")
+    )
     return LabeledImage(
         number,
         line["source-ref"],
@@ -121,6 +131,7 @@ def parse_line(number: int, text: str, attribute: str | None, stats: ReadStats |
         tuple(boxes),
         job_name,
         None if human is None else human == "yes",
+        proposals_shown=shown,
     )
 
 

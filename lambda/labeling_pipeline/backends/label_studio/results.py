@@ -162,7 +162,18 @@ def read_task(task: Mapping[str, Any], line_number: int, job_name: str | None, s
             )
             boxes.extend(found)
     return LabeledImage(
-        line_number, source_ref, width, height, 3, tuple(boxes), job, True, None, _seconds(by_people), tuple(answered)
+        line_number,
+        source_ref,
+        width,
+        height,
+        3,
+        tuple(boxes),
+        job,
+        True,
+        None,
+        _seconds(by_people),
+        tuple(answered),
+        proposals_shown=data.get(TaskData.PRELABEL) == PrelabelMark.PROPOSED,
     )
 
 
