@@ -3,8 +3,9 @@ each against the same run without pre-labels.
 
 Run: .venv/bin/python benchmarks/prelabel_stage.py        (about 2 minutes; --images N, --runs N)
 
-The detector is a graph of YOLO11n's shape and cost built in code (random weights: no weights can be downloaded
-here), input 640x640, output [1, 84, 8400] as Ultralytics' ONNX export writes it, run by the pre-label function's
+The detector is a graph built in code with YOLO's input and output (random weights: no weights can be downloaded
+here), input 640x640, output [1, 84, 8400] as Ultralytics' ONNX export writes it, and 6.0 G multiply-adds: between
+YOLO11n (3.2 G) and YOLO11s (10.8 G), so the figures sit between what those two would give, run by the pre-label function's
 own code (prelabel.predictors.OnnxPredictor: letterbox, onnxruntime, decode, NMS). Everything runs pinned to one
 CPU, as a Lambda function of 1,769 MB has one vCPU.
 
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lambda"), str(ROOT)]
 
 FUNCTION_MEMORY_GB = 2.048
-# YOLO11n at 640: 6.5 GFLOPs as Ultralytics lists it (3.2 G multiply-adds); the graph below is sized to match.
+# YOLO11n at 640: 6.5 GFLOPs as Ultralytics lists it (3.2 G multiply-adds), YOLO11s 21.5 GFLOPs.
 YOLO11N_GMACS = 3.2
 PHOTO_SIZES = ((640, 480), (1920, 1080), (4032, 3024))
 
@@ -240,7 +241,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         model_path = Path(work) / "yolo11n-sized.onnx"
         model_path.write_bytes(model)
-        print(f"detector: a YOLO11n-sized graph, {gmacs:.2f} G multiply-adds (YOLO11n: {YOLO11N_GMACS}), "
+        print(f"detector: a YOLO-shaped graph, {gmacs:.2f} G multiply-adds (YOLO11n: {YOLO11N_GMACS}), "
               f"{len(model) / 1e6:.1f} MB, output [1, 84, 8400]; one CPU")  # fmt: skip
         print("1. cold start (farm-bench; A: pre-label handler + model session, B: the launcher's handler)")
         for line in cold_start(model_path, args.runs):
