@@ -5,9 +5,9 @@ Run: .venv/bin/python benchmarks/prelabel_stage.py        (about 2 minutes; --im
 
 The detector is a graph built in code with YOLO's input and output (random weights: no weights can be downloaded
 here), input 640x640, output [1, 84, 8400] as Ultralytics' ONNX export writes it, and 6.0 G multiply-adds: between
-YOLO11n (3.2 G) and YOLO11s (10.8 G), so the figures sit between what those two would give, run by the pre-label function's
-own code (prelabel.predictors.OnnxPredictor: letterbox, onnxruntime, decode, NMS). Everything runs pinned to one
-CPU, as a Lambda function of 1,769 MB has one vCPU.
+YOLO11n (3.2 G) and YOLO11s (10.8 G), so the figures sit between what those two would give; run by the pre-label
+function's own code (prelabel.predictors.OnnxPredictor: letterbox, onnxruntime, decode, NMS). Everything runs
+pinned to one CPU, as a Lambda function of 1,769 MB has one vCPU.
 
 1. Cold start (farm-bench, whole processes, paired): a fresh Python that imports the pre-label handler and opens
    the model's onnxruntime session, against one that imports the launcher's handler (the first function an upload
