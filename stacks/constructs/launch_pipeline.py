@@ -97,6 +97,19 @@ def upload_queue(
     return queue, dead_letter_queue
 
 
+def consume_statement(queue: sqs.IQueue) -> iam.PolicyStatement:
+    """What Lambda's SQS poller calls with the function's role (the AWS managed policy
+    AWSLambdaSQSQueueExecutionRole holds these three;
+    https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html). aws-cdk-lib's SqsEventSource would
+    grant grantConsumeMessages instead, which adds ChangeMessageVisibility and GetQueueUrl that neither the poller
+    nor the code call."""
+    return iam.PolicyStatement(
+        sid="ConsumeUploadEvents",
+        actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+        resources=[queue.queue_arn],
+    )
+
+
 def notify_uploads(scope: Construct, bucket: s3.IBucket, queue: sqs.IQueue, key: LabelingKey | None) -> None:
     """S3 sends every object created under images/ to `queue`: not only *.jpg, as S3 suffix filters are
     case-sensitive and a filter would drop "IMG_1.Jpg" without a trace (the launcher logs and counts what it
@@ -216,16 +229,7 @@ class LaunchPipeline(Construct):
                     actions=["sqs:SendMessage"],
                     resources=[self.dead_letter_queue.queue_arn],
                 ),
-                iam.PolicyStatement(
-                    # What Lambda's SQS poller calls with the function's role (the AWS managed policy
-                    # AWSLambdaSQSQueueExecutionRole holds these three;
-                    # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html). aws-cdk-lib's
-                    # SqsEventSource would grant grantConsumeMessages instead, which adds
-                    # ChangeMessageVisibility and GetQueueUrl that neither the poller nor the code call.
-                    sid="ConsumeUploadEvents",
-                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                    resources=[self.queue.queue_arn],
-                ),
+                consume_statement(self.queue),
             ],
         )
         if key is not None:

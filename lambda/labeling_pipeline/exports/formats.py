@@ -523,7 +523,7 @@ def export(
     for image in images:
         for writer in annotator_writers:
             writer.add(image)
-        if not image.failed and (len(image.annotators) > 1 or len({box.annotator for box in image.boxes}) > 1):
+        if len(image.annotators) > 1 and not image.failed:
             image, consolidated = consolidate_image(image, image.annotators)
             stats.agreement.add(image.source_ref, consolidated)
         if not image.failed:

@@ -18,7 +18,7 @@ from labeling_pipeline.names import EnvironmentVariable as Env
 from labeling_pipeline.prelabel.proposals import proposals_prefix
 from labeling_pipeline.prelabel.settings import PrelabelSettings
 from stacks.constructs.encryption_key import LabelingKey
-from stacks.constructs.launch_pipeline import notify_uploads, upload_queue
+from stacks.constructs.launch_pipeline import consume_statement, notify_uploads, upload_queue
 from stacks.constructs.nag import acknowledge_wildcard_resources
 from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.constructs.prelabel.runtime_layer import DetectorRuntimeLayer
@@ -85,7 +85,6 @@ class PrelabelStage(Construct):
         self.function = self.handler.function
         self.function.add_layers(runtime.layer)
 
-        proposals = self._proposals
         statements = [
             iam.PolicyStatement(
                 # GetObjectVersion: the image is read at the version the event names, never a newer upload.
@@ -97,15 +96,10 @@ class PrelabelStage(Construct):
                 # GetObject also answers HeadObject: a retry finds the proposals it wrote and does not predict again.
                 sid="WriteProposals",
                 actions=["s3:GetObject", "s3:PutObject"],
-                resources=[proposals],
+                resources=[self._proposals],
             ),
             iam.PolicyStatement(sid="ForwardUploads", actions=["sqs:SendMessage"], resources=[launch_queue.queue_arn]),
-            iam.PolicyStatement(
-                # What Lambda's SQS poller calls with the function's role (as the launcher's ConsumeUploadEvents).
-                sid="ConsumeUploadEvents",
-                actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                resources=[self.queue.queue_arn],
-            ),
+            consume_statement(self.queue),
         ]
         if prelabel.model_uri is not None:
             statements.append(
