@@ -18,7 +18,7 @@ _OUR_MODULE = os.environ.get("DJANGO_SETTINGS_MODULE", "")
 os.environ["DJANGO_SETTINGS_MODULE"] = "core.settings.label_studio"
 try:
     from core.settings.label_studio import *  # noqa: F403
-    from core.settings.label_studio import INSTALLED_APPS, MIDDLEWARE
+    from core.settings.label_studio import DATABASES, INSTALLED_APPS, MIDDLEWARE
 finally:
     os.environ["DJANGO_SETTINGS_MODULE"] = _OUR_MODULE
 
@@ -33,6 +33,16 @@ MIDDLEWARE = [
     *MIDDLEWARE[MIDDLEWARE.index(_CSRF) :],
 ]
 ROOT_URLCONF = "labeling_gate.urls"
+
+# SQLite (a local server, the tests; the stack runs PostgreSQL): upstream leaves Django's 5 s busy timeout and
+# deferred transactions, so two uwsgi workers writing at once answer "database is locked" (HTTP 500) under load.
+# Django's own advice for that error: a longer timeout and transactions that take the write lock when they begin.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+    }
 
 # Django's password reset tokens (django.contrib.auth.tokens) expire after this and die once the password is
 # set or the worker signs in.
