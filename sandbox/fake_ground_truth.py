@@ -22,6 +22,10 @@ takes one is not documented, and the pipeline never sends one. `adjustment_outpu
 adjustment job's lines as sms-data-output.html shows them (the prior label kept, the job's own beside
 it with adjustment-status).
 
+Several workers per image: `worker_output` writes each image's worker-response file (every worker's own boxes, under
+``annotations/worker-response/iteration-<n>/<dataset object id>/``) and returns the consolidated output lines, so that
+a test controls exactly where the workers disagree.
+
 Tests attach it to a boto3 client (`attach`); the local demo serves it over HTTP on loopback
 (`sandbox.ground_truth_endpoint`). Both go through `handle`, so both enforce the same rules.
 """
@@ -31,9 +35,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import botocore.session
@@ -460,6 +464,114 @@ class FakeGroundTruth:
             output.append(json.dumps({**entry, own: label, f"{own}-metadata": metadata}))
         return output
 
+    # --- several workers per image: each one's answer beside Ground Truth's consolidation ---------
+    def worker_response_prefix(self, name: str) -> str:
+        """s3:// URI of the job's worker-response folder (sms-data-output.html, "Annotations Directory")."""
+        job = self.jobs[name.lower()]
+        return f"{job['OutputConfig']['S3OutputPath']}{job['LabelingJobName']}/annotations/worker-response/"
+
+    def worker_output(
+        self,
+        name: str,
+        answers: Mapping[str, Sequence[tuple[str, Sequence[Mapping[str, Any]]]]],
+        *,
+        consolidated: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        image_size: tuple[int, int, int] = (400, 300, 3),
+        iteration: int = 1,
+        file_per_worker: bool = False,
+        submitted: datetime | None = None,
+    ) -> list[str]:
+        """A bounding-box job's output when several workers answered each image: writes each image's worker-response
+        file and returns the output manifest lines (for `finish`), in input manifest order, for the images in
+        `answers` only.
+
+        `answers` maps a source-ref to its workers' answers, (workerId, boxes as crowd-bounding-box submits them:
+        label, left, top, width, height in pixels); a worker with no box answered "nothing here". At most the job's
+        NumberOfHumanWorkersPerDataObject answers per image, each label one of the job's. The file is
+        ``<S3OutputPath><job>/annotations/worker-response/iteration-<n>/<dataset object id>/<timestamp>.json``, the
+        dataset object id being the image's 0-based line in the input manifest (sms-data-output.html, "Annotations
+        Directory"; sms-custom-templates-step2.html, "Output data", names ``iteration-1/0/2021-03-08_23:06:49.json``),
+        holding ``{"answers": [...]}``, one per worker with ``workerId``, the times, ``workerMetadata`` and
+        ``answerContent.boundingBox`` (``boundingBoxes`` and ``inputImageProperties``, sms-bounding-box.html,
+        "Bounding Box Output Data"); with `file_per_worker`, one such file per worker instead.
+
+        The consolidated boxes are `consolidated`'s for an image it names (each box may carry a ``confidence``),
+        otherwise a stand-in for ACS-BoundingBox (whose exact rule AWS does not publish): same-label boxes of
+        different workers at IoU >= 0.5 are one object, kept when at least half the workers drew it, its box the
+        mean of theirs, its confidence the share of workers who drew it."""
+        job = self.jobs[name.lower()]
+        workers = int(job["HumanTaskConfig"]["NumberOfHumanWorkersPerDataObject"])
+        labels = [entry["label"] for entry in json.loads(self.read(job["LabelCategoryConfigS3Uri"]))["labels"]]
+        attribute = job["LabelAttributeName"]
+        folder = self.worker_response_prefix(name)
+        when = submitted or datetime.now(UTC).replace(microsecond=0)
+        width, height, depth = image_size
+        output = []
+        manifest = self.read(job["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"]).splitlines()
+        for object_id, line in enumerate(manifest):
+            entry = json.loads(line)
+            given = answers.get(entry["source-ref"])
+            if given is None:
+                continue
+            if len(given) > workers or len({worker for worker, _ in given}) != len(given):
+                raise ValueError(f"{entry['source-ref']}: at most {workers} answers, one per worker")
+            records = []
+            for position, (worker, boxes) in enumerate(given):
+                for box in boxes:
+                    if box["label"] not in labels:
+                        raise ValueError(f"{box['label']!r} is not one of the job's labels {labels}")
+                accepted = when - timedelta(seconds=40 + 5 * position)
+                records.append(
+                    {
+                        "acceptanceTime": _stamp(accepted),
+                        "answerContent": {
+                            "boundingBox": {
+                                "boundingBoxes": [
+                                    {key: box[key] for key in ("height", "label", "left", "top", "width")}
+                                    for box in boxes
+                                ],
+                                "inputImageProperties": {"height": height, "width": width},
+                            }
+                        },
+                        "submissionTime": _stamp(when),
+                        "timeSpentInSeconds": 38.5 + 5 * position,
+                        "workerId": worker,
+                        "workerMetadata": {
+                            "identityData": {
+                                "identityProviderType": "Cognito",
+                                "issuer": f"https://cognito-idp.{self.region}.amazonaws.com/{self.region}_fake",
+                                "sub": f"00000000-0000-4000-8000-{position:012d}",
+                            }
+                        },
+                    }
+                )
+            files = [[record] for record in records] if file_per_worker else [records]
+            for offset, file_answers in enumerate(files):
+                stamp = (when + timedelta(seconds=offset)).strftime("%Y-%m-%d_%H:%M:%S")
+                bucket, key = split_s3_uri(f"{folder}iteration-{iteration}/{object_id}/{stamp}.json")
+                self.s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"answers": file_answers}).encode())
+            chosen = (consolidated or {}).get(entry["source-ref"])
+            kept = list(chosen) if chosen is not None else _stand_in_consolidation([boxes for _, boxes in given])
+            used = sorted({labels.index(box["label"]) for box in kept})
+            label = {
+                "annotations": [
+                    {"class_id": labels.index(box["label"])}
+                    | {key: round(box[key]) for key in ("left", "top", "width", "height")}
+                    for box in kept
+                ],
+                "image_size": [{"width": width, "height": height, "depth": depth}],
+            }
+            metadata = {
+                "objects": [{"confidence": box.get("confidence", 0.0)} for box in kept],
+                "class-map": {str(class_id): labels[class_id] for class_id in used},
+                "type": OBJECT_DETECTION,
+                "human-annotated": "yes",
+                "creation-date": when.replace(tzinfo=None).isoformat(timespec="microseconds"),
+                "job-name": f"labeling-job/{job['LabelingJobName']}",
+            }
+            output.append(json.dumps({**entry, attribute: label, f"{attribute}-metadata": metadata}))
+        return output
+
     # --- driving a job to its end, as workers and the service would ------------------------
     def finish(self, name: str, status: str, output_lines: list[str] | None = None, reason: str | None = None) -> str:
         """Move a created job to Completed (writing its output manifest), Failed or Stopped."""
@@ -478,3 +590,43 @@ class FakeGroundTruth:
             job["LabelingJobOutput"] = {"OutputDatasetS3Uri": output_uri}
             job["LabelCounters"] = {**job["LabelCounters"], "TotalLabeled": len(output_lines), "Unlabeled": 0}
         return str(job["LabelingJobArn"])
+
+
+def _stamp(moment: datetime) -> str:
+    """YYYY-MM-DDTHH:MM:SS.mmmZ (sms-data-output.html, "Worker Metadata")."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _iou(first: Mapping[str, Any], second: Mapping[str, Any]) -> float:
+    left, top = max(first["left"], second["left"]), max(first["top"], second["top"])
+    right = min(first["left"] + first["width"], second["left"] + second["width"])
+    bottom = min(first["top"] + first["height"], second["top"] + second["height"])
+    overlap = max(0, right - left) * max(0, bottom - top)
+    union = first["width"] * first["height"] + second["width"] * second["height"] - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+def _stand_in_consolidation(answers: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The fake's stand-in for ACS-BoundingBox (see FakeGroundTruth.worker_output)."""
+    clusters: list[list[tuple[int, Mapping[str, Any]]]] = []
+    for worker, boxes in enumerate(answers):
+        for box in boxes:
+            for cluster in clusters:
+                first = cluster[0][1]
+                if (
+                    first["label"] == box["label"]
+                    and all(owner != worker for owner, _ in cluster)
+                    and _iou(first, box) >= 0.5
+                ):
+                    cluster.append((worker, box))
+                    break
+            else:
+                clusters.append([(worker, box)])
+    kept = []
+    for cluster in clusters:
+        if 2 * len(cluster) < len(answers):
+            continue
+        members = [box for _, box in cluster]
+        mean = {key: sum(box[key] for box in members) / len(members) for key in ("left", "top", "width", "height")}
+        kept.append({"label": members[0]["label"], **mean, "confidence": round(len(members) / len(answers), 2)})
+    return kept

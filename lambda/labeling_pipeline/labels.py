@@ -31,6 +31,9 @@ class Box(NamedTuple):
     origin: str | None = None
 
 
+SETTLED_BY_BACKEND = "backend"
+
+
 class LabeledImage(NamedTuple):
     line_number: int  # its position in the job's results, for messages
     source_ref: str  # s3://bucket/key
@@ -51,6 +54,12 @@ class LabeledImage(NamedTuple):
     # it: the pre-label report trusts this over a proposals file that may have been written after the job began.
     # None: the backend does not say.
     proposals_shown: bool | None = None
+    # The image's final boxes when they were decided outside the pipeline's consolidation: a reviewer's answer (Label
+    # Studio's review step) or the backend's own consolidation (Ground Truth's ACS-BoundingBox). The exports write
+    # these; `boxes` then holds every annotator's own (each with its `annotator`) and serves the agreement only.
+    settled_boxes: tuple[Box, ...] | None = None
+    # Who decided settled_boxes: SETTLED_BY_BACKEND, or the reviewer's name (Label Studio's review step).
+    settled_by: str | None = None
 
     @property
     def failed(self) -> bool:

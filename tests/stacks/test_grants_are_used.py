@@ -24,7 +24,7 @@ from labeling_pipeline import handler, job_events
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.names import EnvironmentVariable as Env
 from sandbox.fake_ground_truth import ACCOUNT
-from tests.stacks.conftest import Synthesized
+from tests.stacks.conftest import WORKERS, Synthesized, synthesize_app
 from tests.stacks.test_least_privilege import grants_by_role
 from tests.support import (
     BACKEND_RESOURCES,
@@ -58,6 +58,8 @@ SERVICE_SIDE = {
 }
 
 _S3_OBJECT = re.compile(r"^\$\{StorageBucket\.Arn\}/([a-z]+/)\*$")
+# A listing of the bucket under one prefix (s3:prefix "output/*").
+_S3_LISTING = re.compile(r'^\$\{StorageBucket\.Arn\} if \{"StringLike": \{"s3:prefix": \["([a-z]+/)\*"\]\}\}$')
 # Each S3 operation boto3 may send for an object, as the IAM action it needs (multipart uploads included).
 _S3_ACTIONS = {
     "GetObject": "s3:GetObject",
@@ -82,6 +84,8 @@ def needed(service: str, operation: str, params: dict[str, Any]) -> set[Use]:
     """The IAM actions one API call needs."""
     if service == "s3":
         assert params["Bucket"] == BUCKET, params
+        if operation == "ListObjectsV2":
+            return {("s3:ListBucket", params["Prefix"].split("/", 1)[0] + "/")}
         return {(_S3_ACTIONS[operation], params["Key"].split("/", 1)[0] + "/")}
     if service == "dynamodb" and operation == "TransactWriteItems":
         return {(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", "") for item in params["TransactItems"] for kind in item}
@@ -99,7 +103,7 @@ def granted(grants: set[tuple[str, str, str]], role: str) -> set[Use]:
         assert effect == "Allow"
         if (action, resource) in SERVICE_SIDE[role]:
             continue
-        match = _S3_OBJECT.match(resource)
+        match = _S3_OBJECT.match(resource) or _S3_LISTING.match(resource)
         uses.add((action, match[1] if action.startswith("s3:") and match else ""))
     return uses
 
@@ -164,7 +168,7 @@ def _output_line(source_ref: str, job: str) -> str:
     )
 
 
-def run_launcher(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[set[Use], str]:
+def run_launcher(world: World, monkeypatch: pytest.MonkeyPatch, workers: int = 1) -> tuple[set[Use], str]:
     """Every path of the launcher that reaches a grant; returns what it used and one job it created."""
     uploads = world.sqs.create_queue(QueueName="uploads")["QueueUrl"]
     dead_letters = world.sqs.create_queue(QueueName="launcher-dlq")["QueueUrl"]
@@ -184,7 +188,7 @@ def run_launcher(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[set[Use
         Env.BUCKET_NAME: BUCKET,
         Env.LEDGER_TABLE_NAME: TABLE,
         Env.DEAD_LETTER_QUEUE_URL: dead_letters,
-        Env.PIPELINE_SETTINGS: settings_json(),
+        Env.PIPELINE_SETTINGS: settings_json(workersPerImage=workers),
         Env.BACKEND_RESOURCES: BACKEND_RESOURCES,
     }.items():
         monkeypatch.setenv(name, value)
@@ -222,15 +226,24 @@ def run_launcher(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[set[Use
     return recorder.uses, created
 
 
-def run_job_events(world: World, monkeypatch: pytest.MonkeyPatch, job: str) -> set[Use]:
-    """A completed job, exported, recorded and announced: every path of the job-events function's grants."""
+def run_job_events(world: World, monkeypatch: pytest.MonkeyPatch, job: str, workers: int = 1) -> set[Use]:
+    """A completed job, exported, recorded and announced: every path of the job-events function's grants. With
+    several workers per image, their worker-response files are read too."""
     topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="results")["TopicArn"]
     for name, value in job_events_environment(topic_arn).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv(Env.PIPELINE_SETTINGS, settings_json(workersPerImage=workers))
     recorder = Recorder(world)
     job_events._finisher, job_events._backend = job_events.build_finisher(recorder.make_client)
+    source_ref = f"s3://{BUCKET}/images/a.jpg"
+    box = {"label": "Dog", "left": 1, "top": 1, "width": 5, "height": 5}
     try:
-        world.ground_truth.finish(job, "Completed", [_output_line(f"s3://{BUCKET}/images/a.jpg", job)])
+        if workers > 1:
+            answers = {source_ref: [(f"worker-{n}", [box]) for n in range(workers)]}
+            output = world.ground_truth.worker_output(job, answers)
+        else:
+            output = [_output_line(source_ref, job)]
+        world.ground_truth.finish(job, "Completed", output)
         event = job_state_change_event(job)
         assert job_events.lambda_handler(event, FakeContext())["action"] == "exported"
     finally:
@@ -261,3 +274,26 @@ def test_an_unused_grant_is_reported(synthesized: Synthesized) -> None:
     used = granted(grants["LaunchLauncherRole"], "LaunchLauncherRole")
     with pytest.raises(AssertionError, match=r"grants no code path uses: \[\('dynamodb:GetItem', ''\)\]"):
         _compare("LaunchLauncherRole", used, launcher)
+
+
+@pytest.fixture(scope="module")
+def synthesized_crowd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The Ground Truth deployment with three workers per image: the job end also lists worker responses."""
+    done = synthesize_app(
+        tmp_path_factory.mktemp("cdk.out.crowd"),
+        {"labeling.workerEmails": json.dumps(WORKERS), "labeling.workersPerImage": "3"},
+    )
+    return dict(done.assembly.get_stack_by_name("gt-labeling-pipeline").template)
+
+
+def test_with_several_workers_the_job_end_may_list_worker_responses_and_does(
+    synthesized: Synthesized, synthesized_crowd: dict[str, Any], world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crowd = grants_by_role(synthesized_crowd)["FollowJobEventsRole"]
+    single = grants_by_role(dict(synthesized.assembly.get_stack_by_name("gt-labeling-pipeline").template))
+    # One grant more than with one worker per image: ListBucket, under output/ only.
+    assert crowd - single["FollowJobEventsRole"] == {
+        ("Allow", "s3:ListBucket", '${StorageBucket.Arn} if {"StringLike": {"s3:prefix": ["output/*"]}}')
+    }
+    _launcher_uses, job = run_launcher(world, monkeypatch, workers=3)
+    _compare("FollowJobEventsRole", run_job_events(world, monkeypatch, job, workers=3), crowd)

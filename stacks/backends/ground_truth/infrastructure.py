@@ -15,6 +15,7 @@ from constructs import Construct
 
 from labeling_pipeline.backends.ground_truth import Resources
 from labeling_pipeline.backends.ground_truth.events import DETAIL_TYPE, ENDED_STATUSES, EVENT_SOURCE
+from labeling_pipeline.names import OUTPUT_PREFIX
 from stacks.backends.ground_truth.execution_role import GroundTruthRole
 from stacks.backends.ground_truth.region_check import check_region
 from stacks.backends.ground_truth.settings import GroundTruthConfig
@@ -37,6 +38,7 @@ class GroundTruthWiring:
         self._stack = stack
         self._config = config
         self._key = key
+        self._bucket = bucket
         self.role = GroundTruthRole(stack, "GroundTruth", bucket=bucket, key=key).role
         resources = {Resources.WORKTEAM_ARN: workteam_arn, Resources.ROLE_ARN: self.role.role_arn}
         if key is not None:
@@ -75,11 +77,23 @@ class GroundTruthWiring:
         ]
 
     def job_events_statements(self) -> list[iam.PolicyStatement]:
-        return [
+        statements = [
             iam.PolicyStatement(
                 sid="DescribeJobs", actions=["sagemaker:DescribeLabelingJob"], resources=[self._labeling_jobs_arn()]
             )
         ]
+        if self._config.workers_per_image > 1:
+            # The job end lists each job's worker-response files (its own reads are GetObject on output/), for
+            # the workers' agreement (backends/ground_truth/worker_responses.py).
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ListWorkerResponses",
+                    actions=["s3:ListBucket"],
+                    resources=[self._bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{OUTPUT_PREFIX}*"]}},
+                )
+            )
+        return statements
 
     def follow_job_ends(self, scope: Construct, function: lambda_.IFunction, dead_letter_queue: sqs.IQueue) -> None:
         # Only this stack's jobs: their names start with the configured prefix (ARNs are lower case).

@@ -9,6 +9,8 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/sms.html . A refusal is turned i
   bounding-box adjustment job too: the detector's boxes in the manifest, shown by the template)
 - job_parts.py: which of a job's images are shown proposals, and the plain job beside the adjustment job
 - results.py: the output manifest read into the neutral stream
+- worker_responses.py: with several workers per image, each worker's own boxes (Ground Truth's consolidated
+  ones become the image's settled boxes)
 - events.py: the job-end signal (EventBridge)
 - settings.py: its own settings and its limits on the shared ones
 - workers.py: the private workforce's members (Cognito), for the CLI

@@ -17,6 +17,9 @@ image are the proposals as shown (origin "prediction"), and an adjusted image's 
 report tells them apart by geometry. The consolidated line has no time either (``timeSpentInSeconds`` is only in each
 worker's response under ``annotations/worker-response``, sms-data-output.html, "Worker Metadata"), so
 ``LabeledImage.seconds`` stays None.
+
+With several workers per image, the job end also reads each worker's own boxes from those worker-response files
+(worker_responses.py): the boxes read here become the image's ``settled_boxes``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/sms.html . A refusal is turned i
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,11 +51,21 @@ from labeling_pipeline.backends.ground_truth.task_inputs import (
     proposals_attribute,
     worker_template,
 )
+from labeling_pipeline.backends.ground_truth.worker_responses import (
+    MISSING_CODES,
+    WorkerResponses,
+    WorkerResponseStats,
+    dataset_object_ids,
+    list_worker_responses,
+    worker_response_prefix,
+)
 from labeling_pipeline.images import ImageRef, split_s3_uri
 from labeling_pipeline.labels import LabeledImage, ReadStats
 from labeling_pipeline.names import JobState
 from labeling_pipeline.prelabel.proposals import read_proposals
 from labeling_pipeline.settings import PipelineSettings
+
+logger = logging.getLogger(__name__)
 
 # Built-in bounding-box Lambdas, one AWS account per region, kept in regions.json (read
 # by the CDK app too, to refuse an unsupported region at synth). Source: botocore's SageMaker model,
@@ -225,6 +236,8 @@ class GroundTruthBackend:
         self._workteam_arn = workteam_arn
         self._role_arn = role_arn
         self._output_kms_key_id = output_kms_key_id
+        # The last read_results' worker responses, per job part: what was read and skipped (also logged).
+        self.worker_responses: list[tuple[str, WorkerResponseStats]] = []
 
     def create_job(self, request: JobRequest) -> str:
         """Write the job's task inputs under its task prefix (manifest of the images it owns, label categories,
@@ -447,23 +460,85 @@ class GroundTruthBackend:
             raise TransientBackendError(f"DescribeLabelingJob {name}: {error}") from error
         return described
 
+    def take_step(self, description: JobDescription) -> str:
+        """Ground Truth's jobs have no step of the pipeline's before they end (its review is its own jobs')."""
+        raise PermanentBackendError(f"job {description.name}: Ground Truth has no step {description.pending_step!r}")
+
     def read_results(self, description: JobDescription, stats: ReadStats) -> Iterator[LabeledImage]:
         """The job's output manifest, streamed from S3 line by line; a job in two parts, both manifests. A part
-        without results is skipped once the job has stopped or failed; a completed job waits for every part."""
+        without results is skipped once the job has stopped or failed; a completed job waits for every part.
+
+        With several workers per image (workersPerImage > 1), each image also gets its workers' own answers from the
+        part's worker-response files (worker_responses.py): their boxes in `boxes`, each with its `annotator`, who
+        answered in `annotators`, and Ground Truth's consolidated boxes in `settled_boxes` (settled_by
+        SETTLED_BY_BACKEND), which the exports write. An image whose files are missing or malformed keeps Ground
+        Truth's boxes as its only ones (logged and counted in `worker_responses`)."""
         parts = description.parts if isinstance(description, SplitJobDescription) else (description,)
         bodies = []
         for part in parts:
             try:
-                bodies.append((part.name, self._open_results(part)))
+                bodies.append((part, self._open_results(part)))
             except ResultsNotFound:
                 if description.state == JobState.COMPLETED or len(parts) == 1:
                     raise
         if not bodies:
             raise ResultsNotFound(f"job {description.name} has no output manifest")
         attribute = getattr(self._settings, "label_attribute_name", None)
+        self.worker_responses = []
+        overlays = [(part, body, self._worker_answers(part)) for part, body in bodies]
         if len(parts) == 1:
-            return read_output_manifest(bodies[0][1].iter_lines(chunk_size=MANIFEST_CHUNK_BYTES), attribute, stats)
-        return _read_parts(bodies, attribute, stats)
+            [(_part, body, overlay)] = overlays
+            images = read_output_manifest(body.iter_lines(chunk_size=MANIFEST_CHUNK_BYTES), attribute, stats)
+            return images if overlay is None else overlay.over(images, stats)
+        return _read_parts(overlays, attribute, stats)
+
+    def _worker_answers(self, part: JobDescription) -> WorkerResponses | None:
+        """The part's worker responses, when its job had several workers per image and they can be listed; None
+        otherwise (its images are read as Ground Truth's boxes alone)."""
+        if getattr(self._settings, "workers_per_image", 1) <= 1:
+            return None
+        described = self._describe(part.name)  # the job's own worker count and input manifest
+        if int(described.get("HumanTaskConfig", {}).get("NumberOfHumanWorkersPerDataObject", 1)) <= 1:
+            return None
+        prefix = worker_response_prefix(part.results_uri or "")
+        manifest_uri = described.get("InputConfig", {}).get("DataSource", {}).get("S3DataSource", {})
+        manifest_uri = manifest_uri.get("ManifestS3Uri")
+        stats = WorkerResponseStats()
+        self.worker_responses.append((part.name, stats))
+        if prefix is None or not isinstance(manifest_uri, str):
+            stats.listing_error = f"no worker-response folder for results at {part.results_uri}"
+            logger.warning("job %s: %s", part.name, stats.listing_error)
+            return None
+        bucket = split_s3_uri(part.results_uri or "")[0]
+        try:
+            listing = list_worker_responses(self._s3, bucket, prefix)
+        except ClientError as error:
+            # The job-events role lists output/ only when granted s3:ListBucket on it (s3:prefix output/*).
+            return self._without_answers(part.name, stats, error, f"cannot list s3://{bucket}/{prefix}")
+        if not listing:
+            stats.listing_error = f"no worker-response file under s3://{bucket}/{prefix}"
+            logger.warning("job %s: workers' own answers not read: %s", part.name, stats.listing_error)
+            return None
+        try:
+            object_ids = dataset_object_ids(self._read_lines(manifest_uri))
+        except ClientError as error:
+            return self._without_answers(part.name, stats, error, f"cannot read the input manifest {manifest_uri}")
+        return WorkerResponses(self._s3, bucket, prefix, object_ids, listing, part.name, stats)
+
+    @staticmethod
+    def _without_answers(name: str, stats: WorkerResponseStats, error: ClientError, what: str) -> None:
+        """A folder or manifest not there for us: logged, and the part is read as Ground Truth's boxes alone. Any
+        other error (throttled, the service failing) is raised: the job end is tried again."""
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code not in MISSING_CODES:
+            raise error
+        stats.listing_error = f"{what} ({code})"
+        logger.warning("job %s: workers' own answers not read: %s", name, stats.listing_error)
+
+    def _read_lines(self, uri: str) -> Iterator[bytes]:
+        bucket, key = split_s3_uri(uri)
+        body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+        return iter(body.iter_lines(chunk_size=MANIFEST_CHUNK_BYTES))
 
     def _open_results(self, description: JobDescription) -> Any:
         if not description.results_uri:
@@ -495,9 +570,12 @@ def _description(described: Mapping[str, Any]) -> JobDescription:
     )
 
 
-def _read_parts(bodies: Sequence[tuple[str, Any]], attribute: str | None, stats: ReadStats) -> Iterator[LabeledImage]:
-    for name, body in bodies:
+def _read_parts(
+    parts: Sequence[tuple[JobDescription, Any, WorkerResponses | None]], attribute: str | None, stats: ReadStats
+) -> Iterator[LabeledImage]:
+    for part, body, overlay in parts:
         try:
-            yield from read_output_manifest(body.iter_lines(chunk_size=MANIFEST_CHUNK_BYTES), attribute, stats)
+            images = read_output_manifest(body.iter_lines(chunk_size=MANIFEST_CHUNK_BYTES), attribute, stats)
+            yield from images if overlay is None else overlay.over(images, stats)
         except ManifestError as error:
-            raise ManifestError(f"{name}'s output manifest: {error}") from error
+            raise ManifestError(f"{part.name}'s output manifest: {error}") from error

@@ -14,6 +14,10 @@ from labeling_pipeline.backends import MakeClient, WorkerError
 # Outputs of the workforce stack (stacks/backends/ground_truth/workforce_stack.py) that the CLI reads.
 USER_POOL_ID = "UserPoolId"
 WORKER_GROUP = "WorkerGroupName"
+NO_REVIEWERS = (
+    "reviewers (--reviewer) are a Label Studio feature: Ground Truth reviews labels with its own verification "
+    "and adjustment labeling jobs, done by the same workteam; add the worker without --reviewer"
+)
 
 
 class CognitoWorkers:
@@ -34,7 +38,9 @@ class CognitoWorkers:
                 return sorted(users)
             request["NextToken"] = response["NextToken"]
 
-    def add(self, email: str) -> str:
+    def add(self, email: str, *, reviewer: bool = False) -> str:
+        if reviewer:
+            raise WorkerError(NO_REVIEWERS)
         try:
             self._cognito.admin_create_user(
                 UserPoolId=self._pool,
@@ -62,7 +68,9 @@ class CognitoWorkers:
             raise _worker_error(error, email) from error
         return f"reset {email}'s password; Cognito emails them a code to choose a new one at the next sign-in"
 
-    def remove(self, email: str) -> str:
+    def remove(self, email: str, *, reviewer: bool = False) -> str:
+        if reviewer:
+            raise WorkerError(NO_REVIEWERS)
         try:
             self._cognito.admin_remove_user_from_group(UserPoolId=self._pool, Username=email, GroupName=self._group)
             self._cognito.admin_delete_user(UserPoolId=self._pool, Username=email)
