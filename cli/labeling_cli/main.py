@@ -83,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("workers", help="manage the worker group without a redeploy")
     p.add_argument("action", choices=["add", "reset", "remove", "list"], help="reset: a forgotten password")
     p.add_argument("email", nargs="?")
+    # Takes the address as its value too, so that both `workers add --reviewer EMAIL` and `workers add EMAIL
+    # --reviewer` parse (argparse gives an optional positional its value before the options that follow it).
+    p.add_argument(
+        "--reviewer",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="EMAIL",
+        help="Label Studio: add a reviewer (or make an existing worker one); with remove, take only the reviewer "
+        "role away",
+    )
 
     sub.add_parser(
         "rotate-credentials",
@@ -211,7 +222,12 @@ def run(args: argparse.Namespace, connect: Callable[[], Any]) -> list[str]:
             directory = parts(stack.settings.backend).workers(stack.backend_resources, session.client, stack.region)
         except WorkerError as error:
             raise CliError(str(error)) from error
-        return commands.workers_command(directory, args.action, args.email)
+        email, reviewer = args.email, args.reviewer
+        if isinstance(reviewer, str):
+            if email:
+                raise CliError(f"one email address, please: workers {args.action} --reviewer EMAIL")
+            email, reviewer = reviewer, True
+        return commands.workers_command(directory, args.action, email, reviewer=reviewer)
     if args.command == "rotate-credentials":
         rotate = parts(stack.settings.backend).rotate_credentials
         if rotate is None:

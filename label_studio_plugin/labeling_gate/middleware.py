@@ -8,6 +8,9 @@ user (and a JWT's, when its feature is on), and after Django has resolved the ro
 - A worker is refused an ADMIN route (403), an object of someone else's (403), and a body that names another
   author or another user's annotation (403); what a worker reads loses other people's answers and every
   credential (redaction.py).
+- Review projects (review.py, review_gate.py): a worker who is not a reviewer is refused anything that names
+  one (403) and reads the project list without them; a reviewer is refused a review task of an image they
+  annotated (403) and reads task lists without those tasks.
 - Refusals carry ``X-Labeling-Gate: refused`` so that tests and operators can tell them from Label Studio's own.
 """
 
@@ -21,9 +24,9 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from labeling_gate import redaction
+from labeling_gate import redaction, review, review_gate
 from labeling_gate.decision import ANONYMOUS, Caller, Decision, Kind, decide
-from labeling_gate.routes import Rule
+from labeling_gate.routes import Access, Rule
 
 logger = logging.getLogger("labeling_gate")
 REFUSED_HEADER = "X-Labeling-Gate"
@@ -140,7 +143,7 @@ class AccessMiddleware:
         caller: Caller | None = getattr(request, "labeling_caller", None)
         rule: Rule | None = getattr(request, "labeling_rule", None)
         if caller is not None and caller.is_worker and rule is not None:
-            response = self._filtered(response, caller, rule)
+            response = self._filtered(request, response, caller, rule)
         return response
 
     def process_view(
@@ -166,10 +169,14 @@ class AccessMiddleware:
             return refused("this belongs to another user")
         if rule.authorship and (problem := _body_names_others(request, caller)):
             return refused(problem)
+        if rule.access != Access.PUBLIC and match is not None:
+            assert caller.user_id is not None
+            if problem := review_gate.refusal(request, match.route, view_kwargs, caller.user_id):
+                return refused(problem)
         return None
 
     @staticmethod
-    def _filtered(response: HttpResponse, caller: Caller, rule: Rule) -> HttpResponse:
+    def _filtered(request: HttpRequest, response: HttpResponse, caller: Caller, rule: Rule) -> HttpResponse:
         content_type = response.get("Content-Type", "").split(";")[0].strip()
         if getattr(response, "streaming", False) or content_type not in JSON_TYPES or response.status_code >= 300:
             return response
@@ -181,6 +188,17 @@ class AccessMiddleware:
             return response
         assert caller.user_id is not None
         filtered = redaction.for_worker(data, caller.user_id, rule.redact, keep_credentials=rule.own_credentials)
+        if rule.redact == "tasks":
+            # The requests are checked first (review_gate.refusal); this holds for whatever answer lists tasks.
+            if review.is_task_annotated_by(filtered, caller.user_id):
+                return refused(review_gate.OWN_IMAGE)
+            filtered = review.without_tasks_annotated_by(filtered, caller.user_id)
+        if (
+            rule.redact == "projects"
+            and review.has_review_project(filtered)
+            and not review_gate.is_reviewer(request, caller.user_id)
+        ):
+            filtered = review.without_review_projects(filtered)
         if filtered == data:
             return response
         response.content = json.dumps(filtered).encode()

@@ -177,7 +177,10 @@ ROUTES: dict[str, MethodRules] = {
     "^api/projects/": signed_in("the projects a worker is shown", redact="projects"),
     "^api/projects/<int:pk>/": signed_in("a project's settings, as the editor reads them", redact="projects"),
     "^api/projects/counts/": admin("projects' counts"),
-    "^api/projects/<int:pk>/next/": signed_in("the next task of the labeling stream", redact="tasks"),
+    "^api/projects/<int:pk>/next/": signed_in(
+        "the next task of the labeling stream (views.ReviewAwareNextTaskAPI: never a reviewer's own image)",
+        redact="tasks",
+    ),
     "^api/projects/<int:pk>/label-stream-history/": signed_in("the caller's own labeling history"),
     "^api/projects/validate/": admin("checking a labeling configuration"),
     "^api/projects/<int:pk>/validate/": admin("checking a labeling configuration"),

@@ -126,6 +126,15 @@ def test_workers_add_list_remove(
     assert run(deployed, monkeypatch, capsys, "workers", "list")[1] == ""
     code, _, err = run(deployed, monkeypatch, capsys, "workers", "remove", "bo@example.com")
     assert code == 2 and "not a worker" in err
+    # Reviewers are a Label Studio feature: Ground Truth says so and makes no account.
+    for argv in (("add", "--reviewer", "cy@example.com"), ("add", "cy@example.com", "--reviewer")):
+        code, _, err = run(deployed, monkeypatch, capsys, "workers", *argv)
+        assert code == 2 and "reviewers (--reviewer) are a Label Studio feature" in err, argv
+    assert run(deployed, monkeypatch, capsys, "workers", "list")[1] == ""
+    code, _, err = run(deployed, monkeypatch, capsys, "workers", "add", "cy@x.example", "--reviewer", "dy@x.example")
+    assert code == 2 and "one email address" in err
+    code, _, err = run(deployed, monkeypatch, capsys, "workers", "list", "--reviewer")
+    assert code == 2 and "--reviewer goes with workers add or workers remove" in err
 
 
 def test_relabel_requeues_the_failed_jobs_images(

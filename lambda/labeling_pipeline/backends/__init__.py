@@ -51,6 +51,11 @@ class JobDescription:
     # A fingerprint of the job's answers, for a backend whose answers can change after the job ended (the
     # job is exported again when it changes); None when results are final once written.
     results_version: str | None = None
+    # A step the backend must take before the job can end, which the job end takes under the job's lease
+    # (`LabelingBackend.take_step`): Label Studio's review tasks, once the labeling tasks are answered.
+    pending_step: str | None = None
+    # What the step is waiting for, as the CLI shows it (e.g. "3 of 5 images reviewed").
+    step_progress: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -109,13 +114,16 @@ class WorkerDirectory(Protocol):
 
     def list(self) -> list[str]: ...
 
-    def add(self, email: str) -> str:
-        """Invite a worker; returns what the CLI prints (how the worker gets credentials)."""
+    def add(self, email: str, *, reviewer: bool = False) -> str:
+        """Invite a worker; returns what the CLI prints (how the worker gets credentials). reviewer=True: the
+        worker reviews (Label Studio's review project); an existing worker is made a reviewer. A backend without
+        reviewers raises WorkerError."""
 
     def reset(self, email: str) -> str:
         """A worker who forgot their password gets a new way to choose one; returns what the CLI prints."""
 
-    def remove(self, email: str) -> str: ...
+    def remove(self, email: str, *, reviewer: bool = False) -> str:
+        """Remove a worker; reviewer=True takes away only the reviewer role (the account stays)."""
 
 
 class NotAJobEvent(ValueError):
@@ -147,6 +155,10 @@ class LabelingBackend(Protocol):
 
     def read_results(self, description: JobDescription, stats: ReadStats) -> Iterator[LabeledImage]:
         """Stream the job's results as neutral labeled images; ResultsNotFound when there are none."""
+
+    def take_step(self, description: JobDescription) -> str:
+        """Take `description.pending_step` (the caller holds the job's lease); idempotent, as it is retried after
+        any failure. Returns what was done, for the log."""
 
 
 @dataclass(frozen=True)

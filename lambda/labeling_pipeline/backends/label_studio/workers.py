@@ -6,6 +6,10 @@ and prints a one-time link on which the worker chooses their own (Django's passw
 after labelStudioPasswordLinkHours, 72 by default, and dies once used). The operator hands the link over; it is
 stored nowhere. `reset` prints a new link and makes the old password unusable, which signs the worker out
 everywhere. `remove` deactivates the account and ends the membership; their annotations keep their author.
+
+Reviewers (labeling_gate/review.py): `add --reviewer` makes a new account a reviewer (with its link) or an
+existing worker one (no link: they keep their password); `remove --reviewer` takes the role away and keeps the
+account; `list` marks reviewers.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ class LabelStudioWorkers:
     def __init__(self, api: LabelStudioApi) -> None:
         self._api = api
 
-    def _call(self, path: str, email: str | None = None) -> Any:
+    def _call(self, path: str, email: str | None = None, **fields: Any) -> Any:
         try:
             if email is None:
                 return self._api.request("GET", path)
-            return self._api.request("POST", path, body={"email": email.strip().lower()})
+            return self._api.request("POST", path, body={"email": email.strip().lower(), **fields})
         except LabelStudioNotFound as error:
             if email is not None and error.detail:
                 raise WorkerError(error.detail) from None
@@ -41,13 +45,22 @@ class LabelStudioWorkers:
 
     def list(self) -> list[str]:
         return [
-            f"{row['email']}" + ("" if row.get("has_password") else "  (has not chosen a password yet)")
+            f"{row['email']}"
+            + ("  (reviewer)" if row.get("reviewer") else "")
+            + ("" if row.get("has_password") else "  (has not chosen a password yet)")
             for row in self._call(WORKERS_PATH)
         ]
 
-    def add(self, email: str) -> str:
-        answer = self._call(WORKERS_PATH, email)
-        return _link_message(f"Added {answer['email']} to Label Studio at {self._api.base_url}.", answer)
+    def add(self, email: str, *, reviewer: bool = False) -> str:
+        answer = self._call(WORKERS_PATH, email, **({"reviewer": True} if reviewer else {}))
+        where = f"Label Studio at {self._api.base_url}"
+        if "password_link" not in answer:
+            return (
+                f"Made {answer['email']} a reviewer in {where}; they sign in as before (no new link: `workers "
+                "reset` makes one if they need it)."
+            )
+        role = " as a reviewer" if answer.get("reviewer") else ""
+        return _link_message(f"Added {answer['email']} to {where}{role}.", answer)
 
     def reset(self, email: str) -> str:
         answer = self._call(PASSWORD_LINK_PATH, email)
@@ -55,7 +68,13 @@ class LabelStudioWorkers:
             f"{answer['email']}'s old password no longer works and their sessions are signed out.", answer
         )
 
-    def remove(self, email: str) -> str:
+    def remove(self, email: str, *, reviewer: bool = False) -> str:
+        if reviewer:
+            answer = self._call(WORKERS_PATH, email, reviewer=False)
+            return (
+                f"{answer['email']} is no longer a reviewer in Label Studio at {self._api.base_url}; they stay a "
+                "worker, and their reviews keep their author."
+            )
         answer = self._call(REMOVE_PATH, email)
         return (
             f"Removed {answer['email']} from Label Studio at {self._api.base_url}; their annotations keep their author."
