@@ -287,6 +287,7 @@ def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, s
     # annotated: labeled by the service; skipped: failed, or skipped by every annotator (relabeled later)
     lines = [f"{'job':40s} {'state':12s} {'images':>6s} {'annotated':>9s} {'skipped':>7s} {'left':>6s}"]
     notes: list[str] = []
+    steps: list[str] = []
     for job in ledger.jobs(limit):  # one Query of the index's jobs group, newest first
         try:
             described = backend.describe_job(job["name"])
@@ -296,6 +297,9 @@ def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, s
                 described.failed_objects,
                 described.unlabeled,
             )
+            if described.step_progress:
+                # Label Studio's review step: the labeling is done, the reviewers' part is what is left.
+                steps.append(f"{job['name']}: {described.step_progress}")
         except BackendError as error:
             # One job the service will not describe (throttled, deleted) does not hide the others.
             state, labeled, failed, left = "unknown", 0, 0, 0
@@ -305,6 +309,7 @@ def status_command(stack: StackInfo, ledger: Ledger, backend: LabelingBackend, s
         )
     waiting = queue_depth(sqs, stack.upload_queue_url)
     dead = queue_depth(sqs, stack.dead_letter_queue_url)
+    lines += [f"in review: {step}" for step in steps]
     lines += [f"could not describe {note}" for note in notes]
     lines.append(f"uploads waiting in the queue: {waiting}")
     lines.append(f"messages in the dead-letter queue: {dead}" + ("  <- needs attention" if dead else ""))
@@ -319,16 +324,25 @@ def queue_depth(sqs: Any, url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def workers_command(directory: WorkerDirectory, action: str, email: str | None) -> list[str]:
+def workers_command(directory: WorkerDirectory, action: str, email: str | None, *, reviewer: bool = False) -> list[str]:
+    """reviewer: `add --reviewer` adds a reviewer (or makes an existing worker one); `remove --reviewer` takes the
+    reviewer role away and keeps the worker."""
+    if reviewer and action not in ("add", "remove"):
+        raise CliError(f"--reviewer goes with workers add or workers remove, not workers {action}")
     if action == "list":
         return directory.list()
     if not email or "@" not in email:
         raise CliError(f"workers {action} needs an email address")
     try:
-        run = {"add": directory.add, "reset": directory.reset, "remove": directory.remove}[action]
-        return [run(email)]
+        if action == "add":
+            return [directory.add(email, reviewer=reviewer)]
+        if action == "remove":
+            return [directory.remove(email, reviewer=reviewer)]
+        if action == "reset":
+            return [directory.reset(email)]
     except WorkerError as error:
         raise CliError(str(error)) from error
+    raise CliError(f"unknown workers action {action!r}")
 
 
 def relabel_command(s3: Any, ledger: Ledger, bucket: str, job_name: str) -> list[str]:

@@ -1,5 +1,6 @@
 """`gt-labeling report JOB`: how a job's labels came about, as a person reads it: the pre-label report (did the
-detector's proposals help) and, with several annotators an image, their agreement and the consolidation."""
+detector's proposals help), with several annotators an image their agreement and the consolidation, and with
+Label Studio's review step what the reviewers changed."""
 
 from __future__ import annotations
 
@@ -79,6 +80,23 @@ def render_consolidation(consolidation: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_review(review: dict[str, Any]) -> list[str]:
+    boxes = review["boxes"]
+    lines = [
+        f"review: {review['images']} image(s) reviewed, {review['imagesChanged']} changed; of {boxes['shown']} "
+        f"consolidated box(es) shown: accepted {boxes['accepted']}, moved or resized {boxes['moved']}, relabeled "
+        f"{boxes['relabeled']}, deleted {boxes['deleted']}; boxes reviewers added: {boxes['added']}",
+    ]
+    for reviewer, done in review["reviewers"].items():
+        mine = done["boxes"]
+        lines.append(
+            f"  reviewer {reviewer}: {done['images']} image(s); accepted {mine['accepted']}, moved {mine['moved']}, "
+            f"relabeled {mine['relabeled']}, deleted {mine['deleted']}, added {mine['added']}"
+        )
+    lines += [f"  changed: {image}" for image in review["changed"][:10]]
+    return lines
+
+
 def proposals_by_image(report: dict[str, Any]) -> dict[str, tuple[Box, ...]]:
     """Each proposed image's proposals (source ref -> boxes), for the review gallery."""
     return {
@@ -97,7 +115,8 @@ def report_command(s3: Any, bucket: str, job: str) -> list[str]:
     report = read_report(s3, bucket, job)
     summary = _read_json(s3, bucket, f"{EXPORTS_PREFIX}{job}/summary.json") or {}
     consolidation = summary.get("consolidation")
-    if report is None and consolidation is None:
+    review = summary.get("review")
+    if report is None and consolidation is None and review is None:
         raise CliError(
             f"no report for {job}: the job has not ended yet (no s3://{bucket}/{EXPORTS_PREFIX}{job}/summary.json), "
             "or it ran without labeling.prelabel and with one annotator an image"
@@ -107,4 +126,6 @@ def report_command(s3: Any, bucket: str, job: str) -> list[str]:
         lines += [*render(report), f"the whole report, image by image: s3://{bucket}/{key}"]
     if consolidation is not None:
         lines += render_consolidation(consolidation)
+    if review is not None:
+        lines += render_review(review)
     return lines

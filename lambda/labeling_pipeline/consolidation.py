@@ -369,6 +369,37 @@ def consolidate(
     )
 
 
+def settle(
+    consolidated: Consolidated, settled: Sequence[Box], *, iou_threshold: float = IOU_THRESHOLD
+) -> Consolidated:
+    """The consolidation measured against final boxes decided elsewhere (a reviewer's answer, or the backend's own
+    consolidation), so that the annotators' scores say how often their boxes survived those. Each cluster, kept or
+    not, pairs with at most one settled box at IoU >= iou_threshold between its box and the settled box, whatever
+    their labels, highest IoU first (ties by the cluster's reading order, then the settled box's). A paired cluster is
+    kept, with the settled box (its label decides which members were right); an unpaired one is dropped. The
+    agreement stays that of the answers."""
+    _check(iou_threshold, MIN_SHARE)
+    pairs = sorted(
+        (
+            (-overlap, c, s)
+            for c, cluster in enumerate(consolidated.clusters)
+            for s, box in enumerate(settled)
+            if (overlap := iou(cluster.box, box)) >= iou_threshold
+        ),
+    )
+    matched: dict[int, int] = {}
+    taken: set[int] = set()
+    for _overlap, c, s in pairs:
+        if c not in matched and s not in taken:
+            matched[c] = s
+            taken.add(s)
+    clusters = tuple(
+        cluster._replace(box=settled[matched[c]], kept=True) if c in matched else cluster._replace(kept=False)
+        for c, cluster in enumerate(consolidated.clusters)
+    )
+    return consolidated._replace(boxes=tuple(settled), clusters=clusters)
+
+
 def image_agreement(
     boxes_by_annotator: Mapping[str, Sequence[Box]], *, iou_threshold: float = IOU_THRESHOLD
 ) -> float | None:

@@ -97,7 +97,12 @@ def _record(outcome: Outcome, reported: str) -> None:
             "image_count": (outcome.summary or {}).get("images", (outcome.summary or {}).get("imagesToRelabel")),
         },
     )
-    metric = {"exported": "JobsCompleted", "re-exported": "JobsExportedAgain", "relabel-marked": "JobsFailedOrStopped"}
+    metric = {
+        "exported": "JobsCompleted",
+        "re-exported": "JobsExportedAgain",
+        "relabel-marked": "JobsFailedOrStopped",
+        "step-taken": "JobStepsTaken",
+    }
     metrics.add_metric(name=metric.get(outcome.action, "JobEventsSkipped"), unit=MetricUnit.Count, value=1)
 
 

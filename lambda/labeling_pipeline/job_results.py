@@ -60,16 +60,26 @@ class JobBusy(RuntimeError):
     """Another invocation holds the job's lease; raising makes Lambda retry the event later."""
 
 
+class JobAlreadyFinished(RuntimeError):
+    """The lease was not taken because the job has been finished meanwhile (by another invocation)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     job_name: str
-    action: str  # exported | re-exported | relabel-marked | duplicate | not-ours | not-started | not-terminal | failed
+    # exported | re-exported | relabel-marked | step-taken | duplicate | not-ours | not-started | not-terminal | failed
+    action: str
     summary: dict[str, Any] | None = None
     error: str | None = None  # why a job asked about in a sweep could not be handled this time (action "failed")
 
 
 def write_exports(
-    images: Iterable[LabeledImage], out: Path, labels: Sequence[str], description: str, stats: ExportStats
+    images: Iterable[LabeledImage],
+    out: Path,
+    labels: Sequence[str],
+    description: str,
+    stats: ExportStats,
+    exported: Callable[[LabeledImage], None] | None = None,
 ) -> ExportStats:
     """Every format in one pass over a job's results, into EXPORT_FILES under out (what the Lambda uploads;
     benchmarks/export_throughput.py measures this function). When some image had several annotators, the
@@ -77,7 +87,7 @@ def write_exports(
     label_space = LabelSpace(labels)
     writers = make_writers(FORMATS, out, label_space, stats, archive=True, description=description)
     annotators = CocoWriter(out / ANNOTATORS_COCO_FILE, label_space, f"{description}: every annotator's own boxes")
-    export(images, writers, stats, label_space, annotator_writers=[annotators])
+    export(images, writers, stats, label_space, annotator_writers=[annotators], exported=exported)
     if not stats.agreement.consolidated_images:
         (out / ANNOTATORS_COCO_FILE).unlink(missing_ok=True)
     return stats
@@ -124,13 +134,31 @@ class JobFinisher:
             return self._export_again(job_name)
         # The service, not the event, says whether the job has ended: late or reordered events are harmless.
         description = self._backend.describe_job(job_name)
-        if not description.ended:
-            return Outcome(job_name, "not-terminal")
+        try:
+            if description.pending_step is not None:
+                return self._take_step(description)
+            if not description.ended:
+                return Outcome(job_name, "not-terminal")
+            self._lease(job_name)
+        except JobAlreadyFinished:
+            return Outcome(job_name, "duplicate")
+        return self._finish(description, "exported")
+
+    def _lease(self, job_name: str) -> None:
         if not self._ledger.try_lease_job(job_name, self._clock(), self._lease_seconds):
             if self._ledger.job_status(job_name) in FINISHED_LEDGER_STATUSES:
-                return Outcome(job_name, "duplicate")
+                raise JobAlreadyFinished(job_name)
             raise JobBusy(f"job {job_name} is being finished by another invocation")
-        return self._finish(description, "exported")
+
+    def _take_step(self, description: JobDescription) -> Outcome:
+        """The backend's step before the job can end (Label Studio's review tasks), under the job's lease: one
+        invocation at a time, and a crashed one's lease lapses. The backend's step is idempotent."""
+        self._lease(description.name)
+        try:
+            done = self._backend.take_step(description)
+        finally:
+            self._ledger.release_lease(description.name)
+        return Outcome(description.name, "step-taken", {"step": description.pending_step, "done": done})
 
     def reconcile(self, since: datetime) -> list[Outcome]:
         """Every job created since `since` that has not ended, asked about once: what a lost job-end signal
@@ -193,17 +221,16 @@ class JobFinisher:
         # What the pre-label report needs of each image: its final boxes and the seconds spent on it.
         answered: dict[str, LabeledImage] = {}
 
-        def observed() -> Iterator[LabeledImage]:
-            for image in images:
-                seen.append((image.source_ref, len(image.boxes), image.failure_reason))
-                if self._prelabel is not None and not image.failed:
-                    answered[image.source_ref] = image._replace(line_number=0)
-                yield image
+        def record(image: LabeledImage) -> None:
+            """Each image as exported: its final boxes (consolidated, or settled by a reviewer)."""
+            seen.append((image.source_ref, len(image.boxes), image.failure_reason))
+            if self._prelabel is not None and not image.failed:
+                answered[image.source_ref] = image._replace(line_number=0)
 
         prefix = f"{EXPORTS_PREFIX}{description.name}/"
         with tempfile.TemporaryDirectory(prefix="export-") as work:
             out = Path(work)
-            write_exports(observed(), out, self._labels, description.name, stats)
+            write_exports(images, out, self._labels, description.name, stats, exported=record)
             written = dict(EXPORT_FILES)
             if (out / ANNOTATORS_COCO_FILE).exists():
                 written[ANNOTATORS_COCO_FILE] = "application/json"

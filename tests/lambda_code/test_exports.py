@@ -123,10 +123,15 @@ def test_coco_fields_match_hand_computed_values(tmp_path: Path) -> None:
         "height": 480,
         "source_ref": "s3://example-bucket/images/park/two pets.png",
     }
+    # Each box's confidence as the backend gave it (Ground Truth's consolidation here), for training code that
+    # weighs or filters boxes by it.
     assert coco["annotations"] == [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [98, 89, 339, 386], "area": 339 * 386, "iscrowd": 0},
-        {"id": 2, "image_id": 2, "category_id": 2, "bbox": [10, 20, 30, 40], "area": 1200, "iscrowd": 0},
-        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [600, 100, 40, 50], "area": 2000, "iscrowd": 0},
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [98, 89, 339, 386], "area": 339 * 386, "iscrowd": 0}
+        | {"confidence": 0.09},
+        {"id": 2, "image_id": 2, "category_id": 2, "bbox": [10, 20, 30, 40], "area": 1200, "iscrowd": 0}
+        | {"confidence": 0.8},
+        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [600, 100, 40, 50], "area": 2000, "iscrowd": 0}
+        | {"confidence": 0.7},
     ]
 
 

@@ -378,3 +378,93 @@ def test_with_pre_labels_the_job_end_writes_the_report_and_the_predictions_besid
     summary = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "summary.json")["Body"].read())
     assert summary["prelabel"]["report"] == f"s3://{BUCKET}/{prefix}prelabel-report.json"
     assert summary["prelabel"]["boxes"]["deleted"] == 1
+
+
+def test_a_ground_truth_job_of_several_workers_reports_their_agreement_and_exports_its_consolidation(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ground Truth's consolidated boxes are what the formats hold; its worker-response files give the agreement per
+    image and per worker, each worker's boxes measured against Ground Truth's."""
+    from labeling_pipeline.names import EnvironmentVariable
+    from tests.support import make_settings, settings_json
+
+    sns = boto3.client("sns", region_name=REGION)
+    topic_arn = sns.create_topic(Name="labeling-results")["TopicArn"]
+    for variable, value in job_events_environment(topic_arn).items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv(EnvironmentVariable.PIPELINE_SETTINGS, settings_json(workersPerImage=3))
+
+    def make_client(service: str, **kwargs: Any) -> Any:
+        client = boto3.client(service, **kwargs)
+        return world.ground_truth.attach(client) if service == "sagemaker" else client
+
+    def box(label: str, left: int, top: int, width: int = 100, height: int = 80) -> dict[str, Any]:
+        return {"label": label, "left": left, "top": top, "width": width, "height": height}
+
+    job_events._finisher, job_events._backend = job_events.build_finisher(make_client)
+    try:
+        images = [ImageRef(BUCKET, f"images/crowd/{index}.jpg", f"v{index}") for index in range(2)]
+        outcomes = world.launcher(make_settings(workersPerImage=3)).launch(images)
+        [name] = {outcome.job_name for outcome in outcomes.values()}
+        assert name is not None
+        first, second = (image.source_ref for image in images)
+        answers = {
+            # Two of three drew the cat; Ground Truth kept the dog alone (its own call, not our rule's).
+            first: [
+                ("worker-1", [box("Dog", 10, 10), box("Cat", 200, 100, 50, 50)]),
+                ("worker-2", [box("Dog", 12, 10), box("Cat", 202, 100, 50, 50)]),
+                ("worker-3", [box("Dog", 11, 12)]),
+            ],
+            # One of three named the animal otherwise.
+            second: [
+                ("worker-1", [box("Cat", 50, 50, 60, 60)]),
+                ("worker-2", [box("Cat", 52, 50, 60, 60)]),
+                ("worker-3", [box("Dog", 51, 51, 60, 60)]),
+            ],
+        }
+        settled = {
+            first: [box("Dog", 11, 11) | {"confidence": 0.9}],
+            second: [box("Cat", 51, 50, 60, 60) | {"confidence": 0.67}],
+        }
+        fake = world.ground_truth
+        fake.finish(name, "Completed", fake.worker_output(name, answers, consolidated=settled))
+        assert dict(job_events.lambda_handler(job_state_change_event(name, "Completed"), FakeContext())) == {
+            "action": "exported",
+            "job": name,
+        }
+    finally:
+        job_events._finisher = job_events._backend = None
+
+    prefix = f"exports/{name}/"
+    coco = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "coco.json")["Body"].read())
+    ids = {entry["id"]: entry["source_ref"] for entry in coco["images"]}
+    assert sorted((ids[a["image_id"]], a["category_id"], a["bbox"]) for a in coco["annotations"]) == sorted(
+        [(first, 1, [11, 11, 100, 80]), (second, 2, [51, 50, 60, 60])]  # Dog=1, Cat=2: Ground Truth's boxes
+    )
+    own = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "coco.annotators.json")["Body"].read())
+    assert sorted({a["annotator"] for a in own["annotations"]}) == ["worker-1", "worker-2", "worker-3"]
+    assert len(own["annotations"]) == 8
+
+    summary = json.loads(world.s3.get_object(Bucket=BUCKET, Key=prefix + "summary.json")["Body"].read())
+    assert summary["boxesPerLabel"] == {"Dog": 1, "Cat": 1}
+    consolidation = summary["consolidation"]
+    assert (consolidation["consolidatedImages"], consolidation["boxesDrawn"], consolidation["boxesKept"]) == (2, 8, 2)
+    # Mean pairwise F1 per image: (1 + 2/3 + 2/3) / 3 for the first, (1 + 0 + 0) / 3 for the second.
+    assert consolidation["agreement"] | {"low": None} == {
+        "mean": 0.5556,
+        "median": 0.5556,
+        "lowThreshold": 0.5,
+        "lowCount": 1,
+        "low": None,
+    }
+    assert consolidation["agreement"]["low"] == [{"image": second, "agreement": 0.3333}]
+    # Kept: as Ground Truth kept it. The cat two drew is dropped, the dog one named on the second image relabeled.
+    assert consolidation["annotators"] == {
+        "worker-1": {"images": 2, "drawn": 3, "kept": 2, "relabeled": 0, "dropped": 1, "share": 0.6667},
+        "worker-2": {"images": 2, "drawn": 3, "kept": 2, "relabeled": 0, "dropped": 1, "share": 0.6667},
+        "worker-3": {"images": 2, "drawn": 2, "kept": 1, "relabeled": 1, "dropped": 0, "share": 0.5},
+    }
+    # The ledger counts the boxes exported (Ground Truth's), not every worker's.
+    for image in images:
+        item = world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"image#{image.image_id}"}})["Item"]
+        assert item["box_count"] == {"N": "1"} or item["box_count"] == {"S": "1"}

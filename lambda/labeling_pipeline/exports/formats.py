@@ -43,7 +43,7 @@ import tarfile
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -51,8 +51,9 @@ from typing import IO, Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape
 
-from labeling_pipeline.consolidation import JobAgreement, consolidate_image
-from labeling_pipeline.labels import Box, LabeledImage, ReadStats
+from labeling_pipeline.box_changes import ReviewTally
+from labeling_pipeline.consolidation import JobAgreement, consolidate_image, settle
+from labeling_pipeline.labels import SETTLED_BY_BACKEND, Box, LabeledImage, ReadStats
 from labeling_pipeline.names import INPUT_PREFIX
 
 # Where each format keeps the pictures: Ultralytics maps images/x.jpg to labels/x.txt; Pascal VOC keeps them
@@ -321,6 +322,7 @@ class CocoWriter:
                 f'"bbox": [{_coco_number(box.left)}, {_coco_number(box.top)}, '
                 f"{_coco_number(box.width)}, {_coco_number(box.height)}], "
                 f'"area": {_coco_number(box.width * box.height)}, "iscrowd": 0'
+                + ("" if box.confidence is None else f', "confidence": {_json_number(round(box.confidence, 4))}')
                 + ("}\n" if box.annotator is None else f', "annotator": {_JSON.encode(box.annotator)}}}\n')
             )
         self._annotation_id = annotation_id
@@ -486,9 +488,13 @@ class ExportStats:
     unconfigured_labels: list[str] = field(default_factory=list)
     # Images whose answers came from several annotators, consolidated into one set of boxes (consolidation.py).
     agreement: JobAgreement = field(default_factory=JobAgreement)
+    # Images a reviewer settled (Label Studio's review step): what the reviewers changed.
+    review: ReviewTally = field(default_factory=ReviewTally)
 
     def summary(self, job_name: str | None = None) -> dict[str, Any]:
         consolidated = {"consolidation": self.agreement.summary()} if self.agreement.consolidated_images else {}
+        if self.review.images:
+            consolidated["review"] = self.review.summary()
         return {
             "job": job_name,
             "images": self.read.images,
@@ -512,20 +518,31 @@ def export(
     stats: ExportStats,
     labels: LabelSpace,
     annotator_writers: Sequence[Writer] = (),
+    exported: Callable[[LabeledImage], None] | None = None,
 ) -> ExportStats:
-    """Feed every image to every writer in one pass and count what the summary reports.
+    """Feed every image to every writer in one pass and count what the summary reports; `exported` is told each
+    image as the writers got it (its final boxes).
 
     An image answered by several annotators is consolidated first (consolidation.py: their boxes matched and
     merged, each kept box with its confidence): the writers get the consolidated boxes, `annotator_writers` every
     annotator's own boxes, and `stats.agreement` the image's agreement. An image one annotator answered goes to
-    both unchanged."""
+    both unchanged. An image whose final boxes were settled elsewhere (`LabeledImage.settled_boxes`: a reviewer's
+    answer, the backend's own consolidation) goes to the writers with those, and the annotators' scores are
+    measured against them; a reviewer's changes to the boxes shown (the consolidated ones) go to `stats.review`."""
     boxes_per_label = stats.boxes_per_label
     for image in images:
         for writer in annotator_writers:
             writer.add(image)
+        settled = image.settled_boxes
         if len(image.annotators) > 1 and not image.failed:
             image, consolidated = consolidate_image(image, image.annotators)
+            if settled is not None:
+                consolidated = settle(consolidated, settled)
             stats.agreement.add(image.source_ref, consolidated)
+        if settled is not None and not image.failed:
+            if image.settled_by not in (None, SETTLED_BY_BACKEND):
+                stats.review.add(image.source_ref, str(image.settled_by), image.boxes, settled)
+            image = image._replace(boxes=settled)
         if not image.failed:
             if not image.boxes:
                 stats.images_without_boxes += 1
@@ -533,6 +550,8 @@ def export(
                 boxes_per_label[box.label] += 1
         for writer in writers:
             writer.add(image)
+        if exported is not None:
+            exported(image)
     for writer in [*writers, *annotator_writers]:
         writer.close()
     stats.unconfigured_labels = list(labels.unconfigured)

@@ -1,7 +1,7 @@
 """How a detector's proposals are judged against the boxes people keep (the final boxes).
 
 - `coco_map`: the proposals' COCO mAP, the final boxes as ground truth, equal to pycocotools' COCOeval.
-- `compare`: per image, what people did with the proposals (accepted, moved, relabeled, deleted) and what they added.
+- `compare` (box_changes.py, re-exported): per image, what people did with the proposals and what they added.
 - `precision_recall`: the detector's precision and recall at its own score threshold.
 - `simulate`: a detector's proposals with exactly known errors, for the benchmark and the end-to-end test.
 
@@ -14,13 +14,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from labeling_pipeline.box_changes import MANUAL_ORIGIN, PREDICTION_ORIGINS, Comparison, compare, greedy_pairs
 from labeling_pipeline.labels import Box
+
+__all__ = ["MANUAL_ORIGIN", "PREDICTION_ORIGINS", "Comparison", "coco_map", "compare", "iou_matrix", "precision_recall"]
 
 # Hand-written, not pycocotools: the Lambda zip must not carry its compiled extension and matplotlib; COCOeval's
 # answer is the reference the tests hold this to.
@@ -31,9 +33,6 @@ IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, 
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 MAX_DETECTIONS = 100  # maxDets[-1]: per image and label, not per image
 AREA_RANGE_ALL = (0**2, 1e5**2)  # areaRng "all"; a box outside it is ignored, as COCOeval ignores it
-
-MANUAL_ORIGIN = "manual"
-PREDICTION_ORIGINS = frozenset({"prediction", "prediction-changed"})
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -214,134 +213,6 @@ def coco_map(
     )
 
 
-# --- What people did with the proposals -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """What people did with the proposals of one image, or of many added up: `sum(comparisons, Comparison())`."""
-
-    accepted: int = 0  # kept as proposed: same label, IoU >= unchanged_iou
-    moved: int = 0  # kept with its label, moved or resized
-    relabeled: int = 0  # kept under another label
-    deleted: int = 0  # proposals people removed
-    added: int = 0  # final boxes that no proposal became
-    kept_ious: tuple[float, ...] = ()  # the IoU of each kept proposal with the final box it became
-
-    @property
-    def proposals(self) -> int:
-        return self.accepted + self.moved + self.relabeled + self.deleted
-
-    @property
-    def finals(self) -> int:
-        return self.accepted + self.moved + self.relabeled + self.added
-
-    def __add__(self, other: Comparison) -> Comparison:
-        return Comparison(
-            accepted=self.accepted + other.accepted,
-            moved=self.moved + other.moved,
-            relabeled=self.relabeled + other.relabeled,
-            deleted=self.deleted + other.deleted,
-            added=self.added + other.added,
-            kept_ious=self.kept_ious + other.kept_ious,
-        )
-
-
-def _greedy_pairs(
-    candidates: Iterable[tuple[int, int]],
-    ious: Sequence[Sequence[float]],
-    same_label: Sequence[Sequence[bool]],
-    taken_proposals: set[int],
-    taken_finals: set[int],
-) -> list[tuple[int, int]]:
-    """One-to-one (proposal, final box) pairs from the candidates, highest IoU first; on a tie the pair with the same
-    label, then the earlier proposal, then the earlier final box. Adds the pairs' ends to the taken sets."""
-    ordered = sorted(candidates, key=lambda pair: (-ious[pair[0]][pair[1]], not same_label[pair[0]][pair[1]], pair))
-    pairs = []
-    for proposal, final in ordered:
-        if proposal not in taken_proposals and final not in taken_finals:
-            taken_proposals.add(proposal)
-            taken_finals.add(final)
-            pairs.append((proposal, final))
-    return pairs
-
-
-def compare(
-    proposals: Sequence[Box],
-    finals: Sequence[Box],
-    *,
-    unchanged_iou: float = 0.95,
-    match_iou: float = 0.5,
-    origins: Sequence[str | None] | None = None,
-) -> Comparison:
-    """What people did with one image's proposals, from the proposals and the final boxes.
-
-    Each proposal became at most one final box: the pairs at IoU >= match_iou, whatever their labels (so that a
-    relabel is found), are taken greedily, highest IoU first (on a tie the pair with the same label, then the earlier
-    proposal, then the earlier final box). A pair with the same label is accepted at IoU >= unchanged_iou, moved
-    below it; a pair with two labels is relabeled. An unpaired proposal was deleted, an unpaired final box added.
-
-    `origins`, when given, is Label Studio's `origin` of each final box, which knows what geometry can only guess:
-    - "manual": drawn by hand, so no proposal became it. It is added and pairs with no proposal, not even one on the
-      same spot: that proposal was deleted and redrawn, which saved no work (had it been kept, its region would be
-      a final box of origin "prediction" or "prediction-changed").
-    - "prediction", "prediction-changed": a kept proposal. One left unpaired (moved below match_iou) is paired with
-      one of the unpaired proposals, highest IoU first (IoU 0 included, ties as above), counted by the same rule
-      and its IoU kept; when no proposal is left (the proposals given are not those Label Studio showed) it is added.
-    - anything else (None, a value Label Studio may add): no word; geometry alone decides.
-    """
-    if origins is not None and len(origins) != len(finals):
-        raise ValueError(f"{len(origins)} origins for {len(finals)} final boxes: one origin per final box")
-    # A box's IoU with itself can round a hair above 1 (left + width - left is not always width).
-    ious = np.minimum(iou_matrix(proposals, finals), 1.0).tolist()
-    same_label = [[proposal.label == final.label for final in finals] for proposal in proposals]
-    drawn_by_hand = [origin == MANUAL_ORIGIN for origin in origins] if origins is not None else [False] * len(finals)
-    taken_proposals: set[int] = set()
-    taken_finals: set[int] = set()
-    pairs = _greedy_pairs(
-        (
-            (p, f)
-            for p in range(len(proposals))
-            for f in range(len(finals))
-            if not drawn_by_hand[f] and ious[p][f] >= match_iou
-        ),
-        ious,
-        same_label,
-        taken_proposals,
-        taken_finals,
-    )
-    if origins is not None:
-        pairs += _greedy_pairs(
-            (
-                (p, f)
-                for p in range(len(proposals))
-                if p not in taken_proposals
-                for f in range(len(finals))
-                if f not in taken_finals and origins[f] in PREDICTION_ORIGINS
-            ),
-            ious,
-            same_label,
-            taken_proposals,
-            taken_finals,
-        )
-    accepted = moved = relabeled = 0
-    for p, f in pairs:
-        if not same_label[p][f]:
-            relabeled += 1
-        elif ious[p][f] >= unchanged_iou:
-            accepted += 1
-        else:
-            moved += 1
-    return Comparison(
-        accepted=accepted,
-        moved=moved,
-        relabeled=relabeled,
-        deleted=len(proposals) - len(pairs),
-        added=len(finals) - len(pairs),
-        kept_ious=tuple(ious[p][f] for p, f in pairs),
-    )
-
-
 class PrecisionRecall(NamedTuple):
     true_positives: int  # proposals paired with a final box of their label
     proposals: int
@@ -367,7 +238,7 @@ def precision_recall(
         proposals, finals = proposals_by_image.get(image, ()), finals_by_image.get(image, ())
         ious = np.minimum(iou_matrix(proposals, finals), 1.0).tolist()
         same_label = [[proposal.label == final.label for final in finals] for proposal in proposals]
-        pairs = _greedy_pairs(
+        pairs = greedy_pairs(
             (
                 (p, f)
                 for p in range(len(proposals))

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
-from labeling_pipeline.backends.label_studio.settings import MAX_PROJECT_TITLE
+from labeling_pipeline.backends.label_studio.settings import MAX_PROJECT_TITLE, REVIEW_SUFFIX
 
 PART_TITLE = re.compile(r"^.* \(part (?P<number>[1-9][0-9]*)\)$")
 # Every part's title holds the first LISTED_PREFIX characters of projectTitle (those of up to 9,999,999
@@ -29,6 +29,8 @@ LISTED_PREFIX = MAX_PROJECT_TITLE - len(" (part 9999999)")
 # ProjectManager.with_counts_annotate, label_studio/projects/models.py). ``task_number`` is the project's
 # task count (annotate_task_number, label_studio/projects/functions/__init__.py).
 PART_FIELDS = ("id", "title", "task_number")
+# The model version of the consolidated boxes shown to a reviewer (a project shows workers only its model_version).
+CONSOLIDATED_VERSION = "consolidated"
 
 
 def part_title(title: str, number: int) -> str:
@@ -38,6 +40,12 @@ def part_title(title: str, number: int) -> str:
         return title
     suffix = f" (part {number})"
     return title[: MAX_PROJECT_TITLE - len(suffix)] + suffix
+
+
+def review_title(title: str) -> str:
+    """The review project's title: `title` cut short to leave room for the suffix (all of it up to LISTED_PREFIX
+    characters at least, so that a listing of the parts finds it too)."""
+    return title[: MAX_PROJECT_TITLE - len(REVIEW_SUFFIX)] + REVIEW_SUFFIX
 
 
 def part_number(title: str, candidate: str) -> int | None:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from labeling_pipeline.backends.label_studio.project import CONTROL_NAME
 from labeling_pipeline.backends.label_studio.results import RECTANGLE_RESULT, PrelabelMark, TaskData
 from labeling_pipeline.images import ImageRef
-from labeling_pipeline.labels import clip_box
+from labeling_pipeline.labels import Box, clip_box
 from labeling_pipeline.prelabel.proposals import Proposal
 from labeling_pipeline.settings import PipelineSettings
 
@@ -40,15 +40,14 @@ def _finite(*values: float) -> bool:
     return all(math.isfinite(value) for value in values)
 
 
-def prediction(proposal: Proposal, model_version: str, labels: Collection[str]) -> dict[str, Any] | None:
-    """The proposal as one prediction; None when the image's size is unknown (no percent can be computed).
-    A proposal whose boxes are all dropped is an empty prediction: the model saw nothing to box."""
-    width, height = proposal.image_width, proposal.image_height
-    if width <= 0 or height <= 0:
-        return None
+def rectangle_regions(
+    boxes: Sequence[Box], width: int, height: int, labels: Collection[str], region_ids: Callable[[int], str]
+) -> list[dict[str, Any]]:
+    """Boxes in pixels of a width x height image as Label Studio rectangle regions in percent, with the project's
+    control and image names, each box's confidence as its score, and `region_ids(index)` as its id. A box Label
+    Studio cannot show is left out (module docstring)."""
     regions = []
-    scores = []
-    for index, box in enumerate(proposal.boxes):
+    for index, box in enumerate(boxes):
         if box.label not in labels or not _finite(box.left, box.top, box.width, box.height):
             continue
         clipped = clip_box(box.label, box.left, box.top, box.width, box.height, None, width, height, None)
@@ -62,7 +61,7 @@ def prediction(proposal: Proposal, model_version: str, labels: Collection[str]) 
         if not (percent_width > 0 and percent_height > 0):
             continue
         region: dict[str, Any] = {
-            "id": region_id(model_version, proposal.image, index),
+            "id": region_ids(index),
             "type": RECTANGLE_RESULT,
             "from_name": CONTROL_NAME,
             "to_name": TaskData.IMAGE,
@@ -81,12 +80,29 @@ def prediction(proposal: Proposal, model_version: str, labels: Collection[str]) 
         confidence = box.confidence
         if confidence is not None and math.isfinite(confidence):
             region["score"] = confidence
-            scores.append(confidence)
         regions.append(region)
+    return regions
+
+
+def prediction_of(regions: list[dict[str, Any]], model_version: str) -> dict[str, Any]:
+    """One prediction of these regions; its score, the mean of theirs (the data manager's "Prediction score")."""
     made: dict[str, Any] = {"model_version": model_version, "result": regions}
+    scores = [region["score"] for region in regions if "score" in region]
     if scores:
         made["score"] = sum(scores) / len(scores)
     return made
+
+
+def prediction(proposal: Proposal, model_version: str, labels: Collection[str]) -> dict[str, Any] | None:
+    """The proposal as one prediction; None when the image's size is unknown (no percent can be computed).
+    A proposal whose boxes are all dropped is an empty prediction: the model saw nothing to box."""
+    width, height = proposal.image_width, proposal.image_height
+    if width <= 0 or height <= 0:
+        return None
+    regions = rectangle_regions(
+        proposal.boxes, width, height, labels, lambda index: region_id(model_version, proposal.image, index)
+    )
+    return prediction_of(regions, model_version)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,15 @@ from xml.sax.saxutils import quoteattr
 
 from labeling_pipeline.backends import PermanentBackendError
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi, LabelStudioNotFound
-from labeling_pipeline.backends.label_studio.parts import Part, canonical, list_parts, part_title
+from labeling_pipeline.backends.label_studio.parts import (
+    CONSOLIDATED_VERSION,
+    LISTED_PREFIX,
+    Part,
+    canonical,
+    list_parts,
+    part_title,
+    review_title,
+)
 from labeling_pipeline.backends.label_studio.results import TaskData
 from labeling_pipeline.backends.label_studio.settings import LabelStudioSettings
 from labeling_pipeline.settings import PipelineSettings
@@ -91,6 +99,69 @@ def new_project_fields(settings: PipelineSettings, part: int = 1) -> dict[str, A
     return fields
 
 
+REVIEW_INSTRUCTIONS = (
+    "<p><b>Review.</b> The boxes shown are the annotators' boxes consolidated into one set. Correct them: move, "
+    "resize, relabel, delete, add. Your answer is final; submit it even when you change nothing.</p>"
+)
+
+
+def review_project_fields(settings: PipelineSettings, kept_labels: Iterable[str] = ()) -> dict[str, Any]:
+    """The review project's fields: part 1's, one answer per task (the reviewer's), the consolidated boxes shown."""
+    fields = project_fields(settings, kept_labels)
+    fields["title"] = review_title(fields["title"])
+    fields["maximum_annotations"] = 1
+    fields["show_collab_predictions"] = True
+    fields["expert_instruction"] = REVIEW_INSTRUCTIONS + fields["expert_instruction"]
+    return fields
+
+
+def review_project_ids(api: LabelStudioApi, settings: PipelineSettings) -> list[int]:
+    """The projects titled as the deployment's review project, lowest id first (the lowest is the one used)."""
+    assert isinstance(settings, LabelStudioSettings)
+    title = review_title(settings.project_title)
+    return sorted(
+        int(project["id"])
+        for project in api.projects_containing(settings.project_title[:LISTED_PREFIX], fields=("id", "title"))
+        if project.get("title") == title
+    )
+
+
+def ensure_review_project(api: LabelStudioApi, settings: PipelineSettings, bucket: str) -> int:
+    """The review project's id, made when missing (as `create_part` makes a part: of two made at once the lowest id
+    stays, the other is deleted while empty), with part 1's storage and webhook, and its fields in step."""
+    assert isinstance(settings, LabelStudioSettings)
+    found = review_project_ids(api, settings)
+    if not found:
+        api.create_project({**review_project_fields(settings), "model_version": CONSOLIDATED_VERSION})
+        found = review_project_ids(api, settings)
+        for extra in found[1:]:
+            if int(api.project(extra, fields=("id", "task_number")).get("task_number") or 0) == 0:
+                api.delete_project(extra)
+    chosen = found[0]
+    first = canonical(list_parts(api, settings.project_title)).get(1)
+    if first is None:
+        raise PermanentBackendError(
+            f"Label Studio has no project titled {settings.project_title!r} to copy the review project's storage "
+            "and webhook from: run `make deploy`, then redrive the dead-letter queue"
+        )
+    _ensure_review_fields(api, settings, chosen)
+    copy_setup(api, settings, first.id, chosen, bucket)
+    return chosen
+
+
+def _ensure_review_fields(api: LabelStudioApi, settings: PipelineSettings, project_id: int) -> list[str]:
+    wanted = review_project_fields(settings, used_labels(api, project_id))
+    project = api.project(project_id, fields=("id", "model_version", *wanted))
+    stale = {key: value for key, value in wanted.items() if project.get(key) != value}
+    changes = []
+    if stale:
+        api.update_project(project_id, stale)
+        changes.append(f"review project fields {', '.join(sorted(stale))}")
+    if project.get("model_version") != CONSOLIDATED_VERSION:
+        changes += keep_model_version(api, project_id, CONSOLIDATED_VERSION)
+    return changes
+
+
 @dataclass
 class ProjectReport:
     project_id: int  # part 1's
@@ -129,6 +200,21 @@ def ensure_project(
         if webhook_url:
             changes += _ensure_webhook(api, part.id, webhook_url, webhook_secret or "")
         report.changed.extend(label + change for change in changes)
+    if settings.review is not None:
+        review_ids = review_project_ids(api, settings)
+        if not review_ids:
+            review_ids = [
+                int(
+                    api.create_project({**review_project_fields(settings), "model_version": CONSOLIDATED_VERSION})["id"]
+                )
+            ]
+            report.changed.append("review project")
+        for review_id in review_ids[:1]:
+            changes = _ensure_review_fields(api, settings, review_id)
+            changes += _ensure_storage(api, review_id, settings, bucket=bucket, region=region, s3_endpoint=s3_endpoint)
+            if webhook_url:
+                changes += _ensure_webhook(api, review_id, webhook_url, webhook_secret or "")
+            report.changed.extend(f"review project ({review_id}): {change}" for change in changes)
     return report
 
 

@@ -47,6 +47,11 @@ class TaskData:
     PRELABEL = "prelabel"
 
 
+# A tasks.jsonl line's review task (review.py), beside Label Studio's own task fields: the reviewer's answer is the
+# image's final boxes (LabeledImage.settled_boxes).
+REVIEW_KEY = "pipelineReview"
+
+
 class PrelabelMark:
     """The values of a task's ``data.prelabel``, for the report that compares labeling with and without
     proposals. "proposed" says a prediction went with the task's import (or was added right after it): a task
@@ -161,7 +166,7 @@ def read_task(task: Mapping[str, Any], line_number: int, job_name: str | None, s
                 result, annotator_id, f"{where}, annotation {annotation.get('id')}, result {position}", stats
             )
             boxes.extend(found)
-    return LabeledImage(
+    image = LabeledImage(
         line_number,
         source_ref,
         width,
@@ -175,6 +180,32 @@ def read_task(task: Mapping[str, Any], line_number: int, job_name: str | None, s
         tuple(answered),
         proposals_shown=data.get(TaskData.PRELABEL) == PrelabelMark.PROPOSED,
     )
+    review = task.get(REVIEW_KEY)
+    return image if not isinstance(review, Mapping) else _reviewed(image, review, f"{where}, review", stats)
+
+
+def _reviewed(image: LabeledImage, review: Mapping[str, Any], where: str, stats: ReadStats) -> LabeledImage:
+    """The image with its reviewer's answer as its final boxes: the latest answer a person submitted to the review
+    task. A review skipped, or not answered, leaves the image as its annotators answered it."""
+    annotations = review.get("annotations") or []
+    if not isinstance(annotations, list):
+        raise ResultsError(f"{where}: annotations is not a list")
+    submitted = [
+        a for a in annotations if isinstance(a, Mapping) and not a.get("was_cancelled") and not unreviewed_prediction(a)
+    ]
+    if not submitted:
+        return image
+    answer = max(submitted, key=lambda a: int(a.get("id") or 0))
+    reviewer = answer.get("completed_by")
+    reviewer_id = str(reviewer.get("id") if isinstance(reviewer, Mapping) else reviewer)
+    boxes: list[Box] = []
+    width, height = image.width, image.height
+    for position, result in enumerate(answer.get("result") or []):
+        if not isinstance(result, Mapping) or result.get("type") != RECTANGLE_RESULT:
+            continue
+        found, width, height = _boxes(result, None, f"{where}, annotation {answer.get('id')}, result {position}", stats)
+        boxes.extend(found)
+    return image._replace(width=width, height=height, settled_boxes=tuple(boxes), settled_by=reviewer_id)
 
 
 def _seconds(annotations: Iterable[Mapping[str, Any]]) -> float | None:

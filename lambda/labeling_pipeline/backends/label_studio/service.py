@@ -68,14 +68,27 @@ from labeling_pipeline.backends.label_studio.api import (
     LabelStudioUnavailable,
     PredictionsNotMade,
 )
-from labeling_pipeline.backends.label_studio.parts import Part, canonical, list_parts
+from labeling_pipeline.backends.label_studio.parts import CONSOLIDATED_VERSION, Part, canonical, list_parts
 from labeling_pipeline.backends.label_studio.predictions import Prelabels, has_prediction, prelabels
-from labeling_pipeline.backends.label_studio.project import copy_setup, create_part, keep_model_version
-from labeling_pipeline.backends.label_studio.results import TaskData, read_tasks, unreviewed_prediction
+from labeling_pipeline.backends.label_studio.project import (
+    copy_setup,
+    create_part,
+    ensure_review_project,
+    keep_model_version,
+    review_project_ids,
+)
+from labeling_pipeline.backends.label_studio.results import (
+    REVIEW_KEY,
+    TaskData,
+    read_task,
+    read_tasks,
+    unreviewed_prediction,
+)
+from labeling_pipeline.backends.label_studio.review import ReviewCandidate, candidate, review_identity, review_task
 from labeling_pipeline.backends.label_studio.settings import LabelStudioSettings
 from labeling_pipeline.image_header import HEADER_BYTES, image_size
 from labeling_pipeline.images import ImageRef, split_s3_uri
-from labeling_pipeline.labels import LabeledImage, ReadStats
+from labeling_pipeline.labels import LabeledImage, ReadStats, ResultsError
 from labeling_pipeline.names import OUTPUT_PREFIX, JobState
 from labeling_pipeline.settings import PipelineSettings
 
@@ -165,14 +178,42 @@ class JobTasks:
     def ended(self) -> bool:
         return bool(self.tasks) and self.left == 0
 
-    def version(self) -> str:
-        """A fingerprint of every answer: it changes when an annotation is added, changed or deleted."""
+    def version(self, review_tasks: Sequence[Mapping[str, Any]] = ()) -> str:
+        """A fingerprint of every answer (the review tasks' too): it changes when an annotation is added, changed or
+        deleted."""
         marks = sorted(
             (int(annotation.get("id") or 0), str(annotation.get("updated_at")), bool(annotation.get("was_cancelled")))
-            for task in self.tasks
+            for task in [*self.tasks, *review_tasks]
             for annotation in task.get("annotations") or []
         )
         return hashlib.sha256(json.dumps(marks).encode()).hexdigest()[:16]
+
+
+REVIEW_STEP = "review"
+
+
+class ReviewState:
+    """One job's review step: the images picked for review (review.review_reason) and their review tasks."""
+
+    def __init__(self, candidates: Sequence[ReviewCandidate], review_tasks: Sequence[Mapping[str, Any]]) -> None:
+        self.wanted = [found for found in candidates if found.reason is not None]
+        self.tasks = list(review_tasks)
+        # Per image version, its review task: the first answered, else the first made.
+        self.by_identity: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for task in sorted(self.tasks, key=lambda task: (answers(task) == 0, int(task["id"]))):
+            self.by_identity.setdefault(review_identity(task), task)
+        self.missing = [
+            found for found in self.wanted if (found.image.source_ref, found.version) not in self.by_identity
+        ]
+        self.answered = sum(1 for task in self.by_identity.values() if answers(task) > 0)
+
+    @property
+    def left(self) -> int:
+        return len(self.by_identity) - self.answered + len(self.missing)
+
+    def progress(self) -> str:
+        total = len(self.by_identity) + len(self.missing)
+        return f"{self.answered} of {total} images reviewed"
 
 
 class LabelStudioBackend:
@@ -197,6 +238,8 @@ class LabelStudioBackend:
         self._ready: set[int] = set()  # parts >= 2 whose storage and webhook this instance has checked
         self._job_projects: dict[str, int] = {}  # job -> the project that holds its tasks
         self._read: dict[str, JobTasks] = {}
+        self._reviews_read: dict[str, ReviewState] = {}
+        self._review_ids: list[int] | None = None  # the review projects (the lowest id is the one used)
         self.duplicates_deleted = 0
         self.jobs_moved = 0
         # Set while a job starts when some of its tasks may lack their predictions (a retried start, an import
@@ -231,7 +274,14 @@ class LabelStudioBackend:
     def _is_part(self, project: str) -> bool:
         if project in {str(part.id) for part in self.parts()}:
             return True
-        return project in {str(part.id) for part in self.parts(refresh=True)}  # a part made since
+        if project in {str(part.id) for part in self.parts(refresh=True)}:  # a part made since
+            return True
+        return self._settings.review is not None and project in {str(found) for found in self.review_projects(True)}
+
+    def review_projects(self, refresh: bool = False) -> list[int]:
+        if self._review_ids is None or refresh:
+            self._review_ids = review_project_ids(self.api, self._settings)
+        return self._review_ids
 
     def _tasks_in(self, project_id: int, job_name: str, *, with_annotations: bool) -> list[dict[str, Any]]:
         """The job's tasks in one project; none when the project is gone."""
@@ -415,30 +465,119 @@ class LabelStudioBackend:
 
     def describe_job(self, name: str) -> JobDescription:
         tasks = self.job_tasks(name)
+        review: ReviewState | None = None
+        pending_step = None
         if not tasks.tasks:
             state, status, reason = JobState.FAILED, "NoTasks", "the job's tasks are not in Label Studio (deleted?)"
+        elif tasks.ended and self._settings.review is not None:
+            review = self._review_state(name, tasks)
+            state, status, reason = JobState.IN_PROGRESS, "InReview", None
+            if review.missing:
+                status, pending_step = "ReviewPending", REVIEW_STEP
+            elif not review.left:
+                state, status = JobState.COMPLETED, "Completed"
         elif tasks.ended:
             state, status, reason = JobState.COMPLETED, "Completed", None
         else:
             state, status, reason = JobState.IN_PROGRESS, "InProgress", None
+        ended = state == JobState.COMPLETED
         return JobDescription(
             name=name,
             state=state,
             backend_status=status,
-            results_uri=f"s3://{self._bucket}/{OUTPUT_PREFIX}{name}/{TASKS_FILE}" if tasks.ended else None,
+            results_uri=f"s3://{self._bucket}/{OUTPUT_PREFIX}{name}/{TASKS_FILE}" if ended else None,
             failure_reason=reason,
             labeled=tasks.annotated,
             failed_objects=tasks.skipped + tasks.unreviewed,
             unlabeled=tasks.left,
-            results_version=tasks.version(),
+            results_version=tasks.version(review.tasks if review is not None else ()),
+            pending_step=pending_step,
+            step_progress=review.progress() if review is not None else None,
         )
+
+    # --- the review step (review.py) ----------------------------------------------------------------
+    def _review_state(self, job_name: str, tasks: JobTasks) -> ReviewState:
+        settings = self._settings.review
+        assert settings is not None
+        stats = ReadStats()
+        candidates = []
+        for task in tasks.tasks:
+            try:
+                image = read_task(task, 0, job_name, stats)
+            except ResultsError as error:
+                # Exported as it can be (read_results raises on it, and says where); not shown to a reviewer.
+                logger.warning("task %s not considered for review: %s", task.get("id"), error)
+                continue
+            candidates.append(candidate(task, image, settings))
+        review_tasks = [
+            task
+            for project_id in self.review_projects(refresh=True)
+            for task in self._tasks_in(project_id, job_name, with_annotations=True)
+        ]
+        found = ReviewState(candidates, review_tasks)
+        self._reviews_read[job_name] = found
+        return found
+
+    def take_step(self, description: JobDescription) -> str:
+        """Make the review tasks of the job's images picked for review that have none, exactly once: the caller
+        holds the job's lease; an import whose outcome is unknown is found by the next attempt, and a duplicate
+        that a lapsed lease let through is deleted while nobody has answered it."""
+        if description.pending_step != REVIEW_STEP:
+            raise PermanentBackendError(f"job {description.name}: no step {description.pending_step!r}")
+        name = description.name
+        tasks = self._read.pop(name, None) or self.job_tasks(name)
+        review = self._reviews_read.pop(name, None) or self._review_state(name, tasks)
+        if not review.missing:
+            return "every review task was there"
+        project_id = ensure_review_project(self.api, self._settings, self._bucket)
+        self._review_ids = None
+        labels = list(self._settings.labels)
+        made = 0
+        for start in range(0, len(review.missing), IMPORT_CHUNK):
+            chunk = [review_task(name, found, labels) for found in review.missing[start : start + IMPORT_CHUNK]]
+            try:
+                self._send(project_id, chunk)
+            except PredictionsNotMade as error:
+                logger.warning("review tasks of job %s made without some predictions: %s", name, error)
+                self._add_review_predictions(project_id, name, review.missing)
+            made += len(chunk)
+        self._delete_duplicates(project_id, name)
+        try:
+            keep_model_version(self.api, project_id, CONSOLIDATED_VERSION)
+        except LabelStudioRefused as error:
+            logger.warning("model_version %s not set on project %s: %s", CONSOLIDATED_VERSION, project_id, error)
+        return f"{made} review tasks made in project {project_id}"
+
+    def _add_review_predictions(self, project_id: int, job_name: str, wanted: Sequence[ReviewCandidate]) -> None:
+        labels = list(self._settings.labels)
+        by_identity = {(found.image.source_ref, found.version): found for found in wanted}
+        for task in self._tasks_in(project_id, job_name, with_annotations=True):
+            found = by_identity.get(review_identity(task))
+            if found is None or has_prediction(task, CONSOLIDATED_VERSION):
+                continue
+            made = review_task(job_name, found, labels)["predictions"][0]
+            try:
+                self.api.create_prediction({"task": int(task["id"]), **made})
+            except LabelStudioRefused as error:
+                logger.warning("review prediction refused: task %s: %s", task["id"], error)
 
     def read_results(self, description: JobDescription, stats: ReadStats) -> Iterator[LabeledImage]:
         """Write the job's raw tasks (one JSON line each) to output/<job>/tasks.jsonl, then read them."""
         tasks = self._read.pop(description.name, None) or self.job_tasks(description.name)
         if not tasks.tasks:
             raise ResultsNotFound(f"job {description.name} has no tasks in Label Studio")
-        lines = [json.dumps(task, ensure_ascii=False, separators=(",", ":")) for task in tasks.tasks]
+        reviews: Mapping[tuple[str, str], Mapping[str, Any]] = {}
+        if self._settings.review is not None:
+            review = self._reviews_read.pop(description.name, None) or self._review_state(description.name, tasks)
+            reviews = review.by_identity
+        lines = [
+            json.dumps(
+                {**task, REVIEW_KEY: reviews[_identity(task)]} if _identity(task) in reviews else task,
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            for task in tasks.tasks
+        ]
         self._s3.put_object(
             Bucket=self._bucket,
             Key=f"{OUTPUT_PREFIX}{description.name}/{TASKS_FILE}",

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import StrictInt, model_validator
+from pydantic import Field, StrictInt, model_validator
 
-from labeling_pipeline.settings import OneLine, SettingsModel, between, length
+from labeling_pipeline.consolidation import LOW_AGREEMENT
+from labeling_pipeline.settings import OneLine, SettingsModel, between, length, rule
 
 MIN_PROJECT_TITLE = 3
 MAX_PROJECT_TITLE = 50
@@ -26,6 +27,26 @@ MAX_PRESIGN_MINUTES = 7 * 24 * 60
 MIN_PROJECT_TASK_LIMIT = 10
 MAX_PROJECT_TASK_LIMIT = 100_000
 DEFAULT_PROJECT_TASK_LIMIT = 50_000
+# The review project's title ends so (parts.review_title); the gate (label_studio_plugin/labeling_gate/review.py)
+# knows a review project by it, so no other project of the deployment may end so.
+REVIEW_SUFFIX = " (review)"
+
+
+def _unit(value: float) -> str | None:
+    return None if 0.0 <= value <= 1.0 else f"must be between 0 and 1, got {value}"
+
+
+Fraction = Annotated[float, Field(strict=True), rule(_unit)]
+
+
+class ReviewSettings(SettingsModel):
+    """`labeling.review`: which images of a job go to a reviewer once its annotators have answered (review.py).
+    An image goes when its annotators' agreement is below `agreementBelow` or a box's label was a tie, or when it
+    falls in the `sampleShare` drawn by a hash of the image and its version (the same images on every attempt).
+    `sampleShare` 1 reviews every image."""
+
+    agreement_below: Fraction = LOW_AGREEMENT
+    sample_share: Fraction = 0.0
 
 
 class LabelStudioSettings(SettingsModel):
@@ -40,6 +61,9 @@ class LabelStudioSettings(SettingsModel):
         DEFAULT_PROJECT_TASK_LIMIT
     )
 
+    # Off unless configured: a second look at the images the annotators disagree on (review.py).
+    review: ReviewSettings | None = None
+
     @model_validator(mode="after")
     def _label_studio_limits(self) -> LabelStudioSettings:
         max_images_per_job = getattr(self, "max_images_per_job", None)  # a shared setting (PipelineSettings)
@@ -47,5 +71,16 @@ class LabelStudioSettings(SettingsModel):
             raise ValueError(
                 f"projectTaskLimit: must be at least maxImagesPerJob ({max_images_per_job}), so that a job's "
                 f"tasks fit in one Label Studio project; got {self.project_task_limit}"
+            )
+        if self.project_title.endswith(REVIEW_SUFFIX):
+            raise ValueError(
+                f"projectTitle: must not end with {REVIEW_SUFFIX.strip()!r}, which marks the review project "
+                f"(Label Studio would let only reviewers in); got {self.project_title!r}"
+            )
+        workers_per_image = getattr(self, "workers_per_image", None)
+        if self.review is not None and workers_per_image == 1 and self.review.sample_share == 0:
+            raise ValueError(
+                "review: with workersPerImage 1 no image has an agreement to fall short; review a share of the "
+                "images (review.sampleShare, 1 for all) or set workersPerImage to 2 or more"
             )
         return self
