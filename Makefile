@@ -84,6 +84,7 @@ bench: setup
 	$(PY) benchmarks/label_studio_side_by_side.py
 	$(PY) benchmarks/label_studio_server_load.py
 	$(PY) benchmarks/prelabel_stage.py
+	$(PY) benchmarks/consolidation.py
 
 clean:
 	rm -rf cdk.out demo-output .pytest_cache .mypy_cache .ruff_cache

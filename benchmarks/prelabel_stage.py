@@ -9,7 +9,8 @@ YOLO11n (3.2 G) and YOLO11s (10.8 G), so the figures sit between what those two 
 function's own code (prelabel.predictors.OnnxPredictor: letterbox, onnxruntime, decode, NMS). Everything runs
 pinned to one CPU, as a Lambda function of 1,769 MB has one vCPU.
 
-1. Cold start (farm-bench, whole processes, paired): a fresh Python that imports the pre-label handler and opens
+1. Cold start (whole processes, run in turn, medians; wall seconds, and the peak memory each process reports): a
+   fresh Python that imports the pre-label handler and opens
    the model's onnxruntime session, against one that imports the launcher's handler (the first function an upload
    meets without pre-labels).
 2. Images per second: OnnxPredictor.predict on JPEG photos of three sizes; per GB-second at the function's
@@ -142,12 +143,47 @@ def cold_start(model_path: Path, runs: int) -> list[str]:
     )
     without = "import sys; sys.path[:0] = ['lambda', '.']; import labeling_pipeline.handler"
     environment = {**os.environ, "AWS_REGION": "us-east-1", "POWERTOOLS_METRICS_NAMESPACE": "Bench"}
-    result = subprocess.run(
-        ["farm-bench", "-n", str(runs), "--pin", "0", "--timeout", "300", "--vs",
-         f"{sys.executable} -c \"{without}\"", "--", sys.executable, "-c", with_prelabels],
-        cwd=ROOT, env=environment, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    return (result.stdout + result.stderr).strip().splitlines()
+    commands = {"A": [sys.executable, "-c", with_prelabels], "B": [sys.executable, "-c", without]}
+    figures: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+    for run in range(runs + 1):  # the first pair warms the file cache and is not counted
+        for name, command in commands.items():
+            seconds, peak_mib = _timed(command, environment)
+            if run:
+                figures[name].append((seconds, peak_mib))
+    ratios = [a[0] / b[0] for a, b in zip(figures["A"], figures["B"], strict=True)]
+    lines = []
+    for name, runs_of in figures.items():
+        wall = sorted(seconds for seconds, _ in runs_of)
+        peak = statistics.median(peak for _, peak in runs_of)
+        lines.append(
+            f"{name}: wall median {statistics.median(wall):.2f} s (min {wall[0]:.2f}, max {wall[-1]:.2f}), "
+            f"peak {peak:.0f} MiB"
+        )
+    lines.append(f"A/B, pair by pair: median {statistics.median(ratios):.2f}x ({len(ratios)} pairs)")
+    return lines
+
+
+# Printed by each timed process at its end: its own peak resident memory (VmHWM belongs to the process image that exec
+# made; wait4's ru_maxrss would also count the pages the child held between fork and exec).
+PEAK_MEMORY = "; print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=__import__('sys').stderr)"
+
+
+def _timed(command: list[str], environment: dict[str, str]) -> tuple[float, float]:
+    """One whole process: wall seconds from start to exit, and its peak resident memory in MiB."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [*command[:-1], command[-1] + PEAK_MEMORY],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    if done.returncode:
+        raise RuntimeError(f"{command[:2]} exited with {done.returncode}: {done.stderr[-500:]}")
+    return seconds, int(done.stderr.split()[-1]) / 1024  # VmHWM is in kB
 
 
 def throughput(model: bytes, images: int) -> list[str]:
@@ -233,7 +269,7 @@ def upload_to_task(model: bytes, images: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20, help="photos per size (default 20)")
-    parser.add_argument("--runs", type=int, default=5, help="farm-bench runs for the cold start (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each process for the cold start (default 5)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})
     os.environ.setdefault("AWS_REGION", "us-east-1")
@@ -243,7 +279,7 @@ def main() -> None:
         model_path.write_bytes(model)
         print(f"detector: a YOLO-shaped graph, {gmacs:.2f} G multiply-adds (YOLO11n: {YOLO11N_GMACS}), "
               f"{len(model) / 1e6:.1f} MB, output [1, 84, 8400]; one CPU")  # fmt: skip
-        print("1. cold start (farm-bench; A: pre-label handler + model session, B: the launcher's handler)")
+        print("1. cold start (A: pre-label handler + model session, B: the launcher's handler)")
         for line in cold_start(model_path, args.runs):
             print("  " + line)
     print(f"2. images per second (OnnxPredictor.predict, {args.images} photos each)")

@@ -80,6 +80,7 @@ class LabelingPipelineStack(cdk.Stack):
                 **({"PrelabelDeadLetterQueue": self.prelabel.dead_letter_queue} if self.prelabel else {}),
             },
             metric_namespace=config.metric_namespace,
+            retry_reasons=wiring.retry_reasons,
             key=self.key,
             prelabel=self.prelabel.function if self.prelabel else None,
             prelabel_service=PRELABEL_SERVICE,

@@ -32,6 +32,10 @@ class BackendWiring(Protocol):
     def wildcard_reason(self) -> str:
         """Why the backend's statements name resources by wildcard, for cdk-nag (empty when they do not)."""
 
+    @property
+    def retry_reasons(self) -> str:
+        """What puts an upload back for a retry with this backend, for the retry alarm's description."""
+
     def launcher_statements(self) -> list[iam.PolicyStatement]:
         """What the launcher needs to start jobs."""
 

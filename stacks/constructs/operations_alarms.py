@@ -40,6 +40,7 @@ class OperationsAlarms(Construct):
         job_events: lambda_.IFunction,
         dead_letter_queues: dict[str, sqs.IQueue],
         metric_namespace: str,
+        retry_reasons: str,
         key: LabelingKey | None = None,
         prelabel: lambda_.IFunction | None = None,
         prelabel_service: str = "",
@@ -107,7 +108,7 @@ class OperationsAlarms(Construct):
         alarm(
             "LaunchesRetried",
             custom_metric(metric_namespace, "MessagesRetried", "labeling-launcher"),
-            "Uploads were put back for a retry (CreateLabelingJob throttled, or S3/DynamoDB errors).",
+            f"Uploads were put back for a retry ({retry_reasons}, or S3/DynamoDB errors).",
         )
         alarm("JobEventsErrors", job_events.metric_errors(period=PERIOD), "The job-events Lambda failed.")
         alarm(

@@ -259,7 +259,9 @@ def test_yolo_export_with_images_is_a_dataset_ready_to_train(
     summary = json.loads(out.split("\n", 1)[1])
     assert summary["imagesDownloaded"] == 2 and summary["imagesMissing"] == []
     data = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
-    root = Path(data["path"])
+    # No path: line: the root is data.yaml's folder (as Ultralytics takes it).
+    assert "path" not in data
+    root = tmp_path / "yolo"
     listed = [root / entry.removeprefix("./") for entry in (root / data["train"]).read_text().split()]
     listed += [root / entry.removeprefix("./") for entry in (root / "val.txt").read_text().split()]
     # Ultralytics finds each image's labels by swapping /images/ for /labels/ and the suffix for .txt.

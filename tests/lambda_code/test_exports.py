@@ -99,11 +99,24 @@ def test_yolo_fields_match_hand_computed_values(tmp_path: Path) -> None:
         f"./images/{image_name(ref).file_name}\n" for ref in (EIGHT, TWO_PETS, EMPTY_ROAD, ODD)
     )
     assert (tmp_path / "yolo/val.txt").read_text() == ""
-    # A folder export names its own absolute path: Ultralytics resolves a relative one elsewhere.
+    # No path: line: Ultralytics takes data.yaml's folder as the root, wherever the folder is moved.
     assert (tmp_path / "yolo/data.yaml").read_text() == (
-        DATA_YAML_HEADER + f'path: "{(tmp_path / "yolo").resolve()}"\n'
-        f'train: train.txt\n{NO_VAL_COMMENT}val: train.txt\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
+        DATA_YAML_HEADER + f'train: train.txt\n{NO_VAL_COMMENT}val: train.txt\nnc: 2\nnames:\n  0: "Dog"\n  1: "Cat"\n'
     )
+
+
+def test_a_folder_export_names_no_path_of_the_machine_that_wrote_it(tmp_path: Path) -> None:
+    written = tmp_path / "written-here"
+    run_export(written)
+    for path in written.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text, path
+    # Moved elsewhere, its lists still name images relative to themselves ("./images/..."), as Ultralytics reads them.
+    moved = tmp_path / "moved"
+    written.rename(moved)
+    entries = (moved / "yolo/train.txt").read_text().split()
+    assert entries and all(entry.startswith("./images/") for entry in entries)
 
 
 def test_coco_fields_match_hand_computed_values(tmp_path: Path) -> None:
@@ -183,10 +196,6 @@ def test_archives_hold_the_same_files(tmp_path: Path) -> None:
                 content = archive.extractfile(member)
                 assert content is not None
                 on_disk_text = (tmp_path / "dir" / name / member.name).read_text()
-                if member.name == "data.yaml":  # only a folder export names its absolute root
-                    on_disk_text = "".join(
-                        line for line in on_disk_text.splitlines(keepends=True) if not line.startswith("path: ")
-                    )
                 assert content.read().decode() == on_disk_text
             on_disk = sorted(
                 str(p.relative_to(tmp_path / "dir" / name)) for p in (tmp_path / "dir" / name).rglob("*.*")
@@ -448,18 +457,16 @@ def test_data_yaml_reads_as_ultralytics_reads_it(tmp_path: Path) -> None:
     run_export(tmp_path, "chained.manifest", attribute=None, formats=("yolo",))
     data = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
     assert data == {
-        "path": str((tmp_path / "yolo").resolve()),
         "train": "train.txt",
         "val": "train.txt",  # one image: nothing fell into the validation split
         "nc": 3,
         "names": {0: "Dog", 1: "Cat", 2: "Bird"},
     }
-    # Ultralytics' rule (data/utils.py check_det_dataset): root = path, else data.yaml's folder; a relative
-    # root that does not exist is taken under its datasets folder. Here the root is absolute and real. A list
-    # file's "./" lines are read against the list's own folder, and each image's labels are found by
-    # swapping /images/ for /labels/ and the suffix for .txt (img2label_paths).
-    root = Path(data["path"])
-    assert root.is_absolute()
+    # Ultralytics' rule (data/utils.py check_det_dataset): root = path, else data.yaml's folder; here no path, so
+    # the root is the folder data.yaml is in, wherever it was moved. A list file's "./" lines are read against the
+    # list's own folder, and each image's labels are found by swapping /images/ for /labels/ and the suffix for
+    # .txt (img2label_paths).
+    root = (tmp_path / "yolo/data.yaml").parent
     [entry] = (root / data["train"]).read_text().splitlines()
     image = root / entry.removeprefix("./")
     label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")

@@ -134,6 +134,9 @@ def test_alarms_for_what_needs_a_person_go_to_the_results_topic(synthesized: Syn
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
         assert alarm["Properties"]["Threshold"] == 0
         assert alarm["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+    # The backend says what its retries mean.
+    retried = by_metric[("GroundTruthLabeling", "MessagesRetried")]["Properties"]["AlarmDescription"]
+    assert "CreateLabelingJob throttled" in retried
 
 
 def test_a_configured_metric_namespace_reaches_the_functions_and_the_alarms(tmp_path: Path) -> None:

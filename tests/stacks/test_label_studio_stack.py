@@ -128,6 +128,15 @@ def test_a_token_secret_that_is_not_a_complete_secret_arn_is_refused() -> None:
         parse_config({**OVERRIDES, "labeling.labelStudioApiTokenSecretArn": "label-studio/token"})
 
 
+def test_the_retry_alarm_says_what_retries_mean_with_label_studio(label_studio: LabelStudioApp) -> None:
+    [retried] = [
+        alarm["Properties"]["AlarmDescription"]
+        for alarm in label_studio.resources("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == "MessagesRetried"
+    ]
+    assert "Label Studio unavailable" in retried and "CreateLabelingJob" not in retried
+
+
 def test_secrets_follow_removal_policy_destroy() -> None:
     stack = cdk.Stack(cdk.App(), "Bare")
     LabelStudioSecrets(stack, "Secrets", removal_policy=cdk.RemovalPolicy.DESTROY, key=None)

@@ -22,10 +22,6 @@ BUCKET = "${StorageBucket.Arn}"
 # With a known region, @aws-cdk/core:enablePartitionLiterals writes the partition as a literal.
 LABELING_JOBS = "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/*"
 BASIC_EXECUTION = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-# The one grant on "*": cloudwatch:PutMetricData has no resource type, its condition narrows it.
-METRIC_NAMESPACES = (
-    ' if {"StringLike": {"cloudwatch:namespace": ["AWS/SageMaker/*", "AWS/Sagemaker/*", "/aws/sagemaker/*"]}}'
-)
 
 
 def _name(logical_id: str) -> str:
@@ -98,7 +94,7 @@ EXPECTED_PIPELINE: dict[str, set[Grant]] = {
         "logs:CreateLogGroup logs:CreateLogStream logs:PutLogEvents logs:DescribeLogStreams",
         "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/LabelingJobs:*",
     )
-    | allow("cloudwatch:PutMetricData", "*" + METRIC_NAMESPACES),
+    | allow("cloudwatch:PutMetricData", "*"),
     "LaunchLauncherRole": allow("logs:CreateLogStream logs:PutLogEvents", "${LaunchLauncherLogs.Arn}")
     | allow("sqs:ReceiveMessage sqs:DeleteMessage sqs:GetQueueAttributes", "${LaunchUploadEvents.Arn}")
     | allow("sagemaker:CreateLabelingJob sagemaker:DescribeLabelingJob sagemaker:AddTags", LABELING_JOBS)
@@ -163,8 +159,8 @@ def test_pass_role_only_for_the_ground_truth_role_to_sagemaker(synthesized: Synt
 
 def test_no_wildcard_resource_or_action_in_any_grant(synthesized: Synthesized) -> None:
     # Every API these roles call supports resource-level permissions, so "*" is never needed, except
-    # cloudwatch:PutMetricData (no resource type at all): the Ground Truth role has it on "*" under a
-    # cloudwatch:namespace condition, and nothing else is on "*".
+    # cloudwatch:PutMetricData (no resource type at all): the Ground Truth role has it on "*" without a
+    # condition, as its execution-role page grants it, and nothing else is on "*".
     on_everything = []
     for stack in ("gt-labeling-pipeline", "gt-labeling-workforce"):
         for role, grants in grants_by_role(_template(synthesized, stack)).items():
@@ -173,7 +169,7 @@ def test_no_wildcard_resource_or_action_in_any_grant(synthesized: Synthesized) -
                     on_everything.append((role, action, resource))
                 assert not action.endswith(":*") and action != "*", f"{role}: {action}"
                 assert effect != "Deny"
-    assert on_everything == [("GroundTruthRole", "cloudwatch:PutMetricData", "*" + METRIC_NAMESPACES)]
+    assert on_everything == [("GroundTruthRole", "cloudwatch:PutMetricData", "*")]
 
 
 def _statements_by_sid(template: dict[str, Any], policy_prefix: str) -> dict[str, dict[str, Any]]:
@@ -208,9 +204,6 @@ def test_ground_truth_role_has_the_bucket_and_metrics_statements_its_execution_r
     assert statements["JobMetrics"] == {
         "Sid": "JobMetrics",
         "Action": "cloudwatch:PutMetricData",
-        "Condition": {
-            "StringLike": {"cloudwatch:namespace": ["AWS/SageMaker/*", "AWS/Sagemaker/*", "/aws/sagemaker/*"]}
-        },
         "Effect": "Allow",
         "Resource": "*",
     }

@@ -378,13 +378,10 @@ NO_VAL_COMMENT = "# No image fell into the 10% validation split (too few images)
 
 
 class YoloWriter:
-    def __init__(self, sink: Sink, labels: LabelSpace, stats: ExportStats, dataset_root: Path | None = None) -> None:
+    def __init__(self, sink: Sink, labels: LabelSpace, stats: ExportStats) -> None:
         self.sink = sink
         self.labels = labels
         self.stats = stats
-        # Ultralytics resolves a relative `path:` against its own datasets folder (or the working directory),
-        # never against data.yaml's folder: a folder export names itself absolutely, an archive names nothing.
-        self.dataset_root = dataset_root
         self.splits = SplitLists()
 
     def add(self, image: LabeledImage) -> None:
@@ -414,11 +411,13 @@ class YoloWriter:
         names = "".join(
             f"  {index}: {json.dumps(name, ensure_ascii=False)}\n" for index, name in enumerate(self.labels.names)
         )
-        root = f"path: {json.dumps(str(self.dataset_root), ensure_ascii=False)}\n" if self.dataset_root else ""
         val = "val: val.txt\n" if self.splits.counts["val"] else f"{NO_VAL_COMMENT}val: train.txt\n"
+        # No path: line, in a folder as in an archive: Ultralytics resolves a relative `path:` against its own
+        # datasets folder, and an absolute one ties the export to the machine that wrote it; without one it takes
+        # data.yaml's folder (check_det_dataset in ultralytics/data/utils.py), so the folder can be moved or zipped.
         self.sink.write_text(
             "data.yaml",
-            f"{DATA_YAML_HEADER}{root}train: train.txt\n{val}nc: {len(self.labels.names)}\nnames:\n{names}",
+            f"{DATA_YAML_HEADER}train: train.txt\n{val}nc: {len(self.labels.names)}\nnames:\n{names}",
         )
         self.sink.close()
 
@@ -579,7 +578,7 @@ def make_writers(
             target = out_dir / export_file_name(name, archive=archive)
             sink: Sink = TarGzSink(target) if archive else DirectorySink(target)
             if name == "yolo":
-                writers.append(YoloWriter(sink, labels, stats, None if archive else target.resolve()))
+                writers.append(YoloWriter(sink, labels, stats))
             else:
                 writers.append(VocWriter(sink, labels))
         else:

@@ -17,7 +17,6 @@ from stacks.constructs.nag import acknowledge_wildcard_resources
 # namespaces of SageMaker jobs. AWS names no single namespace for what Ground Truth writes with this role,
 # so the condition allows SageMaker's namespaces, in both spellings, and no other: not this app's own
 # metrics (GroundTruthLabeling, which the alarms watch), nor any other application's.
-GROUND_TRUTH_METRIC_NAMESPACES = ("AWS/SageMaker/*", "AWS/Sagemaker/*", "/aws/sagemaker/*")
 
 
 class GroundTruthRole(Construct):
@@ -106,13 +105,12 @@ class GroundTruthRole(Construct):
                     resources=[log_group_arn],
                 ),
                 iam.PolicyStatement(
-                    # PutMetricData supports no resource-level permissions (the IAM service authorization
-                    # reference lists no resource type for it): "*" is the only resource that works, and the
-                    # cloudwatch:namespace condition key is what narrows it.
+                    # As the execution-role page grants it: on "*" and without a condition. PutMetricData
+                    # supports no resource-level permissions, and the page names no namespace that Ground Truth
+                    # writes to, so a namespace condition would be a guess that could silently drop its metrics.
                     sid="JobMetrics",
                     actions=["cloudwatch:PutMetricData"],
                     resources=["*"],
-                    conditions={"StringLike": {"cloudwatch:namespace": list(GROUND_TRUTH_METRIC_NAMESPACES)}},
                 ),
             ],
         )
@@ -141,8 +139,7 @@ class GroundTruthRole(Construct):
             "Object wildcards are limited to the images/, jobs/ and output/ prefixes of this stack's bucket; "
             "Ground Truth names its log streams per job, under the one /aws/sagemaker/LabelingJobs group.",
             reasons={
-                "*": "cloudwatch:PutMetricData, which the Ground Truth execution-role page asks for, supports no "
-                "resource-level permissions; the statement is limited to SageMaker's metric namespaces by the "
-                "cloudwatch:namespace condition."
+                "*": "cloudwatch:PutMetricData, which the Ground Truth execution-role page grants on * without a "
+                "condition, supports no resource-level permissions; it can only add metric data points."
             },
         )

@@ -58,6 +58,10 @@ class GroundTruthWiring:
             "account and region."
         )
 
+    @property
+    def retry_reasons(self) -> str:
+        return "CreateLabelingJob throttled or failing for a moment"
+
     def _labeling_jobs_arn(self) -> str:
         return self._stack.format_arn(service="sagemaker", resource="labeling-job", resource_name="*")
 

@@ -209,6 +209,10 @@ class LabelStudioWiring:
     def wildcard_reason(self) -> str:
         return ""
 
+    @property
+    def retry_reasons(self) -> str:
+        return "Label Studio unavailable, slow or refusing the import for a moment"
+
     def _read_secrets(self, sid: str, secrets: list[secretsmanager.ISecret]) -> iam.PolicyStatement:
         return iam.PolicyStatement(
             sid=sid, actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn for secret in secrets]
