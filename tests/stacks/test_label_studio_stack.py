@@ -128,6 +128,21 @@ def test_a_token_secret_that_is_not_a_complete_secret_arn_is_refused() -> None:
         parse_config({**OVERRIDES, "labeling.labelStudioApiTokenSecretArn": "label-studio/token"})
 
 
+def test_a_review_step_reaches_the_project_setup_and_the_job_end(tmp_path: Path) -> None:
+    """labeling.review: the setup makes the review project from the settings it is given, and the job end takes the
+    review step from its own; both come from the one validated configuration."""
+    app = _synthesize(tmp_path, {"labeling.workersPerImage": "3", "labeling.review": '{"agreementBelow": 0.6}'})
+    [(_, resource)] = app.resources(CUSTOM_RESOURCE_TYPE).items()
+    _, job_events = app.function("FollowJobEventsFunction")
+    for settings in (
+        resource["Properties"]["Settings"],
+        job_events["Properties"]["Environment"]["Variables"]["PIPELINE_SETTINGS"],
+    ):
+        assert json.loads(settings)["review"] == {"agreementBelow": 0.6, "sampleShare": 0.0}
+    with pytest.raises(Exception, match="workersPerImage 1 no image has an agreement"):
+        _synthesize(tmp_path / "one", {"labeling.review": "{}"})
+
+
 def test_the_retry_alarm_says_what_retries_mean_with_label_studio(label_studio: LabelStudioApp) -> None:
     [retried] = [
         alarm["Properties"]["AlarmDescription"]
