@@ -3,7 +3,8 @@
 Selectors are Label Studio 1.23.2's: the login form's `email` and `password` fields, the labeling stream at
 `/projects/<id>/data?labeling=1`, the label chips `.lsf-label` (text in `.lsf-label__text`), the image as an
 `<img>` inside `.lsf-image` (drawn over by Konva canvases of the same size), and the
-`bottombar-submit-button` test id.
+`bottombar-submit-button` test id; the projects list's cards (`a.lsf-projects-page__link`, the title in
+`.lsf-project-card__title-text`) and the data manager's "Label All Tasks" button.
 """
 
 from __future__ import annotations
@@ -278,5 +279,70 @@ def labeling_editor(
             page.wait_for_function("() => Boolean(window.Htx?.annotationStore?.selected)")
             close_instructions(page)
             yield LabelingEditor(page, screenshot_dir)
+        finally:
+            context.close()
+
+
+# --- the projects list and the data manager, as a worker finds a project -------------------------------------------
+
+PROJECT_CARD = "a.lsf-projects-page__link"
+PROJECT_CARD_TITLE = ".lsf-project-card__title-text"
+PROJECTS_LOADED = ".lsf-projects-page__content"
+DATA_MANAGER = re.compile(r"/projects/(\d+)/data")
+
+
+def project_titles(page: Page, base_url: str) -> list[str]:
+    """The titles of the cards on the first page of the signed-in person's projects list (Label Studio's /projects
+    page), once it has loaded (its content, cards or the empty page, is rendered only then); [] when it lists none."""
+    page.goto(f"{base_url}/projects")
+    page.locator(PROJECTS_LOADED).wait_for()
+    return [title.strip() for title in page.locator(f"{PROJECT_CARD} {PROJECT_CARD_TITLE}").all_inner_texts()]
+
+
+def open_project(page: Page, base_url: str, title: str) -> int:
+    """Click the card titled exactly `title` on the projects list; returns the id of the project whose data
+    manager (its task table) opened."""
+    project_titles(page, base_url)
+    card = page.locator(PROJECT_CARD).filter(
+        has=page.locator(PROJECT_CARD_TITLE, has_text=re.compile(rf"^\s*{re.escape(title)}\s*$"))
+    )
+    card.click()
+    page.wait_for_url(DATA_MANAGER)
+    found = DATA_MANAGER.search(page.url)
+    assert found is not None
+    return int(found.group(1))
+
+
+def wait_for_editor(page: Page) -> None:
+    """The editor on a task: its image decoded (served through a presigned URL), its store with the annotation it
+    opened, the project's instructions closed (what `labeling_editor` waits for)."""
+    page.locator(IMAGE).wait_for(state="visible")
+    page.wait_for_function(
+        "sel => { const i = document.querySelector(sel); return i && i.complete && i.naturalWidth > 0 }",
+        arg=IMAGE,
+    )
+    page.wait_for_function("() => Boolean(window.Htx?.annotationStore?.selected)")
+    close_instructions(page)
+
+
+@contextmanager
+def editor_from_project_list(
+    base_url: str, email: str, password: str, project_title: str, screenshot_dir: Path | None = None
+) -> Iterator[tuple[int, LabelingEditor]]:
+    """What `labeling_editor` does, the way a person gets there: sign in, click the project's card on the projects
+    list, then the data manager's "Label All Tasks" (the labeling stream). Yields the project's id and the
+    editor. Whatever fails inside leaves a screenshot, failure.png, in `screenshot_dir`."""
+    with browser() as chromium:
+        context = chromium.new_context(viewport=VIEWPORT)
+        page = sign_in(context, base_url, email, password)
+        try:
+            project_id = open_project(page, base_url, project_title)
+            page.get_by_role("button", name="Label All Tasks").click()
+            wait_for_editor(page)
+            yield project_id, LabelingEditor(page, screenshot_dir)
+        except Exception:
+            if screenshot_dir is not None:
+                page.screenshot(path=str(screenshot_dir / "failure.png"))
+            raise
         finally:
             context.close()
