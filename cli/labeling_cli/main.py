@@ -1,4 +1,4 @@
-"""gt-labeling: one tool, subcommands, --help on each."""
+"""bbox-labeling (also installed as gt-labeling): one tool, subcommands, --help on each."""
 
 from __future__ import annotations
 
@@ -23,10 +23,19 @@ from labeling_pipeline.ledger import Ledger
 
 DEFAULT_PROJECT = "gt-labeling"
 LABELS_EXAMPLE = """'["Dog","Cat"]'"""  # as typed in a shell
+# The console scripts (pyproject.toml), one entry point: bbox-labeling, and gt-labeling, its first name.
+PROGRAM_NAMES = ("bbox-labeling", "gt-labeling")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gt-labeling", description=__doc__)
+def program_name(argv0: str | None = None) -> str:
+    """The name the command was typed as, for its help and usage; run otherwise (python -m, in-process), gt-labeling,
+    the name its messages still give."""
+    name = Path(sys.argv[0] if argv0 is None else argv0).name.removesuffix(".exe")
+    return name if name in PROGRAM_NAMES else "gt-labeling"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog or program_name(), description=__doc__)
     parser.add_argument(
         "--project",
         default=DEFAULT_PROJECT,
