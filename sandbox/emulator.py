@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 30
+# The emulated account (moto's default): every ARN the sandbox makes names it.
+ACCOUNT = "123456789012"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 STOP_TIMEOUT_SECONDS = 5
 

@@ -45,8 +45,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.model import Shape
 
 from labeling_pipeline.images import split_s3_uri
+from sandbox.emulator import ACCOUNT
 
-ACCOUNT = "123456789012"
 OBJECT_DETECTION = "groundtruth/object-detection"
 # The built-in tasks the fake knows, by the suffix of their PRE-/ACS- function names.
 BOUNDING_BOX = "BoundingBox"

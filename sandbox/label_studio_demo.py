@@ -51,13 +51,13 @@ from labeling_pipeline.backends.label_studio.results import TaskData
 from labeling_pipeline.backends.label_studio.service import TASKS_FILE, answers
 from labeling_pipeline.images import split_s3_uri
 from labeling_pipeline.names import CANDIDATES_FILE, OUTPUT_PREFIX
-from sandbox.demo import (
+from sandbox.demo_steps import (
     DATASET,
     DEMO_CONTEXT,
     PREFIX,
     DemoError,
     LabelingRun,
-    StandInDetector,
+    Prelabel,
     point_aws_at,
     run_cli,
     say,
@@ -142,7 +142,7 @@ class LabelStudioStandIn:
     stopped = "Label Studio and the emulator stopped"
     interrupted = "Label Studio and the emulator are stopped"
 
-    def __init__(self, out: Path, interactive: bool = False, prelabel: StandInDetector | None = None) -> None:
+    def __init__(self, out: Path, interactive: bool = False, prelabel: Prelabel | None = None) -> None:
         self.out = out
         self.interactive = interactive
         self.prelabel = prelabel

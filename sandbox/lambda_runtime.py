@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from sandbox.emulator import free_port
-from sandbox.fake_ground_truth import ACCOUNT
+from sandbox.emulator import ACCOUNT, free_port
 from sandbox.provision import FunctionSpec, QueueEventSource, RuleDelivery, Schedule
 
 SQS_RECEIVE_LIMIT = 10  # ReceiveMessage returns at most 10 messages per call

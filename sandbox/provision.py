@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sandbox.fake_ground_truth import ACCOUNT
+from sandbox.emulator import ACCOUNT
 
 # The handler modules this project ships; CDK's own provider functions (inline code) are not run.
 PROJECT_HANDLER_PREFIX = "labeling_pipeline."

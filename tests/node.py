@@ -7,7 +7,7 @@ import subprocess
 
 
 def node_major() -> str:
-    """"18", "20", ... or "" without Node."""
+    """ "18", "20", ... or "" without Node."""
     try:
         done = subprocess.run(
             ["node", "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True, timeout=30

@@ -19,7 +19,8 @@ from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.ledger_schema import create_table_arguments
 from labeling_pipeline.names import EnvironmentVariable as Env
 from labeling_pipeline.settings import PipelineSettings
-from sandbox.fake_ground_truth import ACCOUNT, FakeGroundTruth
+from sandbox.emulator import ACCOUNT
+from sandbox.fake_ground_truth import FakeGroundTruth
 
 REGION = "us-east-1"
 BUCKET = "labeling-bucket-example"

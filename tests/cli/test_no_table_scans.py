@@ -25,7 +25,7 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
 from labeling_cli import main as cli
-from sandbox.fake_ground_truth import ACCOUNT
+from sandbox.emulator import ACCOUNT
 from tests.cli.conftest import Deployed
 from tests.cli.test_cli import launched_job
 from tests.support import BUCKET, REGION, TABLE

@@ -21,7 +21,7 @@ from typing import IO, Any
 from xml.etree import ElementTree
 
 from labeling_pipeline.exports.formats import IMAGE_FOLDERS, image_name
-from sandbox.demo import DATASET, SAMPLE_IMAGES
+from sandbox.demo_steps import DATASET, SAMPLE_IMAGES
 from tests.cli.test_review_gallery import screenshot
 from tests.support import extract_archive
 

@@ -15,7 +15,7 @@ import pytest
 from botocore.validate import validate_parameters
 
 from labeling_pipeline.exports.formats import image_name
-from sandbox.demo import DATASET, PREFIX, SAMPLE_IMAGES
+from sandbox.demo_steps import DATASET, PREFIX, SAMPLE_IMAGES
 from sandbox.fake_ground_truth import ModelValidator
 from sandbox.simulated_workers import SIMULATED_NOTE, simulated_boxes
 from tests.sandbox.demo_support import (

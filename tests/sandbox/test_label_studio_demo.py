@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from labeling_pipeline.exports.formats import image_name
-from sandbox.demo import PREFIX, SAMPLE_IMAGES
+from sandbox.demo_steps import PREFIX, SAMPLE_IMAGES
 from sandbox.label_studio_browser import choose_password_in_browser, draw_box
 from sandbox.label_studio_demo import PERSON_NOTE, PERSON_PREFIX, PERSON_WORKER, SIMULATED_WORKER
 from sandbox.label_studio_server import INSTALL_HINT, is_installed

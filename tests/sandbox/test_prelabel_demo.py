@@ -23,9 +23,10 @@ from labeling_pipeline.backends.label_studio.results import PrelabelMark
 from labeling_pipeline.prelabel.predictors import OnnxPredictor
 from labeling_pipeline.prelabel.settings import PrelabelSettings
 from sandbox import stand_in_detector
-from sandbox.demo import DATASET, PREFIX, SAMPLE_IMAGES, StandInDetector
+from sandbox.demo_steps import DATASET, PREFIX, SAMPLE_IMAGES
 from sandbox.fake_ground_truth import ModelValidator
 from sandbox.label_studio_server import INSTALL_HINT, is_installed
+from sandbox.prelabel_demo import StandInDetector
 from sandbox.simulated_workers import SIMULATED_NOTE, correct_proposals
 from tests.conftest import missing
 from tests.sandbox.demo_support import DEMO_LIMIT_SECONDS, assert_gallery_shows, start_demo

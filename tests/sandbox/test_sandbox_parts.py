@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from sandbox import demo
+from sandbox import demo_steps
 from sandbox.fake_ground_truth import FakeGroundTruth
 from sandbox.ground_truth_endpoint import GroundTruthEndpoint
 from sandbox.lambda_runtime import LocalLambda
@@ -275,17 +275,17 @@ def test_the_gallery_opens_only_where_there_is_a_display(monkeypatch: pytest.Mon
         opened.append(uri)
         return True
 
-    monkeypatch.setattr(demo.webbrowser, "open", fake_open)
-    monkeypatch.setattr(demo.sys, "platform", "linux")
+    monkeypatch.setattr(demo_steps.webbrowser, "open", fake_open)
+    monkeypatch.setattr(demo_steps.sys, "platform", "linux")
     index = tmp_path / "index.html"
     for variable in ("DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(variable, raising=False)
-    demo.show_gallery(index, open_browser=True)
+    demo_steps.show_gallery(index, open_browser=True)
     assert opened == []
     monkeypatch.setenv("DISPLAY", ":0")
-    demo.show_gallery(index, open_browser=False)
+    demo_steps.show_gallery(index, open_browser=False)
     assert opened == []
-    demo.show_gallery(index, open_browser=True)
+    demo_steps.show_gallery(index, open_browser=True)
     assert opened == [index.resolve().as_uri()]
 
 

@@ -23,7 +23,7 @@ from moto import mock_aws
 from labeling_pipeline import handler, job_events
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.names import EnvironmentVariable as Env
-from sandbox.fake_ground_truth import ACCOUNT
+from sandbox.emulator import ACCOUNT
 from tests.stacks.conftest import WORKERS, Synthesized, synthesize_app
 from tests.stacks.test_least_privilege import grants_by_role
 from tests.support import (

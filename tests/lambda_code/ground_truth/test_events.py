@@ -10,7 +10,7 @@ from labeling_pipeline.backends import JobEvent, NotAJobEvent
 from labeling_pipeline.backends.ground_truth import PARTS
 from labeling_pipeline.backends.ground_truth.events import DETAIL_TYPE, EVENT_SOURCE, parse_job_event
 from labeling_pipeline.backends.registry import parts
-from sandbox.fake_ground_truth import ACCOUNT
+from sandbox.emulator import ACCOUNT
 from tests.support import REGION, job_state_change_event
 
 NAME = "bbox-20261125-0123456789ab"

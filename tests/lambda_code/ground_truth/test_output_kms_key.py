@@ -16,7 +16,7 @@ from labeling_pipeline.backends.ground_truth import Resources
 from labeling_pipeline.backends.ground_truth.service import TaskFiles, build_create_labeling_job_request
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.names import EnvironmentVariable as Env
-from sandbox.fake_ground_truth import ACCOUNT
+from sandbox.emulator import ACCOUNT
 from tests.support import BUCKET, REGION, ROLE_ARN, TABLE, WORKTEAM_ARN, World, make_settings, settings_json
 
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
