@@ -74,7 +74,7 @@ destroy: setup
 	@$(PY) scripts/deploy_preflight.py
 	$(CDK) destroy --all --force
 
-# Figures, not tests (README, "Performance"): the launcher per batch size with cold start, the exports,
+# Figures, not tests (docs/performance.md): the launcher per batch size with cold start, the exports,
 # one batch imported into a real Label Studio, the pipeline against Label Studio's own sync and exports, and
 # Label Studio under its development server against uwsgi (about 22 minutes).
 bench: setup

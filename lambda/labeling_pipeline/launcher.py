@@ -1,6 +1,6 @@
 """Turn a set of new image versions into labeling jobs, each image in exactly one job.
 
-The protocol (see README, "Exactly once"):
+The protocol (see docs/how-it-works.md, "Exactly once"):
 1. Split the images into chunks of at most `max_images_per_job`; name each chunk's job from a digest
    of its images, and write the chunk as the job's candidate list (`jobs/<job>/candidates.json`).
 2. Claim every candidate in the ledger with conditional writes, 100 to a transaction; the first job to

@@ -64,7 +64,7 @@ def test_cdk_json_sets_every_flag_cdk_init_writes_with_its_recommended_value() -
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     flags = {key: value for key, value in context.items() if key != "labeling"}
     assert set(flags) == set(recommended)
-    # One deliberate difference (README, "Feature flags"): cross-stack references stay strong (Export and
+    # One deliberate difference (docs/configuration.md, "Feature flags"): cross-stack references stay strong (Export and
     # Fn::ImportValue) until a deployed app migrates through "both".
     assert {key for key in flags if flags[key] != recommended[key]} == {"@aws-cdk/core:defaultCrossStackReferences"}
     assert flags["@aws-cdk/core:defaultCrossStackReferences"] == "strong"
