@@ -104,7 +104,7 @@ class LabelingKey(Construct):
         cdk.Annotations.of(self).add_warning_v2(
             f"labeling:kms-key-policy:{sid}",
             f"labeling.kmsKey is an existing key: its key policy must allow {who} to use {actions} "
-            f"(statement {sid}; see docs/security.md, "Customer-managed KMS key")",
+            f"(statement {sid}; see docs/security.md, section Customer-managed KMS key)",
         )
 
 
