@@ -1,9 +1,13 @@
 """Launcher Lambda: SQS batch of S3 notifications -> labeling jobs, with partial batch failures.
 
-Each message ends one of three ways:
+Each message ends one of four ways:
 - done: every image in it belongs to a created job, or was skipped (logged and counted);
-- retried: a transient failure (throttling, 5xx) touched one of its images; it is reported in
-  `batchItemFailures` and SQS delivers it again (after `maxReceiveCount` tries it lands in the DLQ);
+- backed off: the labeling service was unavailable for its images (or it is a message of that back-off
+  received before its time); the message is sent again to the upload queue, delayed, and the received one is
+  done, so an outage costs it no receive (backoff.py says how and why);
+- retried: another transient failure (S3 or DynamoDB throttled or failing, another invocation starting the
+  job) touched one of its images; it is reported in `batchItemFailures` and SQS delivers it again (after
+  `maxReceiveCount` tries it lands in the DLQ);
 - dead-lettered now: it is not an S3 event, or the failure cannot pass with time (bad request, the
   labeling service refusing the account); it is sent to the DLQ with the reason and removed from the queue.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeling_pipeline.backends import BackendUnavailableError, Limits
 from labeling_pipeline.backends.registry import parts
+from labeling_pipeline.backoff import Backoff, Deferral
 from labeling_pipeline.images import ImageRef, SkipReason, UploadedObject, skip_reason, superseded_versions
 from labeling_pipeline.launcher import ImageOutcome, Launcher
 from labeling_pipeline.ledger import Ledger
@@ -54,9 +60,13 @@ class Environment:
     limits: Limits
     launcher: Launcher | None
     backend_error: str | None = None
+    # None: failures for an unavailable service are retried by SQS like any other (no queue to send to).
+    backoff: Backoff | None = None
 
 
-def build_environment(make_client: Callable[..., Any] = boto3.client) -> Environment:
+def build_environment(
+    make_client: Callable[..., Any] = boto3.client, clock: Callable[[], float] = time.time
+) -> Environment:
     """Clients, settings and the labeling backend from the Lambda environment, once per container."""
     region = os.environ["AWS_REGION"]
     bucket = os.environ[Env.BUCKET_NAME]
@@ -71,8 +81,13 @@ def build_environment(make_client: Callable[..., Any] = boto3.client) -> Environ
         logger.error("labeling backend unavailable", extra={"reason": str(error)})
         return Environment(bucket, dead_letter_queue_url, s3, sqs, backend_parts.limits, None, str(error))
     ledger = Ledger(make_client("dynamodb", region_name=region), os.environ[Env.LEDGER_TABLE_NAME])
+    # The launcher's own queue, where it sends a message back while the labeling service is down.
+    queue_url = os.environ.get(Env.LAUNCH_QUEUE_URL)
+    backoff = Backoff(queue_url, clock) if queue_url else None
+    if backoff is not None:
+        backend = backoff.watch(backend)
     launcher = Launcher(s3_client=s3, ledger=ledger, backend=backend, bucket=bucket, settings=settings)
-    return Environment(bucket, dead_letter_queue_url, s3, sqs, backend_parts.limits, launcher)
+    return Environment(bucket, dead_letter_queue_url, s3, sqs, backend_parts.limits, launcher, backoff=backoff)
 
 
 _environment: Environment | None = None
@@ -103,6 +118,27 @@ def _send_to_dlq(env: Environment, record: dict[str, Any], reason: str) -> bool:
     return True
 
 
+def _send_on(env: Environment, backoff: Backoff, record: dict[str, Any], deferral: Deferral) -> bool:
+    """Send a message back to the upload queue, delayed (the back-off); False when SQS did not take it."""
+    try:
+        sent_as = backoff.send(env.sqs, record, deferral)
+    except Exception:
+        logger.exception(
+            "could not send the message back to the upload queue", extra={"message_id": record["messageId"]}
+        )
+        return False
+    logger.debug(
+        "message sent back to the upload queue",
+        extra={
+            "message_id": record["messageId"],
+            "sent_as": sent_as,
+            "retry_at": deferral.retry_at,
+            "delay_seconds": deferral.delay_seconds,
+        },
+    )
+    return True
+
+
 def _log_skip(
     uploaded: UploadedObject, reason: SkipReason, message_id: str, superseded_by: ImageRef | None = None
 ) -> None:
@@ -122,13 +158,22 @@ def _log_skip(
 
 
 def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | None]:
-    """Return, per message id, None when the message is done, or why it must be retried."""
+    """Return, per message id, None when the message is done (or sent back to the queue by the back-off), or why
+    it must be retried."""
     records: list[dict[str, Any]] = event.get("Records", [])
     images_by_message: dict[str, list[ImageRef]] = {}
     verdict: dict[str, str | None] = {}
     labelable: list[tuple[str, UploadedObject]] = []
+    backoff = env.backoff if env.launcher is not None else None
+    if backoff is not None:
+        backoff.new_batch()
     for record in records:
         message_id = record["messageId"]
+        if backoff is not None and (ahead := backoff.ahead(record)) is not None:
+            # Backing off, received before its time: sent on untried.
+            sent = _send_on(env, backoff, record, ahead)
+            verdict[message_id] = None if sent else "waiting for the labeling service; could not be sent on"
+            continue
         try:
             parsed = parse_message(message_id, record.get("body", ""))
         except NotAnS3Event as error:
@@ -180,6 +225,28 @@ def decide_messages(env: Environment, event: dict[str, Any]) -> dict[str, str | 
     for message_id, images in images_by_message.items():
         failures = [outcomes[image] for image in images if not outcomes[image].ok]
         retryable = [failure for failure in failures if failure.retryable]
+        if retryable and backoff is not None and backoff.outage(failure.job_name for failure in retryable):
+            deferral = backoff.defer(by_record[message_id])
+            if deferral is not None and _send_on(env, backoff, by_record[message_id], deferral):
+                verdict[message_id] = None
+                metrics.add_metric(name="MessagesBackedOff", unit=MetricUnit.Count, value=1)
+                logger.warning(
+                    "labeling service unavailable: message backs off",
+                    extra={
+                        "message_id": message_id,
+                        "job_name": retryable[0].job_name,
+                        "image_count": len(images),
+                        "reason": retryable[0].error,
+                        "outage_since": deferral.outage_since,
+                        "retry_at": deferral.retry_at,
+                    },
+                )
+                continue
+            if deferral is None:
+                logger.error(
+                    "labeling service unavailable past the back-off: message retried as usual",
+                    extra={"message_id": message_id, "job_name": retryable[0].job_name},
+                )
         if retryable:
             verdict[message_id] = retryable[0].error or "retryable failure"
             metrics.add_metric(name="MessagesRetried", unit=MetricUnit.Count, value=1)

@@ -71,7 +71,9 @@ class EnvironmentVariable(StrEnum):
     BACKEND_RESOURCES = "BACKEND_RESOURCES"  # the backend's deployed resources, one JSON object
     JOB_LEASE_SECONDS = "JOB_LEASE_SECONDS"
     METRIC_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
-    LAUNCH_QUEUE_URL = "LAUNCH_QUEUE_URL"  # where the pre-label stage forwards every upload event
+    # The launcher's own upload queue: where the pre-label stage forwards every upload event, and where the launcher
+    # sends a message back, delayed, while the labeling service is down (backoff.py).
+    LAUNCH_QUEUE_URL = "LAUNCH_QUEUE_URL"
 
 
 class StackOutput(StrEnum):

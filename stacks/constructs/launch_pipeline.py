@@ -23,6 +23,9 @@ from stacks.constructs.pipeline_function import PipelineFunction
 from stacks.deployment_settings import LabelingConfig, runtime_settings_json
 
 LAUNCHER_TIMEOUT = cdk.Duration.minutes(5)
+# Tries of a message that keeps failing for its own reason, 30 minutes apart (the visibility timeout). The
+# launcher spends none of them while the labeling service is down: it sends the message back, delayed
+# (labeling_pipeline/backoff.py), so an outage of days needs no more.
 MAX_RECEIVE_COUNT = 5
 
 
@@ -177,6 +180,8 @@ class LaunchPipeline(Construct):
             Env.BUCKET_NAME: bucket.bucket_name,
             Env.LEDGER_TABLE_NAME: self.ledger.table_name,
             Env.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
+            # Its own queue, where it sends a message back, delayed, while the labeling service is down.
+            Env.LAUNCH_QUEUE_URL: self.queue.queue_url,
             Env.PIPELINE_SETTINGS: runtime_settings_json(config),
             Env.BACKEND_RESOURCES: stack.to_json_string(dict(backend.resources)),
         }
@@ -229,13 +234,20 @@ class LaunchPipeline(Construct):
                     actions=["sqs:SendMessage"],
                     resources=[self.dead_letter_queue.queue_arn],
                 ),
+                iam.PolicyStatement(
+                    # The back-off (labeling_pipeline/backoff.py): while the labeling service is down, a message
+                    # goes back to this queue, delayed, instead of using up its receives.
+                    sid="BackOff",
+                    actions=["sqs:SendMessage"],
+                    resources=[self.queue.queue_arn],
+                ),
                 consume_statement(self.queue),
             ],
         )
         if key is not None:
             # SSE-KMS objects under jobs/ (GenerateDataKey to write, Decrypt to read), the encrypted
             # dead-letter queue (an SQS producer needs both) and the encrypted upload queue (the poller
-            # decrypts what it receives).
+            # decrypts what it receives; the back-off sends to it).
             policy.add_statements(key.use_statement())
         policy.attach_to_role(self.launcher.role)
         acknowledge_wildcard_resources(

@@ -110,6 +110,12 @@ class OperationsAlarms(Construct):
             custom_metric(metric_namespace, "MessagesRetried", "labeling-launcher"),
             f"Uploads were put back for a retry ({retry_reasons}, or S3/DynamoDB errors).",
         )
+        alarm(
+            "LaunchesBackedOff",
+            custom_metric(metric_namespace, "MessagesBackedOff", "labeling-launcher"),
+            f"The labeling service is down or refusing ({retry_reasons}): uploads wait in the upload queue and are "
+            "tried again at most an hour apart, for up to 3 days, without any redrive.",
+        )
         alarm("JobEventsErrors", job_events.metric_errors(period=PERIOD), "The job-events Lambda failed.")
         alarm(
             "JobEventsFailed",

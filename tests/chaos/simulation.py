@@ -1,5 +1,6 @@
 """What both chaos tests share: seeded uploads with junk, an SQS model (visibility, receive counts, the
-redrive policy as deployed), the dead-letter queue, injected AWS faults and the drain loop."""
+redrive policy as deployed, delays and message attributes, a clock that the drain loop moves on when no
+message is visible), the dead-letter queue, injected AWS faults and the drain loop."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ from tests.support import BUCKET, REGION
 MAX_RECEIVE_COUNT = 5
 MAX_REDRIVES = 3
 BATCH_SIZE = 100
+# The queue URLs the handler is given: a send to the launch queue (the handler's back-off) comes back into the
+# simulated queue, delayed; a send anywhere else is a dead letter.
+DEAD_LETTER_QUEUE_URL = "https://sqs.example.com/dlq"
+LAUNCH_QUEUE_URL = "https://sqs.example.com/uploads"
+MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds: 0 to 900
 
 
 class Killed(BaseException):
@@ -94,13 +100,20 @@ class Message:
     message_id: str
     body: str
     receive_count: int = 0
+    attributes: dict[str, str] = field(default_factory=dict)  # message attributes (all Number here)
+    visible_at: float = 0.0  # on the simulated queue's clock
 
     def record(self) -> dict[str, Any]:
         """The message as Lambda's event source mapping hands it over."""
         return {
             "messageId": self.message_id,
+            "receiptHandle": self.message_id,
             "body": self.body,
             "attributes": {"ApproximateReceiveCount": str(self.receive_count)},
+            "messageAttributes": {
+                name: {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "Number"}
+                for name, value in self.attributes.items()
+            },
         }
 
 
@@ -117,22 +130,49 @@ def deliveries(rng: random.Random, uploads: list[Upload], poison: dict[str, str]
 
 @dataclass
 class SimulatedQueue:
-    """SQS as the event source mapping sees it: visibility, receive counts, a redrive policy."""
+    """SQS as the event source mapping sees it: visibility, receive counts, a redrive policy. `clock` is in
+    seconds; a failed message is invisible for `visibility_timeout` (0: visible again at once, so a drain that
+    never moves the clock sees the queue as it did before the clock was modelled)."""
 
     rng: random.Random
     waiting: list[Message] = field(default_factory=list)
     in_flight: dict[str, Message] = field(default_factory=dict)
     dead: list[tuple[Message, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    visibility_timeout: float = 0.0
+    clock: float = 0.0
+    # Every message that maxReceiveCount moved to the dead-letter queue, with the clock then (a redrive
+    # empties `dead`, not this).
+    exhausted: list[tuple[Message, float]] = field(default_factory=list)
+    sent: int = 0  # messages sent back to the queue by the handler
 
     def receive(self, count: int) -> list[Message]:
         with self.lock:
             self.rng.shuffle(self.waiting)
-            batch, self.waiting = self.waiting[:count], self.waiting[count:]
+            batch: list[Message] = []
+            rest: list[Message] = []
+            for message in self.waiting:
+                (batch if len(batch) < count and message.visible_at <= self.clock else rest).append(message)
+            self.waiting = rest
             for message in batch:
                 message.receive_count += 1
                 self.in_flight[message.message_id] = message
             return batch
+
+    def advance(self) -> bool:
+        """Move the clock to the moment the next message becomes visible, when none is; False when none waits."""
+        with self.lock:
+            if not self.waiting:
+                return False
+            self.clock = max(self.clock, min(message.visible_at for message in self.waiting))
+            return True
+
+    def send(self, body: str, attributes: dict[str, str], delay_seconds: int) -> str:
+        with self.lock:
+            self.sent += 1
+            message = Message(f"sent-{self.sent}", body, attributes=attributes, visible_at=self.clock + delay_seconds)
+            self.waiting.append(message)
+            return message.message_id
 
     def redrive(self) -> int:
         """Move the messages that exhausted their receives back to the queue, as a DLQ redrive does."""
@@ -141,6 +181,7 @@ class SimulatedQueue:
             self.dead = [(message, reason) for message, reason in self.dead if reason != "maxReceiveCount"]
             for message in exhausted:
                 message.receive_count = 0
+                message.visible_at = self.clock
             self.waiting += exhausted
             return len(exhausted)
 
@@ -153,20 +194,33 @@ class SimulatedQueue:
                     continue
                 if message.receive_count >= MAX_RECEIVE_COUNT:
                     self.dead.append((message, "maxReceiveCount"))
+                    self.exhausted.append((message, self.clock))
                 else:
+                    message.visible_at = self.clock + self.visibility_timeout
                     self.waiting.append(message)
 
 
 class DeadLetterClient:
-    """The handler's SQS client: SendMessage to the DLQ lands in the simulated queue's dead list."""
+    """The handler's SQS client: SendMessage to the DLQ lands in the simulated queue's dead list; to
+    LAUNCH_QUEUE_URL (the handler's back-off), back in the simulated queue, delayed, with its attributes."""
 
     def __init__(self, queue: SimulatedQueue) -> None:
         self.queue = queue
 
-    def send_message(self, QueueUrl: str, MessageBody: str, MessageAttributes: dict[str, Any]) -> None:
+    def send_message(
+        self, QueueUrl: str, MessageBody: str, MessageAttributes: dict[str, Any], DelaySeconds: int = 0
+    ) -> dict[str, Any]:
+        if QueueUrl == LAUNCH_QUEUE_URL:
+            assert isinstance(DelaySeconds, int) and 0 <= DelaySeconds <= MAX_DELAY_SECONDS, DelaySeconds
+            attributes = {}
+            for name, value in MessageAttributes.items():
+                assert value["DataType"] == "Number", value
+                attributes[name] = str(int(value["StringValue"]))
+            return {"MessageId": self.queue.send(MessageBody, attributes, DelaySeconds)}
         with self.queue.lock:
             reason = MessageAttributes["FailureReason"]["StringValue"]
             self.queue.dead.append((Message("dlq-" + uuid.uuid4().hex, MessageBody), reason))
+        return {"MessageId": "dlq"}
 
 
 class InvocationFaults(threading.local):
@@ -192,10 +246,12 @@ class Flaky:
         lock: threading.Lock | None = None,
         *,
         operations: frozenset[str] | None = None,
+        paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self._client = client
         self._faults = faults
         self._rate = rate
+        self._paused = paused  # while True, no call fails
         self._lock = (lock or threading.Lock()) if serialize else None
         self._operations = operations  # the methods that fail (None: all)
         self._count_lock = threading.Lock()
@@ -207,7 +263,7 @@ class Flaky:
             return method
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if self._faults.roll() < self._rate:
+            if not self._paused() and self._faults.roll() < self._rate:
                 with self._count_lock:
                     self.failures += 1
                 raise ClientError(
@@ -252,13 +308,18 @@ def drain(
     """Run concurrent invocations over the queue until it is empty, redriving the dead-letter queue
     MAX_REDRIVES times as an operator would; return the rounds and the messages redriven. `after_round`
     runs between rounds, as time passes while a retried message is invisible. Each invocation gets a batch
-    of 1 to `batch_size` messages (the event source mapping's BatchSize)."""
+    of 1 to `batch_size` messages (the event source mapping's BatchSize). When no waiting message is visible,
+    the queue's clock moves on to the next that will be."""
     rounds = redrives = redriven = 0
     while queue.waiting:
         while queue.waiting:
             rounds += 1
             assert rounds < max_rounds, f"seed {seed}: the queue does not drain"
             batches = [queue.receive(rng.randint(1, batch_size)) for _ in range(concurrency)]
+            if not any(batches):
+                rounds -= 1  # nothing to run: time passes
+                queue.advance()
+                continue
             threads = [
                 threading.Thread(target=invocation, args=(batch, f"{rounds}.{index}"))
                 for index, batch in enumerate(batches)

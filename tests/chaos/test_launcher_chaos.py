@@ -3,11 +3,19 @@
 5,000 uploads (5% junk), every S3 event delivered at least once and some twice, shuffled batches run by
 concurrent invocations, CreateLabelingJob throttled or failing on a share of calls, S3 and DynamoDB
 failing now and then, one invocation killed between writing a manifest and creating its job. An SQS
-model with visibility, receive counts and a redrive policy (maxReceiveCount 5, as deployed) feeds the
-handler. A valid message that exhausts its receives lands in the dead-letter queue, as in AWS; the test
-then redrives the DLQ as an operator would (README) and drains again. When the queue has drained:
+model with visibility (30 minutes, as deployed), delays, message attributes, receive counts and a redrive
+policy (maxReceiveCount 5, as deployed) feeds the handler, on a clock that moves on whenever no message is
+visible. A valid message that exhausts its receives lands in the dead-letter queue, as in AWS; the test
+then redrives the DLQ as an operator would (docs/operations.md) and drains again. When the queue has drained:
 every valid image is in exactly one created job's manifest, no job was created twice, every skipped
 object was logged with its reason, and the dead-letter queue holds the poison messages only.
+
+A long outage comes first: for OUTAGE_HOURS of the queue's clock Ground Truth answers every CreateLabelingJob
+with ServiceUnavailable (and S3 and DynamoDB do not fail, so that only the outage is at work), while the first
+OUTAGE_UPLOADS messages and the poison ones arrive; the rest arrive when it ends. The handler backs off
+(labeling_pipeline/backoff.py): no message may reach the dead-letter queue before the outage ends (so none needs
+a redrive for it), the service is still being tried in its last hour, and every image of the outage is labeled
+once afterwards.
 
 With pre-labels (the seeds in CHAOS_PRELABEL_SEEDS, seed 5 by default): the events reach the launcher's
 queue through the pre-label stage, with a predictor that fails and hangs on a share of its calls (prelabel.py
@@ -37,6 +45,7 @@ from labeling_pipeline import handler
 from labeling_pipeline.backends.ground_truth import LIMITS, GroundTruthBackend
 from labeling_pipeline.backends.ground_truth.settings import GroundTruthSettings
 from labeling_pipeline.backends.ground_truth.task_inputs import proposals_attribute
+from labeling_pipeline.backoff import MAX_WAIT_SECONDS, Backoff
 from labeling_pipeline.images import ImageRef
 from labeling_pipeline.launcher import Launcher
 from labeling_pipeline.ledger import Ledger
@@ -51,6 +60,8 @@ from tests.chaos.prelabel import (
     UploadedImages,
 )
 from tests.chaos.simulation import (
+    DEAD_LETTER_QUEUE_URL,
+    LAUNCH_QUEUE_URL,
     DeadLetterClient,
     Flaky,
     InvocationFaults,
@@ -71,6 +82,10 @@ UPLOADS = int(os.environ.get("CHAOS_UPLOADS", "5000"))
 # default deployment, keeps the others.
 PRELABEL_SEEDS = {int(seed) for seed in os.environ.get("CHAOS_PRELABEL_SEEDS", "5").split(",") if seed}
 CONCURRENCY = 4
+VISIBILITY_TIMEOUT = 1800  # the upload queue's (stacks/constructs/launch_pipeline.py)
+OUTAGE_HOURS = 26
+# The messages that arrive during the outage, each tried about 30 times over it: 100 add about 8 s a seed.
+OUTAGE_UPLOADS = int(os.environ.get("CHAOS_OUTAGE_UPLOADS", "100"))
 
 
 class KillOnce:
@@ -128,6 +143,14 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
     rng = random.Random(seed)
     uploads = make_uploads(rng, UPLOADS, LIMITS)
     faults = InvocationFaults()
+    queue = SimulatedQueue(rng, visibility_timeout=VISIBILITY_TIMEOUT)
+    outage_end = OUTAGE_HOURS * 3600.0
+    refused_at: list[float] = []  # the queue's clock at each CreateLabelingJob refused for the outage
+    refused_lock = threading.Lock()
+
+    def down() -> bool:
+        return queue.clock < outage_end
+
     with mock_aws():
         # Versioned, as deployed; and moto closes an overwritten key of an unversioned bucket while another
         # thread may still read it (two invocations finishing one job both write its manifest), which real
@@ -137,6 +160,10 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
         def create_job_faults(operation: str, _request: dict[str, Any]) -> str | None:
             if operation != "CreateLabelingJob":
                 return None
+            if down():
+                with refused_lock:
+                    refused_at.append(queue.clock)
+                return "ServiceUnavailable"
             roll = faults.roll()
             return "ThrottlingException" if roll < 0.10 else "InternalFailure" if roll < 0.15 else None
 
@@ -145,18 +172,17 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
         images = UploadedImages(seed, uploads) if prelabeled else None
         # The stage and the launcher share the bucket, its proposals files in memory (prelabel.Bucket says why).
         bucket: Any = world.s3 if images is None else Bucket(world.s3, images, proposals_in_memory=True)
-        s3 = Flaky(bucket, faults, 0.01, serialize=False)
+        s3 = Flaky(bucket, faults, 0.01, serialize=False, paused=down)
         launcher_s3: Any = s3
         if images is not None:
             launcher_s3 = ProposalsApart(s3, Flaky(bucket, faults, PROPOSAL_READ_FAULTS, serialize=False))
-        dynamodb = Flaky(world.dynamodb, faults, 0.03, serialize=True)
+        dynamodb = Flaky(world.dynamodb, faults, 0.03, serialize=True, paused=down)
         settings = make_settings(maxImagesPerJob=50, **({"prelabel": PRELABEL} if prelabeled else {}))
         sagemaker = KillOnce(world.sagemaker)
         # The backend writes each job's task inputs through the same flaky S3 client as the launcher.
         backend = GroundTruthBackend(
             sagemaker, launcher_s3, settings, region=REGION, workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN
         )
-        queue = SimulatedQueue(rng)
         poison = {f"poison-{n}": body for n, body in enumerate(["not json", "[]", '{"Records": [{"s3": 1}]}'])}
         messages = deliveries(rng, uploads, poison)
         prelabel = None
@@ -165,12 +191,19 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
         else:
             prelabel = PrelabelRun(seed, rng, uploads, bucket, images, queue, faults, LIMITS)
             prelabel.drain(rng, messages)
+        during_outage = [m for m in queue.waiting if m.body in poison.values()]
+        during_outage += [m for m in queue.waiting if m.body not in poison.values()][:OUTAGE_UPLOADS]
+        for message in queue.waiting:
+            message.visible_at = 0.0 if message in during_outage else outage_end
 
         def environment() -> handler.Environment:
             ledger = Ledger(dynamodb, TABLE)
-            launcher = Launcher(s3_client=launcher_s3, ledger=ledger, backend=backend, bucket=BUCKET, settings=settings)
+            backoff = Backoff(LAUNCH_QUEUE_URL, clock=lambda: queue.clock)
+            launcher = Launcher(
+                s3_client=launcher_s3, ledger=ledger, backend=backoff.watch(backend), bucket=BUCKET, settings=settings
+            )
             return handler.Environment(
-                BUCKET, "https://sqs.example.com/dlq", launcher_s3, DeadLetterClient(queue), LIMITS, launcher
+                BUCKET, DEAD_LETTER_QUEUE_URL, launcher_s3, DeadLetterClient(queue), LIMITS, launcher, backoff=backoff
             )
 
         why_retried: defaultdict[str, list[str]] = defaultdict(list)
@@ -188,7 +221,7 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
                     why_retried[message_id].append(reason)
             queue.settle(batch, {message_id for message_id, reason in verdict.items() if reason is not None})
 
-        rounds, redriven = drain(queue, rng, invocation, seed, concurrency=CONCURRENCY)
+        rounds, redriven = drain(queue, rng, invocation, seed, concurrency=CONCURRENCY, max_rounds=2000)
 
         valid = {f"s3://{BUCKET}/{u.key}" for u in uploads if u.expected_skip is None}
         labeled = Counter(world.manifest_sources())
@@ -206,15 +239,25 @@ def test_launcher_survives_chaos(seed: int, skip_log: SkipLog) -> None:
             for m, reason in queue.dead
             if m.body not in poison.values()
         }
-        if prelabel is not None:
-            # The stage forwards at least once: the messages of its killed invocation went on twice, poison included.
-            dead_bodies = sorted(set(dead_bodies))
+        # At least once: the messages of a killed invocation come back, poison included, and the poison ones are
+        # dead-lettered again (the killed launcher arrives with the outage's messages and the poison); so do those
+        # of the pre-label stage's killed invocation, which went on twice.
+        dead_bodies = sorted(set(dead_bodies))
         assert sorted(dead_bodies) == sorted(poison.values()), f"seed {seed}: the DLQ holds more than poison: {stuck}"
         assert all(reason.startswith("not an S3 event notification") for _m, reason in queue.dead)
         assert s3.failures > 0 and dynamodb.failures > 0, f"seed {seed}: no S3 or no DynamoDB fault was injected"
+        # The outage: nothing dead-lettered while it lasted (only the poison, by the handler, at once), though its
+        # uploads were tried from its first minute to its last hour. (After it, the usual faults may still exhaust
+        # a message now and then, as they did before there was an outage; the redrive above takes care of those.)
+        exhausted_in_outage = [m.message_id for m, at in queue.exhausted if at < outage_end]
+        assert not exhausted_in_outage, f"seed {seed}: dead-lettered during the outage: {exhausted_in_outage}"
+        assert refused_at and min(refused_at) == 0.0, f"seed {seed}: the outage was never met"
+        assert max(refused_at) >= outage_end - MAX_WAIT_SECONDS, f"seed {seed}: not tried in the outage's last hour"
         print(
             f"\nseed {seed}: {len(uploads)} uploads, {rounds} rounds, {len(created)} jobs, "
-            f"{s3.failures} S3 and {dynamodb.failures} DynamoDB faults, {redriven} message(s) redriven"
+            f"{s3.failures} S3 and {dynamodb.failures} DynamoDB faults, {redriven} message(s) redriven; "
+            f"{OUTAGE_HOURS} h outage: {len(refused_at)} CreateLabelingJob refused, {queue.sent} message(s) sent "
+            f"back, the queue's clock at {queue.clock / 3600:.1f} h"
         )
         if prelabel is not None:
             coverage = prelabel.coverage()

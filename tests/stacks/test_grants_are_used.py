@@ -77,7 +77,9 @@ _TRANSACT_ACTIONS = {
     "ConditionCheck": "ConditionCheckItem",
 }
 
-Use = tuple[str, str]  # (IAM action, object prefix such as "jobs/" for S3, else "")
+Use = tuple[str, str]  # (IAM action, object prefix such as "jobs/" for S3, the queue for SQS, else "")
+# The queues the launcher sends to: as the template names them, and as the test world's queue URLs end.
+_QUEUES = {"${LaunchUploadEvents.Arn}": "uploads", "${LaunchDeadLetterQueue.Arn}": "launcher-dlq"}
 
 
 def needed(service: str, operation: str, params: dict[str, Any]) -> set[Use]:
@@ -87,6 +89,8 @@ def needed(service: str, operation: str, params: dict[str, Any]) -> set[Use]:
         if operation == "ListObjectsV2":
             return {("s3:ListBucket", params["Prefix"].split("/", 1)[0] + "/")}
         return {(_S3_ACTIONS[operation], params["Key"].split("/", 1)[0] + "/")}
+    if service == "sqs":
+        return {(f"sqs:{operation}", params["QueueUrl"].rsplit("/", 1)[1])}
     if service == "dynamodb" and operation == "TransactWriteItems":
         return {(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", "") for item in params["TransactItems"] for kind in item}
     uses = {(f"{service}:{operation}", "")}
@@ -104,7 +108,10 @@ def granted(grants: set[tuple[str, str, str]], role: str) -> set[Use]:
         if (action, resource) in SERVICE_SIDE[role]:
             continue
         match = _S3_OBJECT.match(resource) or _S3_LISTING.match(resource)
-        uses.add((action, match[1] if action.startswith("s3:") and match else ""))
+        if action.startswith("sqs:"):
+            uses.add((action, _QUEUES.get(resource, resource)))
+        else:
+            uses.add((action, match[1] if action.startswith("s3:") and match else ""))
     return uses
 
 
@@ -188,6 +195,7 @@ def run_launcher(world: World, monkeypatch: pytest.MonkeyPatch, workers: int = 1
         Env.BUCKET_NAME: BUCKET,
         Env.LEDGER_TABLE_NAME: TABLE,
         Env.DEAD_LETTER_QUEUE_URL: dead_letters,
+        Env.LAUNCH_QUEUE_URL: uploads,
         Env.PIPELINE_SETTINGS: settings_json(workersPerImage=workers),
         Env.BACKEND_RESOURCES: BACKEND_RESOURCES,
     }.items():
@@ -221,6 +229,18 @@ def run_launcher(world: World, monkeypatch: pytest.MonkeyPatch, workers: int = 1
         world.dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": "job#bbox-unfinished"}})
         assert launcher.launch([orphan])[orphan].ok
         assert world.ground_truth.created_names == [created, "bbox-unfinished"]
+
+        # Ground Truth unavailable: the message goes back to the upload queue, delayed (the back-off).
+        world.ground_truth.fault = lambda op, _r: "ServiceUnavailable" if op == "CreateLabelingJob" else None
+        world.upload("images/c.jpg")
+        records = [record for record in _records(world, uploads) if "c.jpg" in record["body"]]  # keys URL-encoded
+        response = handler.lambda_handler({"Records": records}, FakeContext())
+        assert records and response["batchItemFailures"] == []
+        delayed = world.sqs.get_queue_attributes(
+            QueueUrl=uploads, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+        )
+        assert delayed["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+        world.ground_truth.fault = None
     finally:
         handler._environment = None
     return recorder.uses, created

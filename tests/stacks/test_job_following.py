@@ -124,11 +124,13 @@ def test_alarms_for_what_needs_a_person_go_to_the_results_topic(synthesized: Syn
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Throttles"),
         ("GroundTruthLabeling", "MessagesRetried"),
+        ("GroundTruthLabeling", "MessagesBackedOff"),
         ("GroundTruthLabeling", "JobsFailedOrStopped"),
         ("GroundTruthLabeling", "JobEventsFailed"),
     }
-    # two DLQs, two functions' errors, throttles, retries, failed jobs, job ends that could not be handled
-    assert len(alarms) == 8
+    # two DLQs, two functions' errors, throttles, retries, back-offs (the service down), failed jobs, job ends that
+    # could not be handled
+    assert len(alarms) == 9
     [topic] = synthesized.pipeline.find_resources("AWS::SNS::Topic").keys()
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]

@@ -281,7 +281,9 @@ EXPECTED: dict[str, set[Grant]] = {
     | allow("secretsmanager:GetSecretValue", API_TOKEN)
     | allow("s3:GetObject s3:PutObject", f"{BUCKET}/jobs/*")
     | allow("dynamodb:PutItem dynamodb:BatchGetItem", "${LaunchLedger.Arn}")
-    | allow("sqs:SendMessage", "${LaunchDeadLetterQueue.Arn}"),
+    | allow("sqs:SendMessage", "${LaunchDeadLetterQueue.Arn}")
+    # The back-off while Label Studio is down: the message sent back to its own queue, delayed.
+    | allow("sqs:SendMessage", "${LaunchUploadEvents.Arn}"),
     # Reads tasks (API token), checks the webhook (its secret), keeps an ended job's tasks under output/.
     "FollowJobEventsRole": allow("logs:CreateLogStream logs:PutLogEvents", "${FollowJobEventsLogs.Arn}")
     | allow("sqs:SendMessage", "${FollowFailedJobEvents.Arn}")

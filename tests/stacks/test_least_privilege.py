@@ -104,7 +104,9 @@ EXPECTED_PIPELINE: dict[str, set[Grant]] = {
     )
     | allow("s3:GetObject s3:PutObject", f"{BUCKET}/jobs/*")
     | allow("dynamodb:PutItem dynamodb:BatchGetItem", "${LaunchLedger.Arn}")
-    | allow("sqs:SendMessage", "${LaunchDeadLetterQueue.Arn}"),
+    | allow("sqs:SendMessage", "${LaunchDeadLetterQueue.Arn}")
+    # The back-off: a message sent back to its own queue while the labeling service is down.
+    | allow("sqs:SendMessage", "${LaunchUploadEvents.Arn}"),
     "FollowJobEventsRole": allow("logs:CreateLogStream logs:PutLogEvents", "${FollowJobEventsLogs.Arn}")
     | allow("sqs:SendMessage", "${FollowFailedJobEvents.Arn}")
     | allow("sagemaker:DescribeLabelingJob", LABELING_JOBS)

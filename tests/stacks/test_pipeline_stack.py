@@ -112,6 +112,11 @@ def test_launcher_reads_the_queue_with_configured_batching_and_partial_failures(
         Env.PIPELINE_SETTINGS,
         Env.BACKEND_RESOURCES,
     }
+    # Its own queue, for the back-off while the labeling service is down.
+    [upload_queue] = synthesized.pipeline.find_resources(
+        "AWS::SQS::Queue", {"Properties": {"RedrivePolicy": Match.any_value()}}
+    )
+    assert env[Env.LAUNCH_QUEUE_URL] == {"Ref": upload_queue}
     assert env[Env.METRIC_NAMESPACE] == "GroundTruthLabeling"  # the default, as before the backend seam
     # The variables the backend seam replaced are gone.
     assert not {"WORKTEAM_ARN", "GROUND_TRUTH_ROLE_ARN", "TASK_SETTINGS", "OUTPUT_KMS_KEY_ID"} & set(env)
@@ -181,6 +186,7 @@ def test_launcher_permissions_are_scoped(synthesized: Synthesized) -> None:
         "TaskDefinitions",
         "Ledger",
         "DeadLetter",
+        "BackOff",
         "ConsumeUploadEvents",
     }
     create = statements["CreateLabelingJobs"]
@@ -201,6 +207,9 @@ def test_launcher_permissions_are_scoped(synthesized: Synthesized) -> None:
         "sqs:GetQueueAttributes",
         "sqs:ReceiveMessage",
     ]
+    # The back-off sends to the upload queue, and to nothing else (the dead-letter queue has its own statement).
+    assert statements["BackOff"]["Action"] == "sqs:SendMessage"
+    assert statements["BackOff"]["Resource"] == statements["ConsumeUploadEvents"]["Resource"]
     # No statement in the pipeline grants an action on "*" but the Ground Truth role's PutMetricData, which
     # has no resource type (tests/stacks/test_least_privilege.py).
     on_everything = [
