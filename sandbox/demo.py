@@ -4,12 +4,12 @@
 2. Starts moto's server on loopback and the project's Ground Truth fake behind a local endpoint.
 3. Creates what the templates define (sandbox.provision) and runs the real Lambda code on it
    (sandbox.lambda_runtime), with every AWS call going through AWS_ENDPOINT_URL.
-4. Uploads sample photos from scikit-image with `gt-labeling upload`; the S3 notification, the queue
+4. Uploads sample photos from scikit-image with `bbox-labeling upload`; the S3 notification, the queue
    and the launcher create a labeling job, which the fake validates as the service would.
 5. Simulated workers answer in Ground Truth's output format; standing in for the service, the demo
    puts the job's state-change event on EventBridge, whose rule calls the job-events Lambda, which
    exports COCO, YOLO and Pascal VOC.
-6. Writes everything under demo-output/, builds the `gt-labeling review` gallery, opens it, and
+6. Writes everything under demo-output/, builds the `bbox-labeling review` gallery, opens it, and
    stops the emulator. Ctrl-C at any point stops it too.
 
 `--backend label-studio` runs the same steps with a real Label Studio as the labeling service
@@ -20,7 +20,7 @@ upload and the launcher: a stand-in (sandbox.stand_in_detector, an ONNX graph th
 registry package ships a trained detector's weights. Every line, log, note and summary says so. The pre-label
 function runs on the emulator like the others; the simulated workers correct its proposals (on Ground Truth in an
 adjustment job, beside a plain job for the images without proposals); the job's end writes the pre-label report,
-which the demo prints (`gt-labeling report`), and the gallery draws the proposals dashed beside the final boxes.
+which the demo prints (`bbox-labeling report`), and the gallery draws the proposals dashed beside the final boxes.
 
 This module is the entry: it reads the options and picks the parts. The steps are sandbox.demo_steps'; the
 labeling service's part of them is sandbox.ground_truth_demo's or sandbox.label_studio_demo's, and --prelabel's is

@@ -141,12 +141,12 @@ def stacks_in_deploy_order(cdk_out: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def run_cli(argv: list[str]) -> list[str]:
-    """The project's own `gt-labeling` command, in this process (so it reaches the emulator)."""
+    """The project's own `bbox-labeling` command, in this process (so it reaches the emulator)."""
     captured, errors = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(errors):
         code = gt_labeling(argv)
     if code != 0:
-        raise DemoError(f"gt-labeling {' '.join(argv)} failed: {errors.getvalue().strip()}")
+        raise DemoError(f"bbox-labeling {' '.join(argv)} failed: {errors.getvalue().strip()}")
     return captured.getvalue().splitlines()
 
 
@@ -376,7 +376,7 @@ class LabelingRun:
         self.stand_in.before_upload(self)
         if self.prelabel is not None:
             self.prelabel.before_upload(self)
-        say(f"4/6 gt-labeling upload {samples} --dataset {DATASET}")
+        say(f"4/6 bbox-labeling upload {samples} --dataset {DATASET}")
         for line in run_cli(["upload", str(samples), "--dataset", DATASET]):
             say("   " + line)
         source = self.launcher_source

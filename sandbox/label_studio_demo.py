@@ -15,7 +15,7 @@
   it (sandbox.label_studio_gate: the CloudFront Function's code under Node.js): on a laptop, the same two layers
   a deployed worker meets.
 - Simulated annotators (sandbox.simulated_annotators) answer through Label Studio's API as a worker account made
-  with `gt-labeling workers add` (the simulated annotator chooses its password on the link the command prints);
+  with `bbox-labeling workers add` (the simulated annotator chooses its password on the link the command prints);
   with --interactive, a person opens that link, chooses a password, labels in Label Studio's web UI, and presses
   Enter.
 - With --prelabel, each task is imported with the stand-in detector's proposals as its prediction: the simulated
@@ -277,7 +277,7 @@ class LabelStudioStandIn:
         self.summary["seconds_upload_to_first_task"] = seconds
         self.summary["tasks_imported_per_second"] = rate
         say(
-            f"   seconds from upload to a task a worker can open: {seconds} (from the start of `gt-labeling "
+            f"   seconds from upload to a task a worker can open: {seconds} (from the start of `bbox-labeling "
             f"upload` to the first task whose image opens through Label Studio; the {source.batching_window_seconds} "
             "s batching window is most of it)"
         )
@@ -314,13 +314,13 @@ class LabelStudioStandIn:
         return names
 
     def _add_worker(self, email: str) -> tuple[list[str], str]:
-        """The pipeline's own `gt-labeling workers add`: its lines, and the link on which the worker chooses a
+        """The pipeline's own `bbox-labeling workers add`: its lines, and the link on which the worker chooses a
         password."""
         lines = run_cli(["workers", "add", email])
         try:
             link = password_link("\n".join(lines))
         except ValueError:
-            raise DemoError(f"`gt-labeling workers add {email}` printed no password link: {lines}") from None
+            raise DemoError(f"`bbox-labeling workers add {email}` printed no password link: {lines}") from None
         (user,) = [u for u in self.api.users() if u["email"] == email]
         self.summary["worker"] = {"email": email, "id": user["id"]}
         return lines, link
@@ -355,7 +355,7 @@ class LabelStudioStandIn:
         client = LabelStudioClient.signed_in(self.url, SIMULATED_WORKER, SIMULATED_PASSWORD)
         worker = self.summary["worker"]
         say(
-            f"   gt-labeling workers add {SIMULATED_WORKER}: the simulated annotator chooses its password on the "
+            f"   bbox-labeling workers add {SIMULATED_WORKER}: the simulated annotator chooses its password on the "
             f"link that printed, signs in and annotates with its own API token (user {worker['id']}, not the "
             "pipeline's admin)"
         )

@@ -1,6 +1,6 @@
 """`make demo DEMO_ARGS="--prelabel"`, for either backend: the stand-in detector's part of the demo's steps. Its
 model goes into the emulator before the upload, the proposals the pre-label function wrote are shown after the
-launch, and each ended job's pre-label report is printed (`gt-labeling report`). A stand-in, because no registry
+launch, and each ended job's pre-label report is printed (`bbox-labeling report`). A stand-in, because no registry
 package ships a trained detector's weights (sandbox.stand_in_detector builds an ONNX graph that boxes colour blobs);
 it says so on every line (the prefix), in the Lambda logs, the gallery's note and the summary.
 """
@@ -111,8 +111,8 @@ class StandInDetector:
         self.summary["held_out"] = sorted(key for key, entry in per_image.items() if entry["held_out"])
 
     def show_report(self, run: LabelingRun, name: str) -> dict[str, Any]:
-        """`gt-labeling report` on the ended job, and where its files are."""
-        say(f"     gt-labeling report {name} (the STAND-IN detector's proposals against the final boxes):")
+        """`bbox-labeling report` on the ended job, and where its files are."""
+        say(f"     bbox-labeling report {name} (the STAND-IN detector's proposals against the final boxes):")
         for line in run_cli(["report", name]):
             say(f"       {line}")
         folder = self.out / "exports" / name

@@ -1,7 +1,7 @@
 """Simulated annotators for the Label Studio demo: boxes nobody drew, submitted through Label Studio's HTTP API as
 its editor submits them.
 
-An annotator is a worker account (made with `gt-labeling workers add`, as for a person) that signs in with its
+An annotator is a worker account (made with `bbox-labeling workers add`, as for a person) that signs in with its
 password through the login form, takes its own API token (what its Account page shows), and works through the
 project's labeling stream (`GET /api/projects/<id>/next` until Label Studio has no task left for it). For each
 task it opens the image as the editor does (Label Studio's link, a redirect to a presigned S3 URL), and submits

@@ -120,7 +120,7 @@ def build_model() -> bytes:
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         ir_version=IR_VERSION,
-        producer_name="gt-labeling local demo (stand-in detector)",
+        producer_name="bbox-labeling local demo (stand-in detector)",
         doc_string=__doc__,
     )
     helper.set_model_props(

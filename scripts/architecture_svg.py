@@ -152,7 +152,7 @@ def draw() -> str:
     prelabel = Box(620, row, 170, 84)
     launcher = Box(820, row, 170, 84)
     ledger = Box(1020, row, 200, 84)
-    d.box(upload, "Upload images", ["gt-labeling upload DIR", "or aws s3 cp"])
+    d.box(upload, "Upload images", ["bbox-labeling upload DIR", "or aws s3 cp"])
     d.box(bucket, "S3 bucket", ["images/<dataset>/…", "notifies ObjectCreated"])
     d.box(queue, "SQS upload queue", ["batching window 60 s", "DLQ after 5 receives"])
     d.box(prelabel, "Pre-label stage", ["optional (prelabel)", "a detector proposes"], dashed=True)

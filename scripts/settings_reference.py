@@ -158,7 +158,7 @@ DESCRIPTIONS: dict[str, str] = {
         "`prelabel` at most 117 characters (the proposals go under `<labelAttributeName>-proposals`)."
     ),
     "workerEmails": (
-        "Workers invited into the private workforce at deploy time (or later: `gt-labeling workers add`); "
+        "Workers invited into the private workforce at deploy time (or later: `bbox-labeling workers add`); "
         "nothing personal is committed: `cdk.json` lists none."
     ),
     "cognitoDomainPrefix": (

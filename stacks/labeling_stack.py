@@ -106,7 +106,7 @@ class LabelingPipelineStack(cdk.Stack):
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.pipeline.dead_letter_queue.queue_url)
         cdk.CfnOutput(self, "LedgerTableName", value=self.pipeline.ledger.table_name)
         cdk.CfnOutput(self, "ResultsTopicArn", value=self.following.topic.topic_arn)
-        # For the gt-labeling CLI: the backend, its settings (class ids in exports follow their label order)
+        # For the bbox-labeling CLI: the backend, its settings (class ids in exports follow their label order)
         # and its resources, as the functions get them.
         cdk.CfnOutput(self, StackOutput.LABELING_BACKEND, value=config.backend)
         cdk.CfnOutput(self, StackOutput.PIPELINE_SETTINGS, value=runtime_settings_json(config))

@@ -205,7 +205,7 @@ def dataset_export_command(
         raise CliError(
             f"the ledger holds no image of dataset {dataset!r} (keys images/{dataset}/...); names are "
             "case-sensitive, and images directly under images/ belong to no dataset (a deployment upgraded from "
-            "before the ledger's index finds its older images once `gt-labeling ledger upgrade` has run)"
+            "before the ledger's index finds its older images once `bbox-labeling ledger upgrade` has run)"
         )
     label_space = LabelSpace(labels)
     stats = ExportStats()
@@ -381,7 +381,7 @@ def relabel_command(s3: Any, ledger: Ledger, bucket: str, job_name: str) -> list
 
 
 def ledger_upgrade_command(ledger: Ledger) -> list[str]:
-    """`gt-labeling ledger upgrade`: give the items written before the ledger's index their index group, so
+    """`bbox-labeling ledger upgrade`: give the items written before the ledger's index their index group, so
     that `status` lists older jobs and `export --dataset` finds older images (Ledger.upgrade_items). Run
     once after the deploy that added the index; a second run finds nothing to do. The one command that
     scans the table: it reads every item once."""

@@ -28,10 +28,10 @@ PROGRAM_NAMES = ("bbox-labeling", "gt-labeling")
 
 
 def program_name(argv0: str | None = None) -> str:
-    """The name the command was typed as, for its help and usage; run otherwise (python -m, in-process), gt-labeling,
-    the name its messages still give."""
+    """The name the command was typed as, for its help, usage and messages; run otherwise (python -m, in-process),
+    bbox-labeling."""
     name = Path(sys.argv[0] if argv0 is None else argv0).name.removesuffix(".exe")
-    return name if name in PROGRAM_NAMES else "gt-labeling"
+    return name if name in PROGRAM_NAMES else PROGRAM_NAMES[0]
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -184,7 +184,7 @@ def _export_or_review(args: argparse.Namespace, connect: Callable[[], Any]) -> l
             if args.command == "export":
                 reason = str(error).split(": ", 1)[0].rstrip(".")
                 print(
-                    f"gt-labeling: note: no --labels, and the deployed stack's labels were not read ({reason}): "
+                    f"{program_name()}: note: no --labels, and the deployed stack's labels were not read ({reason}): "
                     "class ids follow the order in which labels first appear in the manifest. "
                     f"Pass --labels {LABELS_EXAMPLE} to set it.",
                     file=sys.stderr,
@@ -258,25 +258,25 @@ def main(argv: list[str] | None = None) -> int:
         for line in run(args, lambda: _session(args)):
             print(line)
     except CliError as error:
-        print(f"gt-labeling: {error}", file=sys.stderr)
+        print(f"{program_name()}: {error}", file=sys.stderr)
         return 2
     except ProfileNotFound as error:
         profile = error.kwargs.get("profile", "")
         print(
-            f"gt-labeling: AWS profile {profile!r} is not in your AWS config or credentials file: "
+            f"{program_name()}: AWS profile {profile!r} is not in your AWS config or credentials file: "
             f"check --profile and AWS_PROFILE, or create it with `aws configure --profile {profile}`.",
             file=sys.stderr,
         )
         return 2
     except NoCredentialsError:
-        print("gt-labeling: no AWS credentials found: run `aws configure` or `aws sso login`.", file=sys.stderr)
+        print(f"{program_name()}: no AWS credentials found: run `aws configure` or `aws sso login`.", file=sys.stderr)
         return 2
     except ClientError as error:
         code, message = error.response.get("Error", {}).get("Code", "?"), error.response.get("Error", {}).get("Message")
-        print(f"gt-labeling: AWS refused {error.operation_name}: {code}: {message or ''}", file=sys.stderr)
+        print(f"{program_name()}: AWS refused {error.operation_name}: {code}: {message or ''}", file=sys.stderr)
         return 2
     except BackendError as error:
-        print(f"gt-labeling: {error}", file=sys.stderr)
+        print(f"{program_name()}: {error}", file=sys.stderr)
         return 2
     return 0
 

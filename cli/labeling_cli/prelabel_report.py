@@ -1,4 +1,4 @@
-"""`gt-labeling report JOB`: how a job's labels came about, as a person reads it: the pre-label report (did the
+"""`bbox-labeling report JOB`: how a job's labels came about, as a person reads it: the pre-label report (did the
 detector's proposals help), with several annotators an image their agreement and the consolidation, and with
 Label Studio's review step what the reviewers changed."""
 

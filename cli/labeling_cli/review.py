@@ -1,4 +1,4 @@
-"""gt-labeling review: an index.html gallery with each image's boxes and label names drawn over it.
+"""bbox-labeling review: an index.html gallery with each image's boxes and label names drawn over it.
 
 Boxes are an SVG layer over the untouched image (scaled with it), so nothing is re-encoded and the
 page shows exactly the pixel coordinates of the export.

@@ -1,4 +1,4 @@
-"""gt-labeling upload DIR: parallel upload to images/<dataset>/, skipping what the labeling backend cannot take."""
+"""bbox-labeling upload DIR: parallel upload to images/<dataset>/, skipping what the labeling backend cannot take."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ The contract:
   SQLite and PostgreSQL alike). Its predictions are the consolidated boxes, shown to the reviewer as pre-labels;
   the reviewer's annotation is final.
 - **A reviewer** is a worker in the Django auth group ``REVIEWER_GROUP`` ("labeling-reviewers"), which
-  ``gt-labeling workers add --reviewer`` fills (accounts.py; the group is made on first use).
+  ``bbox-labeling workers add --reviewer`` fills (accounts.py; the group is made on first use).
 
 What the gate makes of it (review_gate.py, middleware.py):
 - A worker who is not a reviewer is refused (403) every request that names a review project or anything in it:

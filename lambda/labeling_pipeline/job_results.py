@@ -284,7 +284,7 @@ class JobFinisher:
         if description.state != JobState.COMPLETED:
             summary["failureReason"] = unlabeled_reason
             summary["imagesToRelabel"] = to_relabel
-            summary["relabelCommand"] = f"gt-labeling relabel {description.name}"
+            summary["relabelCommand"] = f"bbox-labeling relabel {description.name}"
         self._put_json(prefix + "summary.json", summary)
         return summary
 
@@ -370,7 +370,7 @@ class JobFinisher:
             "failureReason": reason,
             "imagesToRelabel": len(members),
             "labeledBeforeTheEnd": description.labeled,
-            "relabelCommand": f"gt-labeling relabel {description.name}",
+            "relabelCommand": f"bbox-labeling relabel {description.name}",
         }
 
     # --- shared ------------------------------------------------------------------------------

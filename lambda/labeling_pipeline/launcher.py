@@ -72,7 +72,7 @@ def job_images(s3_client: Any, bucket: str, ledger: Ledger, name: str) -> dict[I
     """A job's images, each with its ledger status (None until the job ended): its candidates that the
     ledger gives it. One S3 GetObject and one consistent BatchGetItem per 100 candidates, so the cost
     follows the job's size and never the ledger's, and the answer sees every write made before it (no
-    index lag). How the job end (`JobFinisher`) and `gt-labeling relabel` find a job's images. Raises
+    index lag). How the job end (`JobFinisher`) and `bbox-labeling relabel` find a job's images. Raises
     botocore's ClientError (NoSuchKey) when the bucket holds no candidate list for `name`."""
     return ledger.members(name, read_candidates(s3_client, bucket, name))
 

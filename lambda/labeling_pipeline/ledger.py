@@ -12,14 +12,14 @@ Items:
   job ends, the job-events Lambda takes a lease on it (``FINISHING``) and records the end (``COMPLETED``,
   ``FAILED`` or ``STOPPED``), so a repeated event does the work once.
 - After the job ends, each image item also holds ``status`` (``LABELED`` with ``box_count``, or
-  ``NEEDS_RELABEL`` with ``failure_reason``); ``gt-labeling relabel`` sets ``RELABEL_REQUESTED``.
+  ``NEEDS_RELABEL`` with ``failure_reason``); ``bbox-labeling relabel`` sets ``RELABEL_REQUESTED``.
 
 Items are read by key, or through the one sparse secondary index of `labeling_pipeline.ledger_schema`
 (``ledger-groups``): the newest jobs (`jobs`) and a dataset's image versions (`images_of_dataset`). Index
 reads are eventually consistent; each caller says why that is enough. A job's images are read by key from
 its candidate list (`members`, through `labeling_pipeline.launcher.job_images`), consistently.
 
-One Scan, `upgrade_items`: `gt-labeling ledger upgrade`, run once by the operator after the deploy that
+One Scan, `upgrade_items`: `bbox-labeling ledger upgrade`, run once by the operator after the deploy that
 added the index, gives the items written before it their group. Nothing else scans the table.
 """
 
@@ -53,7 +53,7 @@ UNKNOWN_TIME = "1970-01-01T00:00:00+00:00"
 
 def dataset_of(key: str) -> str | None:
     """The dataset an image key belongs to: the first folder under images/ (``images/NAME/...``, as
-    ``gt-labeling upload --dataset NAME`` and the stack's UploadCommand write). A key directly under
+    ``bbox-labeling upload --dataset NAME`` and the stack's UploadCommand write). A key directly under
     images/, or whose first folder is empty (``images//x.jpg``), belongs to no dataset: its item has no
     ``dataset`` and is in no index group."""
     if not key.startswith(INPUT_PREFIX):
@@ -527,7 +527,7 @@ class Ledger:
         )
 
     def upgrade_items(self, progress: Callable[[int], None] | None = None) -> UpgradeReport:
-        """Give every item written before the ledger-groups index its group (``gt-labeling ledger
+        """Give every item written before the ledger-groups index its group (``bbox-labeling ledger
         upgrade``, run once after the deploy that added the index). The one Scan of the code.
 
         A paged Scan of the items without ``group_key`` (a filter: DynamoDB still reads, and bills, the

@@ -53,7 +53,7 @@ CREATED_LEDGER_STATUSES = (LedgerJobStatus.CREATED, LedgerJobStatus.FINISHING, *
 
 
 class ImageStatus(StrEnum):
-    """An image item's status in the ledger once its job has ended (and once `gt-labeling relabel` copied it)."""
+    """An image item's status in the ledger once its job has ended (and once `bbox-labeling relabel` copied it)."""
 
     LABELED = "LABELED"
     NEEDS_RELABEL = "NEEDS_RELABEL"

@@ -126,7 +126,7 @@ class OperationsAlarms(Construct):
         alarm(
             "JobsFailed",
             custom_metric(metric_namespace, "JobsFailedOrStopped", "labeling-job-events"),
-            "A labeling job failed or was stopped; its images wait for `gt-labeling relabel`.",
+            "A labeling job failed or was stopped; its images wait for `bbox-labeling relabel`.",
         )
         if prelabel is not None:
             alarm("PrelabelErrors", prelabel.metric_errors(period=PERIOD), "The pre-label Lambda failed.")

@@ -1,4 +1,4 @@
-"""The gt-labeling CLI end to end against moto and the Ground Truth fake."""
+"""The bbox-labeling CLI end to end against moto and the Ground Truth fake."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0
-        assert "usage: gt-labeling " + command in capsys.readouterr().out
+        assert "usage: bbox-labeling " + command in capsys.readouterr().out
 
 
 def test_upload_sends_images_and_reports_skips(
@@ -219,7 +219,7 @@ def test_an_aws_refusal_is_one_clear_line(
     deployed.world.dynamodb.delete_table(TableName=deployed.world.ledger._table)
     code, out, err = run(deployed, monkeypatch, capsys, "status")
     assert code == 2 and out == ""
-    assert err.startswith("gt-labeling: AWS refused Query: ResourceNotFoundException: ")
+    assert err.startswith("bbox-labeling: AWS refused Query: ResourceNotFoundException: ")
     assert "Traceback" not in err
 
 

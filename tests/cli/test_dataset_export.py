@@ -1,4 +1,4 @@
-"""`gt-labeling export --dataset NAME` against moto and the Ground Truth fake: two jobs over overlapping
+"""`bbox-labeling export --dataset NAME` against moto and the Ground Truth fake: two jobs over overlapping
 datasets, a relabeled image, a re-uploaded image whose newer version's job still runs, and failed objects.
 Each job ends through the job-events code (JobFinisher), which records each image's status in the ledger."""
 

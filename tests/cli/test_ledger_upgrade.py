@@ -1,4 +1,4 @@
-"""`gt-labeling ledger upgrade` on a ledger written before its index: a deployment upgraded from then has a job
+"""`bbox-labeling ledger upgrade` on a ledger written before its index: a deployment upgraded from then has a job
 and its images without index groups; `status` and `export --dataset` see them once the upgrade has run, and
 `relabel` needs no upgrade (it reads a job's images by key)."""
 
@@ -48,7 +48,7 @@ def test_the_upgrade_brings_older_jobs_into_status_and_older_images_into_dataset
     code, out, _ = run(deployed, monkeypatch, capsys, "status")
     assert code == 0 and job not in out
     code, _, err = run(deployed, monkeypatch, capsys, *_export_walk(tmp_path))
-    assert code == 2 and "holds no image of dataset 'walk'" in err and "gt-labeling ledger upgrade" in err
+    assert code == 2 and "holds no image of dataset 'walk'" in err and "bbox-labeling ledger upgrade" in err
     code, out, _ = run(deployed, monkeypatch, capsys, "relabel", job)
     assert code == 0 and "requeued 1 image(s)" in out  # walk/b, whose task failed
 

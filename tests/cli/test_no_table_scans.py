@@ -1,4 +1,4 @@
-"""`gt-labeling status` and `relabel` read the ledger through its index and by key, never by scanning it:
+"""`bbox-labeling status` and `relabel` read the ledger through its index and by key, never by scanning it:
 the DynamoDB (and S3) calls they make are the same with 1,000 and with 200,000 unrelated ledger items.
 `status` is one Query of the index's jobs group; `relabel` reads the job's candidate list from S3 and its
 images' owners and statuses by key (no index at all).

@@ -84,7 +84,7 @@ def password_of(email: str) -> str:
 
 
 def account(api: LabelStudioApi, base_url: str, email: str, *, reviewer: bool = False) -> LabelStudioClient:
-    """A worker account as `gt-labeling workers add [--reviewer]` makes it, its password chosen on the link."""
+    """A worker account as `bbox-labeling workers add [--reviewer]` makes it, its password chosen on the link."""
     choose_password(password_link(LabelStudioWorkers(api).add(email, reviewer=reviewer)), password_of(email))
     return LabelStudioClient.signed_in(base_url, email, password_of(email))
 

@@ -135,7 +135,7 @@ def test_review_tasks_are_made_once_for_the_images_the_annotators_disagree_on(wo
     assert pipeline.ledger.job_status(world.job) == LedgerJobStatus.CREATED
     description = pipeline.backend().describe_job(world.job)
     assert (description.backend_status, description.step_progress) == ("InReview", "0 of 3 images reviewed")
-    # What `gt-labeling status` shows of it: every labeling task answered, the review left.
+    # What `bbox-labeling status` shows of it: every labeling task answered, the review left.
     stack = StackInfo(
         project="labeling",
         region=REGION,

@@ -1,4 +1,4 @@
-"""A person's loop in the real UI: a worker, signed in with the account `gt-labeling workers add` made, opens
+"""A person's loop in the real UI: a worker, signed in with the account `bbox-labeling workers add` made, opens
 the next task in Label Studio, picks a label, drags a box and submits; the webhook ends the job and the
 pipeline's COCO, YOLO and VOC exports hold that box within 2 pixels of the drag, in image pixels."""
 

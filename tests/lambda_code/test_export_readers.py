@@ -79,7 +79,7 @@ def _expected() -> dict[str, tuple[list[str], np.ndarray]]:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """All three formats written once, then the images placed where each layout wants them (what
-    `gt-labeling export --with-images` does)."""
+    `bbox-labeling export --with-images` does)."""
     root = tmp_path_factory.mktemp("readers")
     pictures = root / "pictures"
     pictures.mkdir()

@@ -190,7 +190,7 @@ def test_failed_job_marks_images_for_relabel_and_says_why(events: Events) -> Non
         "failureReason": "Workteam not found",
         "imagesToRelabel": 3,
         "labeledBeforeTheEnd": 0,
-        "relabelCommand": f"gt-labeling relabel {name}",
+        "relabelCommand": f"bbox-labeling relabel {name}",
     }
 
 
@@ -214,7 +214,7 @@ def test_stopped_job_keeps_what_was_labeled_and_marks_only_the_rest(events: Even
         2,
         "Stopped by the team",
     )
-    assert note["relabelCommand"] == f"gt-labeling relabel {name}"
+    assert note["relabelCommand"] == f"bbox-labeling relabel {name}"
     coco = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"exports/{name}/coco.json")["Body"].read())
     assert [image["source_ref"] for image in coco["images"]] == [images[0].source_ref]
 

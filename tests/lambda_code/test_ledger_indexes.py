@@ -218,7 +218,7 @@ def test_queries_follow_last_evaluated_key() -> None:
     assert [request["Limit"] for request in jobs.requests] == [3, 1]  # no more read than asked for
 
 
-# --- items written before the index, and `gt-labeling ledger upgrade` -----------------------------------------
+# --- items written before the index, and `bbox-labeling ledger upgrade` -----------------------------------------
 
 
 def _put(world: World, **attributes: str) -> None:

@@ -183,7 +183,7 @@ def assert_yolo_and_voc_hold(job: dict[str, Any], expected: Boxes) -> None:
 
 def assert_readers_find_every_image(job: dict[str, Any], out: Path, bucket: str, expected: Boxes, work: Path) -> None:
     """supervision loads the demo's YOLO and VOC archives, with the sample pictures placed under the names the
-    exports give them (what `gt-labeling export --with-images` does), and finds all seven with their boxes."""
+    exports give them (what `bbox-labeling export --with-images` does), and finds all seven with their boxes."""
     import supervision as sv
 
     for fmt, folder in IMAGE_FOLDERS.items():

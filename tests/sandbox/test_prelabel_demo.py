@@ -190,8 +190,8 @@ def test_the_report_is_the_stand_ins_and_shows_every_kind_of_correction(either: 
     for key, entry in images.items():
         name = key.removeprefix(f"images/{DATASET}/")
         assert (by_image[name].get("proposals") is None) == entry["held_out"]
-    # Printed as `gt-labeling report` prints it.
-    assert f"gt-labeling report {either['job']['name']}" in either["output"]
+    # Printed as `bbox-labeling report` prints it.
+    assert f"bbox-labeling report {either['job']['name']}" in either["output"]
     assert f"job {either['job']['name']}, model {stand_in_detector.MODEL_VERSION}" in either["output"]
     assert f"proposals: {boxes['proposed']}: accepted {boxes['accepted']}" in either["output"]
     # The COCO export holds the final boxes of every image; the report compares those of the proposed ones.

@@ -110,7 +110,7 @@ class WorkerError(ValueError):
 
 
 class WorkerDirectory(Protocol):
-    """The people who label for a deployment, as `gt-labeling workers` manages them."""
+    """The people who label for a deployment, as `bbox-labeling workers` manages them."""
 
     def list(self) -> list[str]: ...
 

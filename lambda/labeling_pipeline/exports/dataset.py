@@ -1,7 +1,7 @@
 """A dataset across jobs: which labels each image under ``images/<NAME>/`` takes, and the stream of them.
 
 An S3 key can be labeled more than once: a new upload of the key is a new version, and
-``gt-labeling relabel`` copies an image onto itself, which makes one; the ledger gives each version to one
+``bbox-labeling relabel`` copies an image onto itself, which makes one; the ledger gives each version to one
 job. A dataset export takes, for each key, the labels of its newest *labeled* version:
 
 - versions are ordered by the time the ledger claimed them (``claimed_at``; a later upload or relabel is

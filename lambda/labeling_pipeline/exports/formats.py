@@ -371,7 +371,7 @@ class SplitLists:
 
 DATA_YAML_HEADER = (
     "# Ultralytics dataset. Each image goes under images/ as the file named in train.txt or val.txt, beside\n"
-    "# its labels/ file of the same name (gt-labeling export --format yolo --with-images does it). Without a\n"
+    "# its labels/ file of the same name (bbox-labeling export --format yolo --with-images does it). Without a\n"
     "# path: line, Ultralytics takes this file's folder as the dataset root.\n"
 )
 NO_VAL_COMMENT = "# No image fell into the 10% validation split (too few images): validating on train.txt.\n"

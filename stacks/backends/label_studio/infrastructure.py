@@ -115,7 +115,7 @@ class LabelStudioSecrets(Construct):
         acknowledge(
             secret,
             "AwsSolutions-SMG4",
-            "The API token of the Label Studio this stack deploys rotates with one command, `gt-labeling "
+            "The API token of the Label Studio this stack deploys rotates with one command, `bbox-labeling "
             "rotate-credentials` (new values into the secrets, then a new deployment of the service, each of "
             "whose task starts applies them); a Secrets Manager rotation function would have to run the same "
             "redeployment and is not provided. For an existing server the token is an account's token there: "
@@ -173,7 +173,7 @@ class LabelStudioWiring:
                 description="The secret holding the password of Label Studio's first user (an administrator)",
                 value=self.server.admin_password.secret_arn,
             )
-            # `gt-labeling rotate-credentials` redeploys this service after putting the new secrets.
+            # `bbox-labeling rotate-credentials` redeploys this service after putting the new secrets.
             cdk.CfnOutput(stack, "LabelStudioClusterName", value=self.server.cluster.cluster_name)
             cdk.CfnOutput(stack, "LabelStudioServiceName", value=self.server.service.service_name)
             cdk.CfnOutput(

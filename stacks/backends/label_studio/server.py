@@ -156,7 +156,7 @@ class LabelStudioServer(Construct):
         protect_secret(
             self.admin_password,
             key,
-            "labeling_gate.start sets the first user's password from it at every task start: `gt-labeling "
+            "labeling_gate.start sets the first user's password from it at every task start: `bbox-labeling "
             "rotate-credentials` puts a new value and redeploys the service, rotating it with the API token in "
             "one command. A Secrets Manager rotation function would have to run the same redeployment.",
         )
@@ -250,7 +250,7 @@ class LabelStudioServer(Construct):
             # Cookies only over HTTPS (the site redirects HTTP). base.py parses these two as integers.
             "SESSION_COOKIE_SECURE": "1",
             "CSRF_COOKIE_SECURE": "1",
-            # Accounts only through `gt-labeling workers add` (a one-use invite), no open sign-up.
+            # Accounts only through `bbox-labeling workers add` (a one-use invite), no open sign-up.
             "DISABLE_SIGNUP_WITHOUT_LINK": "true",
             # No call home: no version check against PyPI, no analytics, no Sentry.
             "LATEST_VERSION_CHECK": "false",

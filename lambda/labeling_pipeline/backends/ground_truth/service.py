@@ -422,7 +422,7 @@ class GroundTruthBackend:
             raise PermanentBackendError(
                 f"labeling job {name} already exists as a {existing_task.rsplit(':', 1)[-1]} job, not "
                 f"{pre_arn.rsplit(':', 1)[-1]}: it was started before its images were split by their proposals; "
-                "stop it and relabel its images (gt-labeling relabel)"
+                "stop it and relabel its images (bbox-labeling relabel)"
             )
 
     def describe_job(self, name: str) -> JobDescription:

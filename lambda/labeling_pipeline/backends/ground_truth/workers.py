@@ -1,4 +1,4 @@
-"""Ground Truth's private workforce members: Cognito users in the workteam's group (what `gt-labeling workers`
+"""Ground Truth's private workforce members: Cognito users in the workteam's group (what `bbox-labeling workers`
 manages). Cognito emails a new worker a user name and a temporary password that must be changed at the
 first sign-in, valid 7 days (the pool's policy, stacks/backends/ground_truth/worker_pool.py)."""
 

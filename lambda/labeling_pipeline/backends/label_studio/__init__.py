@@ -6,8 +6,8 @@
 - service.py: jobs as tagged tasks of one part each (start exactly once, describe, read results)
 - results.py: tasks read into the neutral stream (percent to pixels, rotation, clipping, annotators)
 - events.py: the webhook (annotation created, updated, deleted) as a job signal
-- workers.py: Label Studio accounts, for `gt-labeling workers`
-- rotation.py: a new API token and administrator password, for `gt-labeling rotate-credentials`
+- workers.py: Label Studio accounts, for `bbox-labeling workers`
+- rotation.py: a new API token and administrator password, for `bbox-labeling rotate-credentials`
 - settings.py: its own settings
 """
 

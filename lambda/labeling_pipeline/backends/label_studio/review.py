@@ -7,7 +7,7 @@ disagree. Label Studio Community has no reviewer role (Enterprise has), so the p
   (service.py: listed, imported, duplicates deleted, under the job's lease), in the deployment's review project
   (titled ``<projectTitle> (review)``, project.ensure_review_project), with the consolidated boxes as the task's
   prediction, so that the reviewer starts from them.
-- Reviewers are the workers named by ``gt-labeling workers add --reviewer``; Label Studio's gate
+- Reviewers are the workers named by ``bbox-labeling workers add --reviewer``; Label Studio's gate
   (label_studio_plugin/labeling_gate/review.py) lets only them into a review project, and never serves a reviewer
   a review task of an image they annotated: the task's ``annotatorIds`` lists the annotators' user ids.
 - The job ends when its review tasks are answered. A reviewed image's exports are the reviewer's boxes

@@ -1,4 +1,4 @@
-"""`gt-labeling rotate-credentials` for the Label Studio this stack deploys: a new API token for the pipeline and a
+"""`bbox-labeling rotate-credentials` for the Label Studio this stack deploys: a new API token for the pipeline and a
 new password for the administrator, in one command.
 
 1. The new values go into their secrets (PutSecretValue: a new AWSCURRENT version of each).

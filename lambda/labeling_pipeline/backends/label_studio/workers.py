@@ -1,4 +1,4 @@
-"""Label Studio accounts for `gt-labeling workers add|reset|remove|list`, through the worker-account API that the
+"""Label Studio accounts for `bbox-labeling workers add|reset|remove|list`, through the worker-account API that the
 deployment installs into Label Studio (label_studio_plugin/labeling_gate/accounts.py; administrators only).
 
 Sign-up is closed to everyone: no invite token is ever shown or used. `add` makes the account without a password
