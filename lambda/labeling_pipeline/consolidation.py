@@ -369,9 +369,7 @@ def consolidate(
     )
 
 
-def settle(
-    consolidated: Consolidated, settled: Sequence[Box], *, iou_threshold: float = IOU_THRESHOLD
-) -> Consolidated:
+def settle(consolidated: Consolidated, settled: Sequence[Box], *, iou_threshold: float = IOU_THRESHOLD) -> Consolidated:
     """The consolidation measured against final boxes decided elsewhere (a reviewer's answer, or the backend's own
     consolidation), so that the annotators' scores say how often their boxes survived those. Each cluster, kept or
     not, pairs with at most one settled box at IoU >= iou_threshold between its box and the settled box, whatever

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labeling_pipeline.backends import JobDescription, LabelingBackend, ResultsNotFound
+from labeling_pipeline.backends import JobDescription, LabelingBackend, ResultsNotFound, StartOutcomeUnknown
 from labeling_pipeline.exports.formats import (
     FORMATS,
     CocoWriter,
@@ -156,8 +156,14 @@ class JobFinisher:
         self._lease(description.name)
         try:
             done = self._backend.take_step(description)
-        finally:
+        except StartOutcomeUnknown:
+            # What the step sent may still land (an import the service is finishing): the lease stays until it
+            # lapses, as the launcher's start lease does, so that no attempt lists before it has landed.
+            raise
+        except BaseException:
             self._ledger.release_lease(description.name)
+            raise
+        self._ledger.release_lease(description.name)
         return Outcome(description.name, "step-taken", {"step": description.pending_step, "done": done})
 
     def reconcile(self, since: datetime) -> list[Outcome]:

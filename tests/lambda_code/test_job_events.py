@@ -468,3 +468,74 @@ def test_a_ground_truth_job_of_several_workers_reports_their_agreement_and_expor
     for image in images:
         item = world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"image#{image.image_id}"}})["Item"]
         assert item["box_count"] == {"N": "1"} or item["box_count"] == {"S": "1"}
+
+
+class SteppingBackend:
+    """A backend whose job waits for a step (as Label Studio's review does): the step's outcome is scripted."""
+
+    idempotent_start = False
+
+    def __init__(self, outcomes: list[BaseException | None]) -> None:
+        self.outcomes = outcomes
+        self.steps = 0
+
+    def authenticate(self, event: Any) -> None:
+        pass
+
+    def create_job(self, request: Any) -> str:
+        raise NotImplementedError
+
+    def describe_job(self, name: str) -> Any:
+        from labeling_pipeline.backends import JobDescription
+        from labeling_pipeline.names import JobState
+
+        return JobDescription(name, JobState.IN_PROGRESS, "ReviewPending", None, None, 1, 0, 0, None, "review")
+
+    def read_results(self, description: Any, stats: Any) -> Any:
+        raise NotImplementedError
+
+    def take_step(self, description: Any) -> str:
+        self.steps += 1
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return "made"
+
+
+def test_a_step_whose_outcome_is_unknown_keeps_the_jobs_lease_until_it_lapses(world: World) -> None:
+    """The step may still land (an import the service is finishing): nobody may list and step again before the lease
+    lapses. Any other failure releases the lease at once, for the retry."""
+    from datetime import UTC, datetime, timedelta
+
+    from labeling_pipeline.backends import StartOutcomeUnknown
+    from labeling_pipeline.job_results import JobFinisher
+
+    name = "lsbox-20261206-step"
+    world.ledger.try_lease_job_start(name, datetime.now(UTC), 60)
+    world.ledger.mark_job_created(name, 1, "s3://bucket/jobs/x")
+    now = [datetime.now(UTC)]
+    backend = SteppingBackend([StartOutcomeUnknown("import timed out"), RuntimeError("refused"), None])
+    finisher = JobFinisher(
+        s3_client=world.s3,
+        sns_client=boto3.client("sns", region_name=REGION),
+        ledger=world.ledger,
+        backend=backend,  # type: ignore[arg-type]
+        bucket=BUCKET,
+        topic_arn="arn:aws:sns:us-east-1:123456789012:results",
+        labels=["Dog"],
+        lease_seconds=600,
+        clock=lambda: now[0],
+    )
+    with pytest.raises(StartOutcomeUnknown):
+        finisher.handle(name)
+    # Held: a webhook a minute later finds the job busy and takes no step.
+    now[0] += timedelta(minutes=1)
+    with pytest.raises(JobBusy):
+        finisher.handle(name)
+    assert backend.steps == 1
+    # Lapsed: the next attempt steps again; its failure releases the lease, so the one after steps at once.
+    now[0] += timedelta(minutes=10)
+    with pytest.raises(RuntimeError, match="refused"):
+        finisher.handle(name)
+    assert finisher.handle(name).action == "step-taken"
+    assert backend.steps == 3

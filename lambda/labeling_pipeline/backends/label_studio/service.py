@@ -240,6 +240,7 @@ class LabelStudioBackend:
         self._read: dict[str, JobTasks] = {}
         self._reviews_read: dict[str, ReviewState] = {}
         self._review_ids: list[int] | None = None  # the review projects (the lowest id is the one used)
+        self._review_project: int | None = None  # the one used, once this instance has set it up
         self.duplicates_deleted = 0
         self.jobs_moved = 0
         # Set while a job starts when some of its tasks may lack their predictions (a retried start, an import
@@ -526,11 +527,18 @@ class LabelStudioBackend:
             raise PermanentBackendError(f"job {description.name}: no step {description.pending_step!r}")
         name = description.name
         tasks = self._read.pop(name, None) or self.job_tasks(name)
-        review = self._reviews_read.pop(name, None) or self._review_state(name, tasks)
+        # Listed again, under the lease: describe_job listed them before the caller took it, and another invocation
+        # may have made them in between (its import is then not repeated, nor left doubled by a lost answer).
+        self._reviews_read.pop(name, None)
+        review = self._review_state(name, tasks)
         if not review.missing:
             return "every review task was there"
-        project_id = ensure_review_project(self.api, self._settings, self._bucket)
-        self._review_ids = None
+        if self._review_project is None:
+            # Its fields, storage and webhook checked once per instance, as a new part's are (a warm function's
+            # later steps go straight to the import).
+            self._review_project = ensure_review_project(self.api, self._settings, self._bucket)
+            self._review_ids = None
+        project_id = self._review_project
         labels = list(self._settings.labels)
         made = 0
         for start in range(0, len(review.missing), IMPORT_CHUNK):
