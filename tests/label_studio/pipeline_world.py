@@ -24,6 +24,7 @@ import pytest
 import requests
 from PIL import Image
 
+from labeling_cli.stack import StackInfo
 from labeling_pipeline import handler, job_events
 from labeling_pipeline.backends import LabelingBackend, TransientBackendError
 from labeling_pipeline.backends.label_studio import Resources, build
@@ -136,6 +137,19 @@ class Pipeline:
             webhook_url=self.webhook_url,
             webhook_secret=webhook_secret,
             s3_endpoint=self.moto.url,
+        )
+
+    def stack_info(self) -> StackInfo:
+        """What the CLI reads of the deployed stack, for this world."""
+        return StackInfo(
+            project="labeling",
+            region=REGION,
+            bucket=self.bucket,
+            ledger_table=self.environment[Env.LEDGER_TABLE_NAME],
+            upload_queue_url=self.environment["UPLOAD_QUEUE_URL"],
+            dead_letter_queue_url=self.environment[Env.DEAD_LETTER_QUEUE_URL],
+            settings=self.settings,
+            backend_resources=json.loads(self.environment[Env.BACKEND_RESOURCES]),
         )
 
     def backend(self) -> LabelStudioBackend:

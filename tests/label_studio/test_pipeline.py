@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from labeling_cli.commands import ResultsSource, export_command, relabel_command, review_command, status_command
-from labeling_cli.stack import StackInfo
 from labeling_pipeline.backends.label_studio import build
 from labeling_pipeline.backends.label_studio.project import SECRET_HEADER
 from labeling_pipeline.backends.label_studio.results import SKIPPED_REASON, UNREVIEWED_REASON
@@ -238,16 +237,7 @@ def test_status_shows_each_job_with_its_tasks_annotated_skipped_and_left(pipelin
     )
     pipeline.annotate(tasks["images/status/a.png"]["id"], [rectangle(1, 1, 5, 5, "Dog", (64, 64))])
     pipeline.annotate(tasks["images/status/b.png"]["id"], [], cancelled=True)
-    stack = StackInfo(
-        project="labeling",
-        region=REGION,
-        bucket=pipeline.bucket,
-        ledger_table=pipeline.environment[Env.LEDGER_TABLE_NAME],
-        upload_queue_url=pipeline.environment["UPLOAD_QUEUE_URL"],
-        dead_letter_queue_url=pipeline.environment[Env.DEAD_LETTER_QUEUE_URL],
-        settings=pipeline.settings,
-        backend_resources=json.loads(pipeline.environment[Env.BACKEND_RESOURCES]),
-    )
+    stack = pipeline.stack_info()
     backend = build(pipeline.settings, stack.backend_resources, pipeline.client_for, REGION)
     lines = status_command(stack, pipeline.ledger, backend, pipeline.client("sqs"), 20)
     assert lines[0].split() == ["job", "state", "images", "annotated", "skipped", "left"]

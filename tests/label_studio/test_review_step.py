@@ -23,18 +23,16 @@ import pytest
 
 from labeling_cli.commands import status_command
 from labeling_cli.prelabel_report import report_command
-from labeling_cli.stack import StackInfo
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.parts import CONSOLIDATED_VERSION, review_title
 from labeling_pipeline.backends.label_studio.project import review_project_ids
 from labeling_pipeline.backends.label_studio.review import ReviewData, ReviewReason
 from labeling_pipeline.backends.label_studio.workers import LabelStudioWorkers
-from labeling_pipeline.names import EnvironmentVariable as Env
 from labeling_pipeline.names import LedgerJobStatus
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
 from sandbox.simulated_annotators import LabelStudioClient, choose_password, password_link
-from tests.label_studio.pipeline_world import REGION, Pipeline, label_studio_pipeline, png, rectangle, until
+from tests.label_studio.pipeline_world import Pipeline, label_studio_pipeline, png, rectangle, until
 
 SIZE = (800, 600)
 DOG = (10.0, 10.0, 30.0, 40.0)  # percent of the image: x, y, width, height
@@ -136,16 +134,7 @@ def test_review_tasks_are_made_once_for_the_images_the_annotators_disagree_on(wo
     description = pipeline.backend().describe_job(world.job)
     assert (description.backend_status, description.step_progress) == ("InReview", "0 of 3 images reviewed")
     # What `bbox-labeling status` shows of it: every labeling task answered, the review left.
-    stack = StackInfo(
-        project="labeling",
-        region=REGION,
-        bucket=pipeline.bucket,
-        ledger_table=pipeline.environment[Env.LEDGER_TABLE_NAME],
-        upload_queue_url=pipeline.environment["UPLOAD_QUEUE_URL"],
-        dead_letter_queue_url=pipeline.environment[Env.DEAD_LETTER_QUEUE_URL],
-        settings=pipeline.settings,
-        backend_resources=json.loads(pipeline.environment[Env.BACKEND_RESOURCES]),
-    )
+    stack = pipeline.stack_info()
     lines = status_command(stack, pipeline.ledger, pipeline.backend(), pipeline.client("sqs"), 20)
     (row,) = [line for line in lines if line.startswith(world.job)]
     assert row.split() == [world.job, "InReview", "4", "4", "0", "0"]
