@@ -519,7 +519,7 @@ def test_a_step_whose_outcome_is_unknown_keeps_the_jobs_lease_until_it_lapses(wo
         s3_client=world.s3,
         sns_client=boto3.client("sns", region_name=REGION),
         ledger=world.ledger,
-        backend=backend,  # type: ignore[arg-type]
+        backend=backend,
         bucket=BUCKET,
         topic_arn="arn:aws:sns:us-east-1:123456789012:results",
         labels=["Dog"],
