@@ -169,21 +169,18 @@ def touched(named: Mapping[str, set[int]]) -> list[Touched]:
         for row in Task.objects.filter(pk__in=named[TASK]).values_list("project_id", "project__title", "data"):
             add(*row, is_task=True)
     via_task = ("task__project_id", "task__project__title", "task__data")
-    if named[ANNOTATION]:
-        rows = Annotation.objects.filter(pk__in=named[ANNOTATION])
-        for project_id, title, *task in rows.values_list("project_id", "project__title", *via_task):
-            add(project_id, title)
-            add(*task, is_task=True)
+    for model, kind in ((Annotation, ANNOTATION), (Prediction, PREDICTION)):
+        # Both name their project and their task.
+        if named[kind]:
+            rows = model.objects.filter(pk__in=named[kind])
+            for project_id, title, *task in rows.values_list("project_id", "project__title", *via_task):
+                add(project_id, title)
+                add(*task, is_task=True)
     if named[DRAFT]:
         via_annotation = tuple(f"annotation__{field}" for field in via_task)
         for row in AnnotationDraft.objects.filter(pk__in=named[DRAFT]).values_list(*via_task, *via_annotation):
             add(*row[:3], is_task=True)
             add(*row[3:], is_task=True)
-    if named[PREDICTION]:
-        rows = Prediction.objects.filter(pk__in=named[PREDICTION])
-        for project_id, title, *task in rows.values_list("project_id", "project__title", *via_task):
-            add(project_id, title)
-            add(*task, is_task=True)
     if named[VIEW]:
         for row in View.objects.filter(pk__in=named[VIEW]).values_list("project_id", "project__title"):
             add(*row)

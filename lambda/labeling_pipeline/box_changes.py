@@ -35,6 +35,17 @@ class Comparison:
     def finals(self) -> int:
         return self.accepted + self.moved + self.relabeled + self.added
 
+    def counts(self, shown: str = "shown") -> dict[str, int]:
+        """For a report (JSON): the boxes shown (under `shown`), then what became of them, and the boxes added."""
+        return {
+            shown: self.proposals,
+            "accepted": self.accepted,
+            "moved": self.moved,
+            "relabeled": self.relabeled,
+            "deleted": self.deleted,
+            "added": self.added,
+        }
+
     def __add__(self, other: Comparison) -> Comparison:
         return Comparison(
             accepted=self.accepted + other.accepted,
@@ -166,20 +177,9 @@ class ReviewTally:
             "images": self.images,
             "imagesChanged": len(self.images_changed),
             "changed": self.images_changed[:limit],
-            "boxes": _counts(self.total),
+            "boxes": self.total.counts(),
             "reviewers": {
-                reviewer: {"images": images, "boxes": _counts(changes)}
+                reviewer: {"images": images, "boxes": changes.counts()}
                 for reviewer, (images, changes) in sorted(self.by_reviewer.items())
             },
         }
-
-
-def _counts(comparison: Comparison) -> dict[str, int]:
-    return {
-        "shown": comparison.proposals,
-        "accepted": comparison.accepted,
-        "moved": comparison.moved,
-        "relabeled": comparison.relabeled,
-        "deleted": comparison.deleted,
-        "added": comparison.added,
-    }

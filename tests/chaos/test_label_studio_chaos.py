@@ -72,8 +72,14 @@ from labeling_pipeline.backends.label_studio import LIMITS, Resources
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi
 from labeling_pipeline.backends.label_studio.parts import CONSOLIDATED_VERSION
 from labeling_pipeline.backends.label_studio.project import ensure_project, review_project_ids
-from labeling_pipeline.backends.label_studio.results import REVIEW_KEY, UNREVIEWED_REASON, PrelabelMark, TaskData
-from labeling_pipeline.backends.label_studio.review import ReviewData, ReviewReason, review_identity, sampled
+from labeling_pipeline.backends.label_studio.results import (
+    REVIEW_KEY,
+    UNREVIEWED_REASON,
+    PrelabelMark,
+    TaskData,
+    task_identity,
+)
+from labeling_pipeline.backends.label_studio.review import ReviewData, ReviewReason, sampled
 from labeling_pipeline.backends.label_studio.service import LabelStudioBackend, answers
 from labeling_pipeline.backends.registry import settings_model
 from labeling_pipeline.images import ImageRef
@@ -570,13 +576,13 @@ def check_review(
         if identity[0] in annotators.hand_boxes and sampled(identity[0], identity[1], REVIEW_SHARE)
     }
     review_tasks = list(api.tasks(review_project, {}, with_annotations=True))
-    made = Counter(review_identity(task) for task in review_tasks)
+    made = Counter(task_identity(task) for task in review_tasks)
     duplicated = {identity: count for identity, count in made.items() if count > 1}
     assert not duplicated, f"seed {seed}: {len(duplicated)} images have several review tasks: {duplicated}"
     missing, extra = wanted - set(made), set(made) - wanted
     assert not missing and not extra, f"seed {seed}: review tasks missing for {missing}, made for {extra}"
     for task in review_tasks:
-        identity = review_identity(task)
+        identity = task_identity(task)
         labeled, data = labeling[identity], task["data"]
         assert (data[TaskData.JOB], data[ReviewData.REASON], int(data[ReviewData.LABELING_TASK])) == (
             labeled["data"][TaskData.JOB],

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from labeling_pipeline.backends.label_studio.project import review_project_ids
-from labeling_pipeline.backends.label_studio.review import review_identity
+from labeling_pipeline.backends.label_studio.results import task_identity
 from labeling_pipeline.job_results import JobFinisher
 from labeling_pipeline.ledger import Ledger
 from labeling_pipeline.names import EnvironmentVariable as Env
@@ -87,5 +87,5 @@ def test_a_review_step_taken_meanwhile_is_not_taken_again(
         }
         assert first_imports == [], "the first instance made the review tasks again"
         (project_id,) = review_project_ids(pipeline.api, pipeline.settings)
-        made = [review_identity(task) for task in pipeline.api.tasks(project_id, {"job": job}, with_annotations=False)]
+        made = [task_identity(task) for task in pipeline.api.tasks(project_id, {"job": job}, with_annotations=False)]
         assert len(made) == len(set(made)) == IMAGES

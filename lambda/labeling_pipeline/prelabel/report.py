@@ -71,17 +71,6 @@ def _box(box: Box) -> dict[str, Any]:
     return shown
 
 
-def _comparison(comparison: Comparison) -> dict[str, int]:
-    return {
-        "proposed": comparison.proposals,
-        "accepted": comparison.accepted,
-        "moved": comparison.moved,
-        "relabeled": comparison.relabeled,
-        "deleted": comparison.deleted,
-        "added": comparison.added,
-    }
-
-
 def advice(total: Comparison, with_proposals: Sequence[float], without: Sequence[float], min_score: float) -> list[str]:
     """Plain sentences, one for each way the proposals did not pay; one sentence that they helped otherwise."""
     sentences: list[str] = []
@@ -179,7 +168,7 @@ def build_report(
                 detections[copy] = list(proposal.boxes)
                 proposals_by_copy[copy] = proposal.boxes
             total += image_total
-            entry["compared"] = _comparison(image_total)
+            entry["compared"] = image_total.counts("proposed")
         per_image.append(entry)
 
     quality = precision_recall(proposals_by_copy, truth)
@@ -190,7 +179,7 @@ def build_report(
         "job": job,
         "modelVersion": model_version,
         "images": counts,
-        "boxes": {**_comparison(total), "final": total.finals},
+        "boxes": {**total.counts("proposed"), "final": total.finals},
         "shares": {
             name: _round(count / total.proposals if total.proposals else None)
             for name, count in (

@@ -126,18 +126,24 @@ def review_project_ids(api: LabelStudioApi, settings: PipelineSettings) -> list[
     )
 
 
-def ensure_review_project(api: LabelStudioApi, settings: PipelineSettings, bucket: str) -> int:
-    """The review project's id, made when missing (as `create_part` makes a part: of two made at once the lowest id
-    stays, the other is deleted while empty), with part 1's storage and webhook, and its fields in step."""
-    assert isinstance(settings, LabelStudioSettings)
+def review_project(api: LabelStudioApi, settings: PipelineSettings) -> tuple[int, bool]:
+    """The review project's id, and whether this call made it (as `create_part` makes a part: of two made at once
+    the lowest id stays, the other is deleted while empty)."""
     found = review_project_ids(api, settings)
-    if not found:
-        api.create_project({**review_project_fields(settings), "model_version": CONSOLIDATED_VERSION})
-        found = review_project_ids(api, settings)
-        for extra in found[1:]:
-            if int(api.project(extra, fields=("id", "task_number")).get("task_number") or 0) == 0:
-                api.delete_project(extra)
-    chosen = found[0]
+    if found:
+        return found[0], False
+    api.create_project({**review_project_fields(settings), "model_version": CONSOLIDATED_VERSION})
+    found = review_project_ids(api, settings)
+    for extra in found[1:]:
+        if int(api.project(extra, fields=("id", "task_number")).get("task_number") or 0) == 0:
+            api.delete_project(extra)
+    return found[0], True
+
+
+def ensure_review_project(api: LabelStudioApi, settings: PipelineSettings, bucket: str) -> int:
+    """The review project's id, made when missing, with part 1's storage and webhook, and its fields in step."""
+    assert isinstance(settings, LabelStudioSettings)
+    chosen, _made = review_project(api, settings)
     first = canonical(list_parts(api, settings.project_title)).get(1)
     if first is None:
         raise PermanentBackendError(
@@ -201,20 +207,13 @@ def ensure_project(
             changes += _ensure_webhook(api, part.id, webhook_url, webhook_secret or "")
         report.changed.extend(label + change for change in changes)
     if settings.review is not None:
-        review_ids = review_project_ids(api, settings)
-        if not review_ids:
-            review_ids = [
-                int(
-                    api.create_project({**review_project_fields(settings), "model_version": CONSOLIDATED_VERSION})["id"]
-                )
-            ]
-            report.changed.append("review project")
-        for review_id in review_ids[:1]:
-            changes = _ensure_review_fields(api, settings, review_id)
-            changes += _ensure_storage(api, review_id, settings, bucket=bucket, region=region, s3_endpoint=s3_endpoint)
-            if webhook_url:
-                changes += _ensure_webhook(api, review_id, webhook_url, webhook_secret or "")
-            report.changed.extend(f"review project ({review_id}): {change}" for change in changes)
+        review_id, made = review_project(api, settings)
+        changes = ["made"] if made else []
+        changes += _ensure_review_fields(api, settings, review_id)
+        changes += _ensure_storage(api, review_id, settings, bucket=bucket, region=region, s3_endpoint=s3_endpoint)
+        if webhook_url:
+            changes += _ensure_webhook(api, review_id, webhook_url, webhook_secret or "")
+        report.changed.extend(f"review project ({review_id}): {change}" for change in changes)
     return report
 
 

@@ -62,6 +62,12 @@ class PrelabelMark:
     HELD_OUT = "held-out"
 
 
+def task_identity(task: Mapping[str, Any]) -> tuple[str, str]:
+    """The image version a task (a labeling or a review task) stands for: (data.image, data.imageVersion)."""
+    data = task.get("data") or {}
+    return str(data.get(TaskData.IMAGE)), str(data.get(TaskData.VERSION))
+
+
 def unreviewed_prediction(annotation: Mapping[str, Any]) -> bool:
     """Whether a submitted annotation was made from a prediction with nobody looking at it: it names the
     prediction it came from (``parent_prediction``) and has no labeling time (``lead_time`` null or 0).

@@ -133,8 +133,3 @@ def review_task(job_name: str, found: ReviewCandidate, labels: Iterable[str]) ->
             lambda index: review_region_id(shown.source_ref, found.version, index),
         )
     return {"data": data, "predictions": [prediction_of(regions, CONSOLIDATED_VERSION)]}
-
-
-def review_identity(task: Mapping[str, Any]) -> tuple[str, str]:
-    data = task.get("data") or {}
-    return str(data.get(TaskData.IMAGE)), str(data.get(TaskData.VERSION))

@@ -82,9 +82,10 @@ from labeling_pipeline.backends.label_studio.results import (
     TaskData,
     read_task,
     read_tasks,
+    task_identity,
     unreviewed_prediction,
 )
-from labeling_pipeline.backends.label_studio.review import ReviewCandidate, candidate, review_identity, review_task
+from labeling_pipeline.backends.label_studio.review import ReviewCandidate, candidate, review_task
 from labeling_pipeline.backends.label_studio.settings import LabelStudioSettings
 from labeling_pipeline.image_header import HEADER_BYTES, image_size
 from labeling_pipeline.images import ImageRef, split_s3_uri
@@ -119,11 +120,6 @@ def import_task(image: ImageRef, job_name: str, marks: Prelabels) -> dict[str, A
     if image in marks.predictions:
         task["predictions"] = [marks.predictions[image]]
     return task
-
-
-def _identity(task: Mapping[str, Any]) -> tuple[str, str]:
-    data = task.get("data") or {}
-    return str(data.get(TaskData.IMAGE)), str(data.get(TaskData.VERSION))
 
 
 def answer_counts(task: Mapping[str, Any]) -> tuple[int, int]:
@@ -201,7 +197,7 @@ class ReviewState:
         # Per image version, its review task: the first answered, else the first made.
         self.by_identity: dict[tuple[str, str], Mapping[str, Any]] = {}
         for task in sorted(self.tasks, key=lambda task: (answers(task) == 0, int(task["id"]))):
-            self.by_identity.setdefault(review_identity(task), task)
+            self.by_identity.setdefault(task_identity(task), task)
         self.missing = [
             found for found in self.wanted if (found.image.source_ref, found.version) not in self.by_identity
         ]
@@ -340,19 +336,25 @@ class LabelStudioBackend:
             logger.warning("model_version %s not set on project %s: %s", marks.model_version, project_id, error)
 
     def _add_missing_predictions(self, project_id: int, job_name: str, marks: Prelabels) -> None:
-        """Give each of the job's tasks that lacks its prediction that prediction, one request each. A refusal
-        is counted and logged; Label Studio unavailable is raised, and the retried start comes back here."""
         assert marks.model_version is not None
-        by_identity = {(image.source_ref, image.version): image for image in marks.predictions}
+        wanted = {(image.source_ref, image.version): made for image, made in marks.predictions.items()}
+        self._add_predictions(project_id, job_name, marks.model_version, wanted)
+
+    def _add_predictions(
+        self, project_id: int, job_name: str, model_version: str, wanted: Mapping[tuple[str, str], Mapping[str, Any]]
+    ) -> None:
+        """Give each of the job's tasks in the project that lacks its prediction (`wanted`, by image version) that
+        prediction, one request each. A refusal is counted and logged; Label Studio unavailable is raised, and the
+        retried start or step comes back here."""
         for task in self._tasks_in(project_id, job_name, with_annotations=True):
-            image = by_identity.get(_identity(task))
-            if image is None or has_prediction(task, marks.model_version):
+            made = wanted.get(task_identity(task))
+            if made is None or has_prediction(task, model_version):
                 continue
             try:
-                self.api.create_prediction({"task": int(task["id"]), **marks.predictions[image]})
+                self.api.create_prediction({"task": int(task["id"]), **made})
             except LabelStudioRefused as error:
                 self.predictions_refused += 1
-                logger.warning("prediction refused: task %s (%s): %s", task["id"], image.image_id, error)
+                logger.warning("prediction refused: task %s (%s): %s", task["id"], task_identity(task)[0], error)
                 continue
             self.predictions_added += 1
 
@@ -392,7 +394,7 @@ class LabelStudioBackend:
         self, project_id: int, request: JobRequest, tasks: list[dict[str, Any]], marks: Prelabels
     ) -> list[dict[str, Any]]:
         """Import the job's image versions that have no task in the project; the job's tasks after it."""
-        have = {_identity(task) for task in tasks}
+        have = {task_identity(task) for task in tasks}
         missing = [image for image in request.images if (image.source_ref, image.version) not in have]
         if not missing:
             # An earlier attempt's import that landed late can have doubled some: remove those not answered.
@@ -438,14 +440,14 @@ class LabelStudioBackend:
             _unavailable(error)
 
     def _all_imported(self, project_id: int, job_name: str, images: Sequence[ImageRef]) -> bool:
-        have = {_identity(task) for task in self._tasks_in(project_id, job_name, with_annotations=False)}
+        have = {task_identity(task) for task in self._tasks_in(project_id, job_name, with_annotations=False)}
         return all((image.source_ref, image.version) in have for image in images)
 
     def _delete_duplicates(self, project_id: int, job_name: str) -> list[dict[str, Any]]:
         """Delete the newer of two tasks of one image version while nobody has answered it; the rest."""
         by_image: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for task in self.api.tasks(project_id, {TaskData.JOB: job_name}, with_annotations=False):
-            by_image.setdefault(_identity(task), []).append(task)
+            by_image.setdefault(task_identity(task), []).append(task)
         kept = []
         for tasks in by_image.values():
             first, *extras = sorted(tasks, key=lambda task: int(task["id"]))
@@ -540,34 +542,23 @@ class LabelStudioBackend:
             self._review_ids = None
         project_id = self._review_project
         labels = list(self._settings.labels)
-        made = 0
-        for start in range(0, len(review.missing), IMPORT_CHUNK):
-            chunk = [review_task(name, found, labels) for found in review.missing[start : start + IMPORT_CHUNK]]
+        review_tasks = [review_task(name, found, labels) for found in review.missing]
+        predictions_unsure = False
+        for start in range(0, len(review_tasks), IMPORT_CHUNK):
             try:
-                self._send(project_id, chunk)
+                self._send(project_id, review_tasks[start : start + IMPORT_CHUNK])
             except PredictionsNotMade as error:
                 logger.warning("review tasks of job %s made without some predictions: %s", name, error)
-                self._add_review_predictions(project_id, name, review.missing)
-            made += len(chunk)
+                predictions_unsure = True
+        if predictions_unsure:
+            wanted = {task_identity(made): made["predictions"][0] for made in review_tasks}
+            self._add_predictions(project_id, name, CONSOLIDATED_VERSION, wanted)
         self._delete_duplicates(project_id, name)
         try:
             keep_model_version(self.api, project_id, CONSOLIDATED_VERSION)
         except LabelStudioRefused as error:
             logger.warning("model_version %s not set on project %s: %s", CONSOLIDATED_VERSION, project_id, error)
-        return f"{made} review tasks made in project {project_id}"
-
-    def _add_review_predictions(self, project_id: int, job_name: str, wanted: Sequence[ReviewCandidate]) -> None:
-        labels = list(self._settings.labels)
-        by_identity = {(found.image.source_ref, found.version): found for found in wanted}
-        for task in self._tasks_in(project_id, job_name, with_annotations=True):
-            found = by_identity.get(review_identity(task))
-            if found is None or has_prediction(task, CONSOLIDATED_VERSION):
-                continue
-            made = review_task(job_name, found, labels)["predictions"][0]
-            try:
-                self.api.create_prediction({"task": int(task["id"]), **made})
-            except LabelStudioRefused as error:
-                logger.warning("review prediction refused: task %s: %s", task["id"], error)
+        return f"{len(review_tasks)} review tasks made in project {project_id}"
 
     def read_results(self, description: JobDescription, stats: ReadStats) -> Iterator[LabeledImage]:
         """Write the job's raw tasks (one JSON line each) to output/<job>/tasks.jsonl, then read them."""
@@ -580,7 +571,7 @@ class LabelStudioBackend:
             reviews = review.by_identity
         lines = [
             json.dumps(
-                {**task, REVIEW_KEY: reviews[_identity(task)]} if _identity(task) in reviews else task,
+                {**task, REVIEW_KEY: reviews[task_identity(task)]} if task_identity(task) in reviews else task,
                 ensure_ascii=False,
                 separators=(",", ":"),
             )
