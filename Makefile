@@ -58,10 +58,11 @@ lint: setup
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports --no-logo --no-cache
 
-# Two workers, each file on one (its module fixtures start once): 16 min 47 s of pytest in one process, 11 min 47 s
-# in two, on this 2-core machine (docs/performance.md, "Developer loop").
+# Three workers on 2 cores, each file on one (its module fixtures start once): much of the suite waits on servers
+# (Label Studio, moto, the demos' batching windows), so a third worker fills the waits (docs/performance.md,
+# "Developer loop").
 test: lint
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 3 --dist loadfile
 
 synth: setup
 	$(CDK) synth --quiet

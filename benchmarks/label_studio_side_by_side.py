@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/label_studio_side_by_side.py      (defaults: the sizes below)
      quick: ... --existing 1000 --new 100 --export 1000 --latency-uploads 20 --latency-seconds 30
-     one part: ... --parts intake (or export, latency; comma-separated)
+     one part: ... --parts intake (or export, latency, reads; comma-separated)
 
 One Label Studio server from .venv-label-studio (SQLite, Django's development server, loopback) and moto's server
 as AWS; each comparison gets a pipeline world of its own as the tests make it (tests/label_studio/pipeline_world.py:
@@ -33,6 +33,12 @@ comparison comes from the same run on the same servers.
    (both read from stacks/deployment_settings.py). A task counts as there when Label Studio's task list (polled
    every 0.2 s) holds it.
 
+4. Reads (`--parts reads`, not in the default run): the ways Label Studio offers to read one job's answers back
+   (`--export` annotated tasks), each timed on the same job: the data manager's task list with every field (the job
+   end's read today) and with task rows only, the export endpoint given the task ids (100 and 500 a request) and
+   for the whole project; then four changes to answers (updated, deleted, added, deleted in bulk), whether each
+   moves its task's ``updated_at`` past the job's newest, and the read of only the tasks updated since.
+
 Caveats: Label Studio runs on SQLite with Django's development server, not Postgres behind a WSGI server; moto's
 server stands in for S3, SQS and DynamoDB and is far slower than they are; everything shares this machine's
 2 cores (the pipeline's own CPU, the server's and moto's). The event source emulation runs one invocation at a
@@ -42,6 +48,7 @@ time (Lambda would run up to 5 pollers). Figures, not a test.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import logging
@@ -470,6 +477,159 @@ def export(moto: Any, server: Any, count: int, page_sizes: list[int]) -> None:
             )
 
 
+def reads(moto: Any, server: Any, count: int) -> None:
+    """The ways Label Studio 1.23.2 offers to read one job's answers back, on the same job, and what each change to an
+    answer leaves in the task's ``updated_at`` (what a read of only the changed tasks would filter on)."""
+    from labeling_pipeline.backends.label_studio.results import TaskData
+    from tests.label_studio.pipeline_world import label_studio_pipeline
+
+    print(f"\n== 4. Reading one job's answers: {count:,} annotated tasks (1-3 boxes each)")
+    with label_studio_pipeline(moto, server, "Reads") as pipeline:
+        labels = list(pipeline.settings.labels)
+        tasks, _boxes = annotated_tasks(pipeline.bucket, count, labels)
+        api = long_api(server.url, server.token)
+        for start in range(0, count, IMPORT_CHUNK):
+            api.import_tasks(pipeline.project_id, tasks[start : start + IMPORT_CHUNK])
+        del tasks
+        own = OwnWay(server.url, server.token)
+        job = {TaskData.JOB: EXPORT_JOB}
+        figures: dict[str, float] = {}
+
+        def timed(name: str, read: Callable[[], int]) -> None:
+            started = time.perf_counter()
+            found = read()
+            figures[name] = time.perf_counter() - started
+            print(f"{name}: {seconds(figures[name])} ({found:,} tasks)")
+
+        timed(
+            "data manager, every field (today's read)",
+            lambda: sum(1 for _ in api.tasks(pipeline.project_id, job, with_annotations=True)),
+        )
+        rows: list[dict[str, Any]] = []
+        timed(
+            "data manager, task rows only (ids, counters, updated_at)",
+            lambda: len(rows.__iadd__(list(api.tasks(pipeline.project_id, job, with_annotations=False)))),
+        )
+        ids = [int(row["id"]) for row in rows]
+
+        def export_by_ids(chunk: int) -> int:
+            found = 0
+            for start in range(0, len(ids), chunk):
+                answer = own.call(
+                    "GET",
+                    f"/api/projects/{pipeline.project_id}/export",
+                    params=[("exportType", "JSON"), ("download_all_tasks", "true")]
+                    + [("ids[]", str(task_id)) for task_id in ids[start : start + chunk]],
+                )
+                found += len(answer.json())
+            return found
+
+        for chunk in (100, 500):
+            timed(f"export endpoint, JSON, ids[] by {chunk}", functools.partial(export_by_ids, chunk))
+
+        def whole_export() -> int:
+            answer = own.call(
+                "GET",
+                f"/api/projects/{pipeline.project_id}/export",
+                params={"exportType": "JSON", "download_all_tasks": "true"},
+            )
+            return len(answer.json())
+
+        timed("export endpoint, JSON, the whole project", whole_export)
+
+        # What moves a task's updated_at past the job's newest one (a read of only the changed tasks would keep that
+        # watermark): each way an answer changes, on its own task, then the tasks updated after the watermark.
+        watermark = max(str(row["updated_at"]) for row in rows)
+
+        def updated_since(mark: str) -> list[dict[str, Any]]:
+            query = {
+                "filters": {
+                    "conjunction": "and",
+                    "items": [
+                        {
+                            "filter": f"filter:tasks:data.{TaskData.JOB}",
+                            "operator": "equal",
+                            "type": "String",
+                            "value": EXPORT_JOB,
+                        },
+                        {
+                            "filter": "filter:tasks:updated_at",
+                            "operator": "greater",
+                            "type": "Datetime",
+                            "value": mark.replace("+00:00", "Z"),
+                        },
+                    ],
+                }
+            }
+            answer = own.call(
+                "GET",
+                "/api/tasks",
+                params={
+                    "project": pipeline.project_id,
+                    "page_size": 1000,
+                    "fields": "all",
+                    "resolve_uri": "false",
+                    "query": json.dumps(query),
+                },
+            )
+            return list(answer.json()["tasks"])
+
+        def annotation_of(task_id: int) -> dict[str, Any]:
+            return dict(own.call("GET", f"/api/tasks/{task_id}").json()["annotations"][0])
+
+        changes: dict[str, int] = {}
+        time.sleep(0.01)
+        changes["updated (PATCH /api/annotations/<id>, as the editor saves)"] = ids[0]
+        kept = annotation_of(ids[0])
+        own.call("PATCH", f"/api/annotations/{kept['id']}", json={"result": kept["result"][:1]})
+        changes["deleted (DELETE /api/annotations/<id>)"] = ids[1]
+        own.call("DELETE", f"/api/annotations/{annotation_of(ids[1])['id']}")
+        changes["added (POST /api/tasks/<id>/annotations)"] = ids[2]
+        own.call("POST", f"/api/tasks/{ids[2]}/annotations", json={"result": [], "lead_time": 3.0})
+        changes["deleted in bulk (data manager action delete_tasks_annotations)"] = ids[3]
+        own.call(
+            "POST",
+            "/api/dm/actions",
+            params={"id": "delete_tasks_annotations", "project": pipeline.project_id},
+            json={"selectedItems": {"all": False, "included": [ids[3]]}},
+        )
+        started = time.perf_counter()
+        found = {int(task["id"]) for task in updated_since(watermark)}
+        figures["data manager, every field, updated since the watermark"] = time.perf_counter() - started
+        print(
+            f"data manager, every field, updated since the watermark: "
+            f"{seconds(figures['data manager, every field, updated since the watermark'])} ({len(found)} tasks)"
+        )
+        for change, task_id in changes.items():
+            print(f"   annotation {change}: {'found' if task_id in found else 'NOT found'} by updated_at")
+
+        def counts() -> int:
+            job_only = {
+                "filters": {
+                    "conjunction": "and",
+                    "items": [
+                        {
+                            "filter": f"filter:tasks:data.{TaskData.JOB}",
+                            "operator": "equal",
+                            "type": "String",
+                            "value": EXPORT_JOB,
+                        }
+                    ],
+                }
+            }
+            answer = own.call(
+                "GET",
+                "/api/tasks",
+                params={"project": pipeline.project_id, "page_size": 1, "query": json.dumps(job_only)},
+            ).json()
+            print(f"   job totals: {answer['total']} tasks, {answer['total_annotations']} annotations")
+            return int(answer["total"])
+
+        timed("data manager, the job's totals (one request)", counts)
+        base = figures["data manager, every field (today's read)"]
+        print("against today's read: " + "; ".join(f"{name} {ratio(took, base)}" for name, took in figures.items()))
+
+
 def check_pipeline_export(s3: Any, bucket: str) -> dict[str, int]:
     prefix = f"exports/{EXPORT_JOB}/"
     coco = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "coco.json")["Body"].read())
@@ -814,6 +974,7 @@ def main() -> None:
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("intake", lambda: intake(moto, server, args.existing, args.new)),
                 ("export", lambda: export(moto, server, args.export, page_sizes)),
+                ("reads", lambda: reads(moto, server, args.export)),
                 (
                     "latency",
                     lambda: latency(moto, server, folder, args.latency_uploads, args.latency_seconds, args.seed),

@@ -1,6 +1,6 @@
 """make demo: the whole pipeline on this machine, without an AWS account. The worker answers are simulated.
 
-1. Synthesizes the stacks (as `make synth`, with a 10 s batching window so nobody waits a minute).
+1. Synthesizes the stacks (as `make synth`, with a 2 s batching window so nobody waits a minute).
 2. Starts moto's server on loopback and the project's Ground Truth fake behind a local endpoint.
 3. Creates what the templates define (sandbox.provision) and runs the real Lambda code on it
    (sandbox.lambda_runtime), with every AWS call going through AWS_ENDPOINT_URL.
@@ -34,18 +34,13 @@ import argparse
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
-from sandbox.demo_steps import ROOT, DemoError, StandIn, run, say
+from sandbox.demo_steps import ROOT, DemoError, Interrupt, StandIn, run, say
 from sandbox.ground_truth_demo import GroundTruthStandIn
 from sandbox.prelabel_demo import StandInDetector
 from sandbox.provision import ProvisionError
 
 BACKENDS = ("ground-truth", "label-studio")
-
-
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--ground-truth-refuses goes with --backend ground-truth")
     if args.interactive and args.backend != "label-studio":
         parser.error("--interactive goes with --backend label-studio")
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a shell's background job keeps ignoring it
+        signal.signal(signal.SIGINT, Interrupt.handle)
+    signal.signal(signal.SIGTERM, Interrupt.handle)
     stand_in: StandIn
     prelabel = StandInDetector(args.out.resolve()) if args.prelabel else None
     if args.backend == "label-studio":
@@ -95,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.out.resolve(), args.region, not args.no_browser, stand_in)
     except KeyboardInterrupt:
+        Interrupt.clear()
         say(f"Interrupted: {stand_in.interrupted} and nothing is left running. Run `make demo` again at any time.")
         return 130
     except (DemoError, ProvisionError) as error:

@@ -48,7 +48,7 @@ SAMPLE_IMAGES = {
     "camera.png": "camera.png",
 }
 # The demo's only changes to cdk.json: a short batching window, and one invited worker.
-DEMO_CONTEXT = {"labeling.batchingWindowSeconds": "10", "labeling.workerEmails": '["worker@example.com"]'}
+DEMO_CONTEXT = {"labeling.batchingWindowSeconds": "2", "labeling.workerEmails": '["worker@example.com"]'}
 WAIT_SECONDS = 90
 PRELABEL_HANDLER = "labeling_pipeline.prelabel.handler.lambda_handler"
 
@@ -61,7 +61,31 @@ class DemoError(Exception):
 _line_prefix = [PREFIX]
 
 
+class Interrupt:
+    """Ctrl-C (or a kill) as KeyboardInterrupt, remembered: Python drops an exception raised while a finalizer runs
+    (an HTTP response's or a socket's, which the demo makes by the hundred), so an interrupt that lands there would
+    be lost. Remembered, it is raised again at the demo's next line of output."""
+
+    pending = False
+
+    @classmethod
+    def handle(cls, signum: int, frame: object) -> None:
+        cls.pending = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def raise_pending(cls) -> None:
+        if cls.pending:
+            cls.pending = False
+            raise KeyboardInterrupt
+
+    @classmethod
+    def clear(cls) -> None:
+        cls.pending = False
+
+
 def say(text: str = "") -> None:
+    Interrupt.raise_pending()
     for line in text.splitlines() or [""]:
         print(f"{_line_prefix[0]} {line}", flush=True)
 

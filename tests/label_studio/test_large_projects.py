@@ -198,12 +198,14 @@ def test_a_retried_job_stays_in_the_part_that_holds_its_tasks(world: Pipeline) -
 
 class RacingApi(LabelStudioApi):
     """Label Studio's API as one of two launchers sees it, held at `step` until the other gets there too:
-    right after creating a project, or right before its first import."""
+    right before creating a project, or right before its first import."""
 
     def __init__(self, pipeline: Pipeline, barrier: threading.Barrier, step: str) -> None:
         super().__init__(pipeline.label_studio.url, pipeline.label_studio.token)
         self._barrier, self._step, self._held = barrier, step, False
         self.created: list[int] = []
+        # Creates answered with an error (SQLite busy under load): the project may have been made all the same.
+        self.create_failures = 0
 
     def _hold(self, step: str) -> None:
         if step == self._step and not self._held:
@@ -211,9 +213,14 @@ class RacingApi(LabelStudioApi):
             self._barrier.wait(timeout=60)
 
     def create_project(self, fields: Any) -> dict[str, Any]:
-        created = super().create_project(fields)
-        self.created.append(int(created["id"]))
+        # Held before the create: both launchers have listed the parts and found no room, whatever the load.
         self._hold("create")
+        try:
+            created = super().create_project(fields)
+        except Exception:
+            self.create_failures += 1
+            raise
+        self.created.append(int(created["id"]))
         return created
 
     def import_tasks(self, project_id: int, tasks: Any) -> list[int]:
@@ -261,8 +268,9 @@ def test_two_launchers_that_roll_over_at_once_end_with_one_new_part(world: Pipel
     # Both made a part 2; only the lowest id is left, the others deleted, empty. (On SQLite, Label Studio
     # may replay a create whose first try met a locked database, DatabaseIsLockedRetryMiddleware in
     # label_studio/core/middleware.py, and make a third: the same rule keeps the lowest.)
-    made = sorted(project for ls in backends if isinstance(ls.api, RacingApi) for project in ls.api.created)
-    assert len(made) == 2
+    racing = [ls.api for ls in backends if isinstance(ls.api, RacingApi)]
+    made = sorted(project for api in racing for project in api.created)
+    assert len(made) + sum(api.create_failures for api in racing) >= 2 and made
     assert [(part.number, part.task_number) for part in parts] == [(1, 8), (2, 8)] and parts[1].id <= made[0]
     for project in set(made) - {parts[1].id}:
         with pytest.raises(LabelStudioNotFound):

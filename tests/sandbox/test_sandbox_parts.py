@@ -513,3 +513,28 @@ def test_simulated_annotations_read_back_as_the_simulated_boxes(width: int, heig
     image = read_task(task, 1, "job", ReadStats())
     found = [[box.label, box.left, box.top, box.width, box.height] for box in image.boxes]
     assert found == [[label, *(pytest.approx(v, abs=1e-6) for v in box)] for label, *box in boxes]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the drop this test makes happen
+def test_an_interrupt_that_lands_in_a_finalizer_is_raised_at_the_next_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Python drops an exception raised while a finalizer runs; Ctrl-C landing there must still stop the demo."""
+    import gc
+    import signal
+
+    class InterruptedWhileCollected:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, demo_steps.Interrupt.handle)
+    try:
+        InterruptedWhileCollected()
+        gc.collect()
+        # The KeyboardInterrupt raised inside __del__ was dropped ("Exception ignored in ..."): nothing stopped yet.
+        assert demo_steps.Interrupt.pending
+        with pytest.raises(KeyboardInterrupt):
+            demo_steps.say("the next step")
+        assert "the next step" not in capsys.readouterr().out
+        demo_steps.say("after the interrupt was taken")  # raised once only
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        demo_steps.Interrupt.clear()
