@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -138,6 +139,17 @@ def migrated_template(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     if template.exists():
         return template
     template.parent.mkdir(parents=True, exist_ok=True)
+    # One migration at a time: sessions starting together (the test workers of a fresh clone) wait for the first
+    # one's template instead of each spending a minute of CPU on the same migration.
+    with (template.parent / f"{template.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if template.exists():
+            return template
+        _migrate(template)
+    return template
+
+
+def _migrate(template: Path) -> None:
     with tempfile.TemporaryDirectory(dir=template.parent, prefix="migrating-") as work:
         work_dir = Path(work)
         log_path = work_dir / "migrate.log"
@@ -157,7 +169,6 @@ def migrated_template(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
             raise LabelStudioError(f"label-studio migrations failed (exit {done.returncode}):\n{_tail(log_path)}")
         # Atomic: a session running alongside sees either no template or a whole one.
         os.replace(work_dir / DATABASE_NAME, template)
-    return template
 
 
 def _tail(path: Path, lines: int = 40) -> str:

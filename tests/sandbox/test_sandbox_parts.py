@@ -538,3 +538,31 @@ def test_an_interrupt_that_lands_in_a_finalizer_is_raised_at_the_next_line(capsy
     finally:
         signal.signal(signal.SIGINT, previous)
         demo_steps.Interrupt.clear()
+
+
+def test_sessions_that_start_together_migrate_label_studio_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test workers of a fresh clone all need the migrated template at once: one migrates, the others wait."""
+    import threading
+
+    from sandbox import label_studio_server
+
+    migrations: list[Path] = []
+
+    def slow_migration(template: Path) -> None:
+        migrations.append(template)
+        time.sleep(0.3)  # long enough for the other sessions to arrive while it runs
+        template.write_bytes(b"migrated")
+
+    monkeypatch.setattr(label_studio_server, "_migrate", slow_migration)
+    found: list[Path] = []
+    sessions = [
+        threading.Thread(target=lambda: found.append(label_studio_server.migrated_template(tmp_path))) for _ in range(3)
+    ]
+    for session in sessions:
+        session.start()
+    for session in sessions:
+        session.join()
+    assert len(migrations) == 1 and len(found) == 3 and len(set(found)) == 1
+    assert found[0].read_bytes() == b"migrated"
