@@ -603,6 +603,84 @@ def reads(moto: Any, server: Any, count: int) -> None:
         for change, task_id in changes.items():
             print(f"   annotation {change}: {'found' if task_id in found else 'NOT found'} by updated_at")
 
+        # The job's newest updated_at in one request (the watermark a later read would start from), then annotations
+        # made from predictions in bulk (the data manager's action) and a skip.
+        job_filter = {
+            "filter": f"filter:tasks:data.{TaskData.JOB}",
+            "operator": "equal",
+            "type": "String",
+            "value": EXPORT_JOB,
+        }
+
+        def newest_updated_at() -> str:
+            query = {"filters": {"conjunction": "and", "items": [job_filter]}, "ordering": ["-tasks:updated_at"]}
+            answer = own.call(
+                "GET",
+                "/api/tasks",
+                params={"project": pipeline.project_id, "page_size": 1, "query": json.dumps(query)},
+            )
+            return str(answer.json()["tasks"][0]["updated_at"])
+
+        own.call(
+            "POST",
+            "/api/predictions/",
+            json={"task": ids[3], "result": kept["result"][:1], "model_version": "benchmark"},
+        )
+        started = time.perf_counter()
+        second_watermark = newest_updated_at()
+        figures["data manager, the job's newest updated_at (one request)"] = time.perf_counter() - started
+        print(f"data manager, the job's newest updated_at (one request): {seconds(time.perf_counter() - started)}")
+        time.sleep(0.01)
+        own.call(
+            "POST",
+            "/api/dm/actions",
+            params={"id": "predictions_to_annotations", "project": pipeline.project_id},
+            json={"selectedItems": {"all": False, "included": [ids[3]]}},
+        )
+        own.call("POST", f"/api/tasks/{ids[1]}/annotations", json={"result": [], "was_cancelled": True})
+        found = {int(task["id"]) for task in updated_since(second_watermark)}
+        for change, task_id in {
+            "made from a prediction in bulk (data manager action predictions_to_annotations)": ids[3],
+            "skipped (POST /api/tasks/<id>/annotations, was_cancelled)": ids[1],
+        }.items():
+            print(f"   annotation {change}: {'found' if task_id in found else 'NOT found'} by updated_at")
+
+        # The tasks still waiting for an answer, counted by Label Studio (completed_at is set once a task is labeled,
+        # label_studio/data_manager/managers.py annotate_completed_at) against the pipeline's own count from the rows.
+        def waiting() -> int:
+            query = {
+                "filters": {
+                    "conjunction": "and",
+                    "items": [
+                        job_filter,
+                        {"filter": "filter:tasks:completed_at", "operator": "empty", "type": "Datetime", "value": True},
+                    ],
+                }
+            }
+            answer = own.call(
+                "GET",
+                "/api/tasks",
+                params={"project": pipeline.project_id, "page_size": 1, "query": json.dumps(query)},
+            )
+            return int(answer.json()["total"])
+
+        from labeling_pipeline.backends.label_studio.service import task_data
+        from labeling_pipeline.images import ImageRef
+
+        unanswered = ImageRef(pipeline.bucket, "images/export/unanswered.jpg", "v-unanswered")
+        api.import_tasks(pipeline.project_id, [{"data": task_data(unanswered, EXPORT_JOB)}])
+        started = time.perf_counter()
+        left = waiting()
+        figures["data manager, the job's tasks still waiting (one request)"] = time.perf_counter() - started
+        print(f"data manager, the job's tasks still waiting (one request): {seconds(time.perf_counter() - started)}")
+        from labeling_pipeline.backends.label_studio.service import JobTasks
+
+        counted = JobTasks(list(api.tasks(pipeline.project_id, job, with_annotations=False)), 1).left
+        print(
+            f"   tasks still waiting (one task imported unanswered): {left} by Label Studio's completed_at, "
+            f"{counted} by the pipeline's own count"
+        )
+
         def counts() -> int:
             job_only = {
                 "filters": {
@@ -627,7 +705,7 @@ def reads(moto: Any, server: Any, count: int) -> None:
 
         timed("data manager, the job's totals (one request)", counts)
         base = figures["data manager, every field (today's read)"]
-        print("against today's read: " + "; ".join(f"{name} {ratio(took, base)}" for name, took in figures.items()))
+        print("against today's read: " + "; ".join(f"{name} {took / base:.3f}x" for name, took in figures.items()))
 
 
 def check_pipeline_export(s3: Any, bucket: str) -> dict[str, int]:
