@@ -481,6 +481,8 @@ def reads(moto: Any, server: Any, count: int) -> None:
     """The ways Label Studio 1.23.2 offers to read one job's answers back, on the same job, and what each change to an
     answer leaves in the task's ``updated_at`` (what a read of only the changed tasks would filter on)."""
     from labeling_pipeline.backends.label_studio.results import TaskData
+    from labeling_pipeline.backends.label_studio.service import JobTasks, task_data
+    from labeling_pipeline.images import ImageRef
     from tests.label_studio.pipeline_world import label_studio_pipeline
 
     print(f"\n== 4. Reading one job's answers: {count:,} annotated tasks (1-3 boxes each)")
@@ -494,6 +496,20 @@ def reads(moto: Any, server: Any, count: int) -> None:
         own = OwnWay(server.url, server.token)
         job = {TaskData.JOB: EXPORT_JOB}
         figures: dict[str, float] = {}
+        job_filter = {
+            "filter": f"filter:tasks:data.{TaskData.JOB}",
+            "operator": "equal",
+            "type": "String",
+            "value": EXPORT_JOB,
+        }
+
+        def task_list(*filters: dict[str, Any], page_size: int, **options: Any) -> dict[str, Any]:
+            """One page of the data manager's task list: the job's tasks that pass `filters` too."""
+            query = {"filters": {"conjunction": "and", "items": [job_filter, *filters]}}
+            if "ordering" in options:
+                query["ordering"] = options.pop("ordering")
+            params = {"project": pipeline.project_id, "page_size": page_size, "query": json.dumps(query), **options}
+            return dict(own.call("GET", "/api/tasks", params=params).json())
 
         def timed(name: str, read: Callable[[], int]) -> None:
             started = time.perf_counter()
@@ -542,37 +558,9 @@ def reads(moto: Any, server: Any, count: int) -> None:
         watermark = max(str(row["updated_at"]) for row in rows)
 
         def updated_since(mark: str) -> list[dict[str, Any]]:
-            query = {
-                "filters": {
-                    "conjunction": "and",
-                    "items": [
-                        {
-                            "filter": f"filter:tasks:data.{TaskData.JOB}",
-                            "operator": "equal",
-                            "type": "String",
-                            "value": EXPORT_JOB,
-                        },
-                        {
-                            "filter": "filter:tasks:updated_at",
-                            "operator": "greater",
-                            "type": "Datetime",
-                            "value": mark.replace("+00:00", "Z"),
-                        },
-                    ],
-                }
-            }
-            answer = own.call(
-                "GET",
-                "/api/tasks",
-                params={
-                    "project": pipeline.project_id,
-                    "page_size": 1000,
-                    "fields": "all",
-                    "resolve_uri": "false",
-                    "query": json.dumps(query),
-                },
-            )
-            return list(answer.json()["tasks"])
+            after = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": mark}
+            after["value"] = mark.replace("+00:00", "Z")
+            return list(task_list(after, page_size=1000, fields="all", resolve_uri="false")["tasks"])
 
         def annotation_of(task_id: int) -> dict[str, Any]:
             return dict(own.call("GET", f"/api/tasks/{task_id}").json()["annotations"][0])
@@ -605,21 +593,8 @@ def reads(moto: Any, server: Any, count: int) -> None:
 
         # The job's newest updated_at in one request (the watermark a later read would start from), then annotations
         # made from predictions in bulk (the data manager's action) and a skip.
-        job_filter = {
-            "filter": f"filter:tasks:data.{TaskData.JOB}",
-            "operator": "equal",
-            "type": "String",
-            "value": EXPORT_JOB,
-        }
-
         def newest_updated_at() -> str:
-            query = {"filters": {"conjunction": "and", "items": [job_filter]}, "ordering": ["-tasks:updated_at"]}
-            answer = own.call(
-                "GET",
-                "/api/tasks",
-                params={"project": pipeline.project_id, "page_size": 1, "query": json.dumps(query)},
-            )
-            return str(answer.json()["tasks"][0]["updated_at"])
+            return str(task_list(page_size=1, ordering=["-tasks:updated_at"])["tasks"][0]["updated_at"])
 
         own.call(
             "POST",
@@ -648,24 +623,8 @@ def reads(moto: Any, server: Any, count: int) -> None:
         # The tasks still waiting for an answer, counted by Label Studio (completed_at is set once a task is labeled,
         # label_studio/data_manager/managers.py annotate_completed_at) against the pipeline's own count from the rows.
         def waiting() -> int:
-            query = {
-                "filters": {
-                    "conjunction": "and",
-                    "items": [
-                        job_filter,
-                        {"filter": "filter:tasks:completed_at", "operator": "empty", "type": "Datetime", "value": True},
-                    ],
-                }
-            }
-            answer = own.call(
-                "GET",
-                "/api/tasks",
-                params={"project": pipeline.project_id, "page_size": 1, "query": json.dumps(query)},
-            )
-            return int(answer.json()["total"])
-
-        from labeling_pipeline.backends.label_studio.service import task_data
-        from labeling_pipeline.images import ImageRef
+            empty = {"filter": "filter:tasks:completed_at", "operator": "empty", "type": "Datetime", "value": True}
+            return int(task_list(empty, page_size=1)["total"])
 
         unanswered = ImageRef(pipeline.bucket, "images/export/unanswered.jpg", "v-unanswered")
         api.import_tasks(pipeline.project_id, [{"data": task_data(unanswered, EXPORT_JOB)}])
@@ -673,7 +632,6 @@ def reads(moto: Any, server: Any, count: int) -> None:
         left = waiting()
         figures["data manager, the job's tasks still waiting (one request)"] = time.perf_counter() - started
         print(f"data manager, the job's tasks still waiting (one request): {seconds(time.perf_counter() - started)}")
-        from labeling_pipeline.backends.label_studio.service import JobTasks
 
         counted = JobTasks(list(api.tasks(pipeline.project_id, job, with_annotations=False)), 1).left
         print(
@@ -682,24 +640,7 @@ def reads(moto: Any, server: Any, count: int) -> None:
         )
 
         def counts() -> int:
-            job_only = {
-                "filters": {
-                    "conjunction": "and",
-                    "items": [
-                        {
-                            "filter": f"filter:tasks:data.{TaskData.JOB}",
-                            "operator": "equal",
-                            "type": "String",
-                            "value": EXPORT_JOB,
-                        }
-                    ],
-                }
-            }
-            answer = own.call(
-                "GET",
-                "/api/tasks",
-                params={"project": pipeline.project_id, "page_size": 1, "query": json.dumps(job_only)},
-            ).json()
+            answer = task_list(page_size=1)
             print(f"   job totals: {answer['total']} tasks, {answer['total_annotations']} annotations")
             return int(answer["total"])
 
