@@ -522,10 +522,12 @@ def reads(moto: Any, server: Any, count: int) -> None:
             lambda: sum(1 for _ in api.tasks(pipeline.project_id, job, with_annotations=True)),
         )
         rows: list[dict[str, Any]] = []
-        timed(
-            "data manager, task rows only (ids, counters, updated_at)",
-            lambda: len(rows.__iadd__(list(api.tasks(pipeline.project_id, job, with_annotations=False)))),
-        )
+
+        def list_rows() -> int:
+            rows.extend(api.tasks(pipeline.project_id, job, with_annotations=False))
+            return len(rows)
+
+        timed("data manager, task rows only (ids, counters, updated_at)", list_rows)
         ids = [int(row["id"]) for row in rows]
 
         def export_by_ids(chunk: int) -> int:
@@ -558,8 +560,8 @@ def reads(moto: Any, server: Any, count: int) -> None:
         watermark = max(str(row["updated_at"]) for row in rows)
 
         def updated_since(mark: str) -> list[dict[str, Any]]:
-            after = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": mark}
-            after["value"] = mark.replace("+00:00", "Z")
+            value = mark.replace("+00:00", "Z")
+            after = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}
             return list(task_list(after, page_size=1000, fields="all", resolve_uri="false")["tasks"])
 
         def annotation_of(task_id: int) -> dict[str, Any]:

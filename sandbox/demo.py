@@ -92,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.out.resolve(), args.region, not args.no_browser, stand_in)
     except KeyboardInterrupt:
-        Interrupt.clear()
         say(f"Interrupted: {stand_in.interrupted} and nothing is left running. Run `make demo` again at any time.")
         return 130
     except (DemoError, ProvisionError) as error:

@@ -75,13 +75,12 @@ class Interrupt:
 
     @classmethod
     def raise_pending(cls) -> None:
+        """Raise the remembered interrupt, unless a KeyboardInterrupt is being handled (the demo's cleanup, its
+        "Interrupted" line): then it reached a handler and was not lost."""
         if cls.pending:
             cls.pending = False
-            raise KeyboardInterrupt
-
-    @classmethod
-    def clear(cls) -> None:
-        cls.pending = False
+            if not isinstance(sys.exception(), KeyboardInterrupt):
+                raise KeyboardInterrupt
 
 
 def say(text: str = "") -> None:
