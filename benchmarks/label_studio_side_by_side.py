@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/label_studio_side_by_side.py      (defaults: th
      quick: ... --existing 1000 --new 100 --export 1000 --latency-uploads 20 --latency-seconds 30
      one part: ... --parts intake (or export, latency, reads; comma-separated)
 
-One Label Studio server from .venv-label-studio (SQLite, Django's development server, loopback) and moto's server
+One Label Studio server from .venv-label-studio (SQLite, uwsgi as deployed, loopback) and moto's server
 as AWS; each comparison gets a pipeline world of its own as the tests make it (tests/label_studio/pipeline_world.py:
 bucket with its notification to the upload queue, ledger, project, storage, webhook). Every figure of one
 comparison comes from the same run on the same servers.
@@ -17,15 +17,20 @@ comparison comes from the same run on the same servers.
    - Label Studio: a second project with an S3 import storage over the same bucket (prefix images/, blob URLs),
      synced once with the existing objects (untimed), then the new objects are added and one sync is timed, from
      the POST to the status `completed`. The S3 LIST requests it makes are counted in moto's server log.
-2. Export: `--export` annotated tasks (1-3 boxes each, imported with their annotations) in one job of the pipeline.
+2. Export: for each size in `--export` (comma-separated), that many annotated tasks (1-3 boxes each, imported with
+   their annotations) in one job of the pipeline.
+   - Label Studio: GET /api/projects/{id}/export?exportType=JSON, then COCO, YOLO and VOC (download_resources=false,
+     download_all_tasks=true), each timed to the last byte, with the largest RSS of the server's processes (uwsgi's
+     master and workers) sampled every 20 ms.
+   - the job's index and task shards, as the job-events function keeps them while answers arrive, built in one
+     full read (timed: what a job without them costs once), LATE_COMMIT_MARGIN after the import.
    - the pipeline: the job end's export path (job_results.JobFinisher): the backend's describe_job and read_results
-     (raw tasks to S3) streamed into write_exports (COCO, YOLO and VOC in one pass), the three files and
-     summary.json uploaded, in a child process whose wall time and peak RSS (VmHWM) are reported. Left out: the
-     ledger's per-image bookkeeping, which is not an export.
-   - Label Studio: GET /api/projects/{id}/export?exportType=COCO, then YOLO, then VOC (download_resources=false),
-     each timed to the last byte, with the server's RSS (its process tree) sampled every 20 ms.
-   - the job's read alone (the data manager's task list filtered on the job, every field) at each of
-     `--page-sizes`, to show what the page size changes.
+     (tasks.jsonl to S3) streamed into write_exports (COCO, YOLO and VOC in one pass), the three files and
+     summary.json uploaded, in a child process whose wall time, requests and peak RSS (VmHWM) are reported. Left
+     out: the ledger's per-image bookkeeping, which is not an export.
+   - then one answer changed (PATCH, as the editor saves it) and the job end again: the re-export.
+   - the job's read through the data manager (every field, as the job end read it before the index) at each of
+     `--page-sizes`.
 3. Latency: from an upload to its task in Label Studio's project, over `--latency-uploads` uploads arriving at
    random (seeded, a Poisson process over `--latency-seconds`), through moto's S3 notification to SQS and
    sandbox.lambda_runtime's emulation of the SQS event source mapping (batch size 1000, the batching window) into
@@ -39,7 +44,7 @@ comparison comes from the same run on the same servers.
    for the whole project; then four changes to answers (updated, deleted, added, deleted in bulk), whether each
    moves its task's ``updated_at`` past the job's newest, and the read of only the tasks updated since.
 
-Caveats: Label Studio runs on SQLite with Django's development server, not Postgres behind a WSGI server; moto's
+Caveats: Label Studio runs on SQLite, not Postgres; moto's
 server stands in for S3, SQS and DynamoDB and is far slower than they are; everything shares this machine's
 2 cores (the pipeline's own CPU, the server's and moto's). The event source emulation runs one invocation at a
 time (Lambda would run up to 5 pollers). Figures, not a test.
@@ -76,7 +81,7 @@ os.environ.update(AWS_ACCESS_KEY_ID="benchmark", AWS_SECRET_ACCESS_KEY="benchmar
 
 import urllib3  # noqa: E402
 
-from benchmarks.label_studio_requests import api_requests, time_requests  # noqa: E402
+from benchmarks.label_studio_requests import api_requests, exported_task_ids, time_requests  # noqa: E402
 from labeling_pipeline.backends.label_studio import LIMITS  # noqa: E402
 from labeling_pipeline.backends.label_studio.api import LabelStudioApi  # noqa: E402
 
@@ -91,7 +96,7 @@ DATA_UNDEFINED_NAME = "$undefined$"
 # label_studio_sdk/converter/converter.py, Format (the names label_studio/data_export/api.py ExportAPI hands to
 # Converter.convert). VOC downloads each image unless download_resources is false (its default is
 # CONVERTER_DOWNLOAD_RESOURCES, true: core/settings/base.py; data_export/serializers.py ExportParamSerializer).
-EXPORT_TYPES = ("COCO", "YOLO", "VOC")
+EXPORT_TYPES = ("JSON", "COCO", "YOLO", "VOC")
 # The storage's regex_filter (re.match on the whole key, io_storages/s3/models.py iter_objects): the image
 # suffixes the pipeline's launcher takes, in any case as it takes them.
 STORAGE_REGEX = "(?i).*(" + "|".join(re.escape(suffix) for suffix in LIMITS.image_suffixes) + ")$"
@@ -376,53 +381,46 @@ def annotated_tasks(bucket: str, count: int, labels: list[str], seed: int = 7) -
     return tasks, boxes
 
 
+def run_export_child(job: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--export-child", json.dumps(job)], check=False, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"the pipeline's export failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def exports(moto: Any, server: Any, counts: list[int], page_sizes: list[int]) -> None:
+    for count in counts:
+        export(moto, server, count, page_sizes)
+
+
 def export(moto: Any, server: Any, count: int, page_sizes: list[int]) -> None:
+    """The job end of one job (describe_job, read_results, the three formats in one pass, uploaded) against Label
+    Studio's own export of the same tasks in JSON, COCO, YOLO and VOC; then the re-export after one changed answer."""
+    from labeling_pipeline.backends.label_studio.job_index import LATE_COMMIT_MARGIN
     from labeling_pipeline.backends.label_studio.results import TaskData
+    from labeling_pipeline.backends.label_studio.service import LabelStudioBackend
     from labeling_pipeline.names import EnvironmentVariable as Env
-    from tests.label_studio.pipeline_world import REGION, label_studio_pipeline
+    from tests.label_studio.pipeline_world import REGION, label_studio_pipeline, rectangle
 
     print(f"\n== 2. Export: {count:,} annotated tasks (1-3 boxes each) in one job")
-    with label_studio_pipeline(moto, server, "Export") as pipeline:
+    with label_studio_pipeline(moto, server, f"Export {count}") as pipeline:
         labels = list(pipeline.settings.labels)
         tasks, boxes = annotated_tasks(pipeline.bucket, count, labels)
         api = long_api(server.url, server.token)
         started = time.perf_counter()
         for start in range(0, count, IMPORT_CHUNK):
             api.import_tasks(pipeline.project_id, tasks[start : start + IMPORT_CHUNK])
+        imported = time.monotonic()
         print(
             f"setup: {count:,} tasks with their annotations ({boxes:,} boxes) imported in "
             f"{seconds(time.perf_counter() - started)}"
         )
         del tasks
 
-        # (a) the pipeline's job-end export, in a child process.
-        job = {
-            "url": server.url,
-            "token": server.token,
-            "moto": moto.url,
-            "bucket": pipeline.bucket,
-            "settings": pipeline.environment[Env.PIPELINE_SETTINGS],
-            "region": REGION,
-        }
-        done = subprocess.run(
-            [sys.executable, __file__, "--export-child", json.dumps(job)], check=False, capture_output=True, text=True
-        )
-        if done.returncode:
-            raise RuntimeError(f"the pipeline's export failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-        child: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        ours = check_pipeline_export(s3_client(moto.url, REGION), pipeline.bucket)
-        assert ours == {"images": count, "boxes": boxes, "yolo_files": count, "voc_files": count}, ours
-        print(
-            f"pipeline (describe_job + read_results -> write_exports, COCO+YOLO+VOC in one pass, uploaded to S3): "
-            f"{seconds(child['wall'])} wall (Label Studio listing {seconds(child['describe'])} in "
-            f"{child['requests']} API requests; tasks.jsonl put and the three formats written "
-            f"{seconds(child['write'])}; exports uploaded "
-            f"{seconds(child['upload'])}); peak RSS {child['rss_peak']:.0f} MB, {child['rss_start']:.0f} MB after "
-            f"imports, so {child['rss_peak'] - child['rss_start']:.0f} MB for the work"
-        )
-        print(f"         checked: coco.json {count:,} images, {boxes:,} annotations; {count:,} YOLO and VOC files")
-
-        # (b) Label Studio's own export, one format at a time, with the server's memory sampled.
+        # (a) Label Studio's own export, one format at a time, with the server's memory sampled.
         own = OwnWay(server.url, server.token)
         theirs: dict[str, dict[str, Any]] = {}
         for fmt in EXPORT_TYPES:
@@ -430,7 +428,7 @@ def export(moto: Any, server: Any, count: int, page_sizes: list[int]) -> None:
                 started = time.perf_counter()
                 answer = own.session.get(
                     f"{server.url}/api/projects/{pipeline.project_id}/export",
-                    params={"exportType": fmt, "download_resources": "false"},
+                    params={"exportType": fmt, "download_resources": "false", "download_all_tasks": "true"},
                     stream=True,
                     timeout=LONG_TIMEOUT,
                 )
@@ -452,15 +450,71 @@ def export(moto: Any, server: Any, count: int, page_sizes: list[int]) -> None:
         total = sum(result["seconds"] for result in theirs.values())
         peak = max(result["peak"] for result in theirs.values())
         grown = max(result["peak"] - result["before"] for result in theirs.values())
-        print(f"Label Studio, the three formats: {seconds(total)}, peak server RSS {peak:.0f} MB (+{grown:.0f} MB)")
-        work = child["rss_peak"] - child["rss_start"]
+        print(f"Label Studio, the four formats: {seconds(total)}, peak server RSS {peak:.0f} MB (+{grown:.0f} MB)")
+
+        # (b) The job's index and task shards, as the job-events function keeps them while answers arrive (each
+        # webhook reads the tasks changed since the one before): built here in one read, as for a job started before
+        # indexes were kept. As at a real job's end, the last answers are older than the margin a read keeps for
+        # late commits when that read is made.
+        wait = LATE_COMMIT_MARGIN.total_seconds() + 5 - (time.monotonic() - imported)
+        if wait > 0:
+            print(f"(waiting {wait:.0f} s: the last answers are {LATE_COMMIT_MARGIN.total_seconds():.0f} s old)")
+            time.sleep(wait)
+        s3 = s3_client(moto.url, REGION)
+        backend = LabelStudioBackend(long_api(server.url, server.token), s3, pipeline.settings, bucket=pipeline.bucket)
+        started = time.perf_counter()
+        backend.describe_job(EXPORT_JOB)
         print(
-            f"ratio: pipeline (three formats, one pass) / Label Studio (three exports): "
-            f"{ratio(child['wall'], total)} time; peak RSS {ratio(child['rss_peak'], peak)} "
-            f"({child['rss_peak']:.0f} / {peak:.0f} MB), memory for the work {ratio(work, grown)} "
-            f"({work:.0f} / {grown:.0f} MB); against COCO alone: {ratio(child['wall'], theirs['COCO']['seconds'])} time"
+            f"the job's index and task shards built in one full read (a job without them; the webhooks keep them as "
+            f"answers arrive): {seconds(time.perf_counter() - started)}"
         )
-        # After Label Studio's exports, so that their server-memory figures are as before.
+
+        # (c) The pipeline's job end, in a child process.
+        job = {
+            "url": server.url,
+            "token": server.token,
+            "moto": moto.url,
+            "bucket": pipeline.bucket,
+            "settings": pipeline.environment[Env.PIPELINE_SETTINGS],
+            "region": REGION,
+        }
+        child = run_export_child(job)
+        work = child["rss_peak"] - child["rss_start"]
+        ours = check_pipeline_export(s3, pipeline.bucket)
+        assert ours == {"images": count, "boxes": boxes, "yolo_files": count, "voc_files": count}, ours
+        print(
+            f"pipeline job end (describe_job + read_results -> write_exports, COCO+YOLO+VOC in one pass, uploaded to "
+            f"S3): {seconds(child['wall'])} wall (describe_job {seconds(child['describe'])}; tasks read through the "
+            f"export endpoint, tasks.jsonl and the three formats written {seconds(child['write'])}; exports uploaded "
+            f"{seconds(child['upload'])}; {child['requests']} API requests); peak RSS {child['rss_peak']:.0f} MB, "
+            f"{child['rss_start']:.0f} MB after imports, so {work:.0f} MB for the work"
+        )
+        print(f"         checked: coco.json {count:,} images, {boxes:,} annotations; {count:,} YOLO and VOC files")
+        print(
+            f"ratio: pipeline job end (three formats, one pass) / Label Studio (four exports): "
+            f"{ratio(child['wall'], total)} time ({total / child['wall']:.1f}x faster); peak RSS "
+            f"{ratio(child['rss_peak'], peak)} ({child['rss_peak']:.0f} / {peak:.0f} MB), memory for the work "
+            f"{ratio(work, grown)} ({work:.0f} / {grown:.0f} MB); against Label Studio's COCO, YOLO and VOC alone: "
+            f"{ratio(child['wall'], total - theirs['JSON']['seconds'])} time"
+        )
+
+        # (d) One answer changed after the export, then the job end again (what a webhook's re-export does).
+        first = next(iter(api.tasks(pipeline.project_id, {TaskData.JOB: EXPORT_JOB}, with_annotations=True)))
+        annotation = first["annotations"][0]
+        moved = rectangle(1, 1, 10, 10, labels[0], (first["annotations"][0]["result"][0]["original_width"], 100))
+        own.call("PATCH", f"/api/annotations/{annotation['id']}", json={"result": [moved], "lead_time": 2.0})
+        again = run_export_child(job)
+        changed = check_pipeline_export(s3, pipeline.bucket)
+        assert changed["images"] == count, changed
+        print(
+            f"re-export after one changed answer: {seconds(again['wall'])} wall (describe_job "
+            f"{seconds(again['describe'])}, which read the changed task and kept it in its shard; "
+            f"{again['exported_ids']} task(s) read through the export endpoint; {again['requests']} API requests); "
+            f"peak RSS {again['rss_peak']:.0f} MB; against the first job end: {ratio(again['wall'], child['wall'])}, "
+            f"against Label Studio's four exports: {ratio(again['wall'], total)}"
+        )
+
+        # After the rest, so that the server-memory figures are as before.
         read: dict[int, float] = {}
         for size in page_sizes:
             api.task_page_size = size
@@ -469,19 +523,20 @@ def export(moto: Any, server: Any, count: int, page_sizes: list[int]) -> None:
             read[size] = time.perf_counter() - started
             assert listed == count, (listed, count)
         if read:
-            first = next(iter(read))
+            first_size = next(iter(read))
+            by_size = [f"{size:,}: {seconds(took)} ({ratio(took, read[first_size])})" for size, took in read.items()]
             print(
-                "the job's tasks read alone, by page size: "
-                + "; ".join(f"{size:,}: {seconds(took)} ({ratio(took, read[first])})" for size, took in read.items())
-                + f" against pages of {first:,}"
+                "the job's tasks read alone through the data manager (the job end's read before the export "
+                "endpoint), by page size: " + "; ".join(by_size) + f" against pages of {first_size:,}"
             )
 
 
 def reads(moto: Any, server: Any, count: int) -> None:
     """The ways Label Studio 1.23.2 offers to read one job's answers back, on the same job, and what each change to an
     answer leaves in the task's ``updated_at`` (what a read of only the changed tasks would filter on)."""
+    from labeling_pipeline.backends.label_studio.job_index import JobIndex
     from labeling_pipeline.backends.label_studio.results import TaskData
-    from labeling_pipeline.backends.label_studio.service import JobTasks, task_data
+    from labeling_pipeline.backends.label_studio.service import task_data
     from labeling_pipeline.images import ImageRef
     from tests.label_studio.pipeline_world import label_studio_pipeline
 
@@ -635,7 +690,8 @@ def reads(moto: Any, server: Any, count: int) -> None:
         figures["data manager, the job's tasks still waiting (one request)"] = time.perf_counter() - started
         print(f"data manager, the job's tasks still waiting (one request): {seconds(time.perf_counter() - started)}")
 
-        counted = JobTasks(list(api.tasks(pipeline.project_id, job, with_annotations=False)), 1).left
+        rows_now = api.tasks(pipeline.project_id, job, with_annotations=False)
+        counted = JobIndex.build(pipeline.project_id, None, rows_now, 1).left
         print(
             f"   tasks still waiting (one task imported unanswered): {left} by Label Studio's completed_at, "
             f"{counted} by the pipeline's own count"
@@ -669,6 +725,10 @@ def check_pipeline_export(s3: Any, bucket: str) -> dict[str, int]:
 
 
 def check_label_studio_export(fmt: str, raw: bytes) -> dict[str, Any]:
+    if fmt == "JSON":
+        tasks = json.loads(raw)
+        boxes = sum(len(annotation["result"]) for task in tasks for annotation in task["annotations"])
+        return {"images": len(tasks), "boxes": boxes, "summary": f"{len(tasks):,} tasks, {boxes:,} rectangles"}
     if fmt == "COCO":
         if raw[:2] == b"PK":
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
@@ -727,6 +787,7 @@ def export_child(job: dict[str, Any]) -> None:
                 "write": written - listed,
                 "upload": ended - written,
                 "requests": len(api_requests),
+                "exported_ids": sum(exported_task_ids),
                 "rss_start": rss_start,
                 "rss_peak": status_mb("VmHWM"),
             }
@@ -751,23 +812,47 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def server_processes(pid: int) -> list[int]:
+    """uwsgi's master and its workers (an export runs in one worker); not the workers' own short-lived children."""
+    workers = [child for child in children(pid) if "uwsgi" in command_line(child)]
+    return [pid, *workers]
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def largest_rss(pids: list[int]) -> float:
+    found = 0.0
+    for pid in pids:
+        try:
+            found = max(found, status_mb("VmRSS", pid))
+        except OSError:
+            continue
+    return found
+
+
 @contextmanager
 def sampled_rss(pid: int | None) -> Iterator[dict[str, float]]:
-    """The server's RSS before, and its peak while the block runs: VmRSS sampled every SAMPLE_SECONDS, and VmHWM
-    (exact) when the block raised the process's high-water mark. Only the server process: its children during an
-    export are `git describe` shells (label_studio/core/version.py get_git_version, called by
-    data_export/models.py DataExport.save_export_files), and a fork's RSS counts the parent's pages again."""
+    """The largest RSS of the server's processes (uwsgi's master and workers) before, and its peak while the block
+    runs, sampled every SAMPLE_SECONDS. The workers' children during an export are `git describe` shells
+    (label_studio/core/version.py get_git_version, called by data_export/models.py DataExport.save_export_files), and a
+    fork's RSS counts the parent's pages again: they are counted, not measured."""
     assert pid is not None
-    found = {"before": status_mb("VmRSS", pid), "peak": 0.0, "children": 0.0}
+    processes = server_processes(pid)
+    found = {"before": largest_rss(processes), "peak": 0.0, "children": 0.0}
     found["peak"] = found["before"]
-    high_water = status_mb("VmHWM", pid)
     seen: set[int] = set()
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            found["peak"] = max(found["peak"], status_mb("VmRSS", pid))
-            seen.update(children(pid))
+            found["peak"] = max(found["peak"], largest_rss(processes))
+            for process in processes[1:]:
+                seen.update(children(process))
             stop.wait(SAMPLE_SECONDS)
 
     thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)
@@ -777,8 +862,7 @@ def sampled_rss(pid: int | None) -> Iterator[dict[str, float]]:
     finally:
         stop.set()
         thread.join()
-        after = status_mb("VmHWM", pid)
-        found["peak"] = max(found["peak"], status_mb("VmRSS", pid), after if after > high_water else 0.0)
+        found["peak"] = max(found["peak"], largest_rss(processes))
         found["children"] = float(len(seen))
 
 
@@ -968,7 +1052,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--existing", type=int, default=10_000, help="tasks already in the project (intake)")
     parser.add_argument("--new", type=int, default=1_000, help="new uploads (intake)")
-    parser.add_argument("--export", type=int, default=10_000, help="annotated tasks to export")
+    parser.add_argument(
+        "--export", default="10000", help="annotated tasks to export, a job of each size (comma-separated)"
+    )
     parser.add_argument("--latency-uploads", type=int, default=200, help="uploads in each latency run")
     parser.add_argument("--latency-seconds", type=float, default=180.0, help="the span of their arrivals")
     parser.add_argument("--seed", type=int, default=1, help="seed of the arrival times")
@@ -979,6 +1065,7 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     page_sizes = [int(size) for size in args.page_sizes.split(",") if size]
+    export_sizes = [int(size) for size in args.export.split(",") if size]
     time_requests()
 
     from sandbox.emulator import MotoServer
@@ -989,13 +1076,13 @@ def main() -> None:
         folder = Path(work)
         with MotoServer(folder / "moto.log") as moto, LabelStudioServer(folder / "label-studio") as server:
             print(
-                f"Label Studio {installed_version()} {server.url} (pid {server.pid}, SQLite, Django's development "
-                f"server), moto {moto.url}; {os.cpu_count()} cores; {code_state()}"
+                f"Label Studio {installed_version()} {server.url} (pid {server.pid}, SQLite, uwsgi as deployed), "
+                f"moto {moto.url}; {os.cpu_count()} cores; {code_state()}"
             )
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("intake", lambda: intake(moto, server, args.existing, args.new)),
-                ("export", lambda: export(moto, server, args.export, page_sizes)),
-                ("reads", lambda: reads(moto, server, args.export)),
+                ("export", lambda: exports(moto, server, export_sizes, page_sizes)),
+                ("reads", lambda: reads(moto, server, export_sizes[0])),
                 (
                     "latency",
                     lambda: latency(moto, server, folder, args.latency_uploads, args.latency_seconds, args.seed),

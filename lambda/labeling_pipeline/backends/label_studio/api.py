@@ -26,6 +26,12 @@ from labeling_pipeline.backends import PermanentBackendError, TransientBackendEr
 # (`max_page_size` in label_studio/projects/api.py). Larger task pages save little, the cost being per task:
 # 0.98x the time at 1,000 and 0.84x at 2,000 (benchmarks/label_studio_side_by_side.py --parts export).
 PAGE_SIZE = 100
+# Task ids per request to the export endpoint (`ids[]` in the query string): 300 ids of up to 8 digits keep the URL
+# near 6 KB, under CloudFront's 8,192-byte limit on a URL (Amazon CloudFront Developer Guide, "Quotas").
+EXPORT_CHUNK = 300
+# The format Label Studio's data manager parses a Datetime filter's value with (DATETIME_FORMAT in
+# label_studio/data_manager/managers.py), a time in UTC (its TIME_ZONE).
+FILTER_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 60.0
 
@@ -105,7 +111,7 @@ class LabelStudioApi:
     def _request(self, method: str, path: str, *, body: Any, query: Mapping[str, Any] | None) -> Any:
         url = f"{self.base_url}{path}"
         if query:
-            url += "?" + urlencode(query)
+            url += "?" + urlencode(query, doseq=True)
         try:
             response = self._pool.request(
                 method,
@@ -196,28 +202,21 @@ class LabelStudioApi:
             self.request("DELETE", f"/api/projects/{project_id}")
 
     # --- tasks ----------------------------------------------------------------------------------
-    def tasks(self, project_id: int, data_filters: Mapping[str, str], *, with_annotations: bool) -> Iterator[dict]:
-        """The project's tasks whose data fields equal `data_filters`, by id, page by page."""
-        query = {
-            "filters": {
-                "conjunction": "and",
-                "items": [
-                    {"filter": f"filter:tasks:data.{field}", "operator": "equal", "type": "String", "value": value}
-                    for field, value in data_filters.items()
-                ],
-            },
-            "ordering": ["tasks:id"],
-        }
+    def tasks(
+        self,
+        project_id: int,
+        data_filters: Mapping[str, str],
+        *,
+        with_annotations: bool,
+        updated_after: str | None = None,
+    ) -> Iterator[dict]:
+        """The project's tasks whose data fields equal `data_filters` (and, with `updated_after`, whose
+        ``updated_at`` is later than that time, in FILTER_DATETIME), by id, page by page."""
         page = 1
         while True:
-            params: dict[str, Any] = {
-                "project": project_id,
-                "page": page,
-                "page_size": self.task_page_size,
-                "query": json.dumps(query),
-                # The task's data as imported (s3://...), not the links Label Studio makes for a browser.
-                "resolve_uri": "false",
-            }
+            extra = [_updated_after(updated_after)] if updated_after is not None else []
+            params = self._task_query(project_id, data_filters, extra, ["tasks:id"], self.task_page_size)
+            params["page"] = page
             if with_annotations:
                 params["fields"] = "all"
             try:
@@ -233,6 +232,46 @@ class LabelStudioApi:
             if len(tasks) < self.task_page_size:
                 return
             page += 1
+
+    @staticmethod
+    def _task_query(
+        project_id: int,
+        data_filters: Mapping[str, str],
+        extra: Sequence[Mapping[str, Any]],
+        ordering: Sequence[str],
+        page_size: int,
+    ) -> dict[str, Any]:
+        items = [
+            {"filter": f"filter:tasks:data.{field}", "operator": "equal", "type": "String", "value": value}
+            for field, value in data_filters.items()
+        ]
+        query = {"filters": {"conjunction": "and", "items": [*items, *extra]}, "ordering": list(ordering)}
+        return {
+            "project": project_id,
+            "page_size": page_size,
+            "query": json.dumps(query),
+            # The task's data as imported (s3://...), not the links Label Studio makes for a browser.
+            "resolve_uri": "false",
+        }
+
+    def count_matching(self, project_id: int, data_filters: Mapping[str, str]) -> int:
+        """How many of the project's tasks match `data_filters`, in one request whatever their number (the data
+        manager's ``total``)."""
+        answer = self.request("GET", "/api/tasks", query=self._task_query(project_id, data_filters, [], [], 1))
+        return int(answer.get("total") or 0)
+
+    def export_tasks(self, project_id: int, task_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """These tasks of the project as Label Studio's JSON export writes them (annotations in full, predictions
+        as ids), answered or not; a task that is gone is left out. EXPORT_CHUNK ids at most."""
+        if len(task_ids) > EXPORT_CHUNK:
+            raise ValueError(f"{len(task_ids)} task ids in one export request; at most {EXPORT_CHUNK}")
+        query = {
+            "exportType": "JSON",
+            "download_all_tasks": "true",
+            "ids[]": [str(int(task_id)) for task_id in task_ids],
+        }
+        found: list[dict[str, Any]] = self.request("GET", f"/api/projects/{project_id}/export", query=query)
+        return found
 
     def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
         """The tasks' ids, in the order given. Raises PredictionsNotMade when the tasks carried predictions and
@@ -328,6 +367,10 @@ class LabelStudioApi:
     def current_user(self) -> dict[str, Any]:
         found: dict[str, Any] = self.request("GET", "/api/current-user/whoami")
         return found
+
+
+def _updated_after(moment: str) -> dict[str, Any]:
+    return {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": moment}
 
 
 def _own_error(text: str) -> bool:

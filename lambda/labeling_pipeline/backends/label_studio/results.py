@@ -252,8 +252,15 @@ def _task_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
 
 def read_tasks(lines: Iterable[bytes | str], job_name: str | None, stats: ReadStats | None) -> Iterator[LabeledImage]:
     """A tasks file: JSON lines (the pipeline's ``tasks.jsonl``) or Label Studio's own JSON export."""
+    return read_numbered_tasks(_task_lines(lines), job_name, stats)
+
+
+def read_numbered_tasks(
+    tasks: Iterable[tuple[int, Any]], job_name: str | None, stats: ReadStats | None
+) -> Iterator[LabeledImage]:
+    """Tasks already parsed, each with its line number."""
     stats = stats if stats is not None else ReadStats()
-    for line_number, task in _task_lines(lines):
+    for line_number, task in tasks:
         if not isinstance(task, Mapping):
             raise ResultsError(f"line {line_number}: a task must be a JSON object")
         stats.lines += 1

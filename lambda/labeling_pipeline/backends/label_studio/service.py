@@ -42,11 +42,12 @@ Then the project's ``model_version`` is made the configured one (project.keep_mo
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from botocore.exceptions import ClientError
@@ -62,11 +63,20 @@ from labeling_pipeline.backends import (
     UnauthenticatedJobEvent,
 )
 from labeling_pipeline.backends.label_studio.api import (
+    EXPORT_CHUNK,
     LabelStudioApi,
     LabelStudioNotFound,
     LabelStudioRefused,
     LabelStudioUnavailable,
     PredictionsNotMade,
+)
+from labeling_pipeline.backends.label_studio.job_index import (
+    LATE_COMMIT_MARGIN,
+    JobIndex,
+    filter_time,
+    read_from,
+    seen_until,
+    task_row,
 )
 from labeling_pipeline.backends.label_studio.parts import CONSOLIDATED_VERSION, Part, canonical, list_parts
 from labeling_pipeline.backends.label_studio.predictions import Prelabels, has_prediction, prelabels
@@ -80,8 +90,8 @@ from labeling_pipeline.backends.label_studio.project import (
 from labeling_pipeline.backends.label_studio.results import (
     REVIEW_KEY,
     TaskData,
+    read_numbered_tasks,
     read_task,
-    read_tasks,
     task_identity,
     unreviewed_prediction,
 )
@@ -90,13 +100,22 @@ from labeling_pipeline.backends.label_studio.settings import LabelStudioSettings
 from labeling_pipeline.image_header import HEADER_BYTES, image_size
 from labeling_pipeline.images import ImageRef, split_s3_uri
 from labeling_pipeline.labels import LabeledImage, ReadStats, ResultsError
-from labeling_pipeline.names import OUTPUT_PREFIX, JobState
+from labeling_pipeline.names import JOBS_PREFIX, OUTPUT_PREFIX, JobState
 from labeling_pipeline.settings import PipelineSettings
 
 # Tasks per import request: Label Studio imports a request in one transaction, and large ones time out
 # behind a proxy (upstream issues #4549, #5873).
 IMPORT_CHUNK = 500
 TASKS_FILE = "tasks.jsonl"
+# The job's index (job_index.py): output/<job>/INDEX_FILE as the job-events function keeps it, and
+# jobs/<job>/START_INDEX_FILE as the launcher wrote it when the job started, before anyone answered.
+INDEX_FILE = "label-studio-index.json"
+START_INDEX_FILE = "label-studio-tasks.json"
+# The job's tasks as the data manager last listed them, with their answers (JSON lines), in shards of SHARD_TASKS tasks
+# by their place among the job's task ids: output/<job>/TASK_SHARDS/<number>.jsonl. Each description writes the tasks
+# it read changed, so the job end reads the job's answers from the bucket, not from Label Studio.
+TASK_SHARDS = "label-studio-tasks"
+SHARD_TASKS = 500
 # How many parts a new job tries before it stays where it is, over the limit (launchers racing for room).
 MAX_PLACEMENTS = 5
 
@@ -156,35 +175,6 @@ def _unavailable(error: LabelStudioUnavailable) -> NoReturn:
     raise error
 
 
-class JobTasks:
-    """One job's tasks as Label Studio holds them, counted the way `gt-labeling status` shows them. A task
-    whose only submitted answers were made from predictions with nobody looking is `unreviewed`, not
-    annotated: its image is read as one to relabel."""
-
-    def __init__(self, tasks: Sequence[Mapping[str, Any]], workers_per_image: int) -> None:
-        self.tasks = list(tasks)
-        kinds = [_by_kind(task) for task in self.tasks]
-        self.annotated = sum(1 for people, _unreviewed, _skipped in kinds if people > 0)
-        self.unreviewed = sum(1 for people, unreviewed, _skipped in kinds if people == 0 and unreviewed > 0)
-        self.skipped = sum(1 for people, unreviewed, skipped in kinds if people == unreviewed == 0 and skipped > 0)
-        # A task imported before workersPerImage changed keeps the overlap it was imported with.
-        self.left = sum(1 for task in self.tasks if answers(task) < int(task.get("overlap") or workers_per_image))
-
-    @property
-    def ended(self) -> bool:
-        return bool(self.tasks) and self.left == 0
-
-    def version(self, review_tasks: Sequence[Mapping[str, Any]] = ()) -> str:
-        """A fingerprint of every answer (the review tasks' too): it changes when an annotation is added, changed or
-        deleted."""
-        marks = sorted(
-            (int(annotation.get("id") or 0), str(annotation.get("updated_at")), bool(annotation.get("was_cancelled")))
-            for task in [*self.tasks, *review_tasks]
-            for annotation in task.get("annotations") or []
-        )
-        return hashlib.sha256(json.dumps(marks).encode()).hexdigest()[:16]
-
-
 REVIEW_STEP = "review"
 
 
@@ -233,8 +223,11 @@ class LabelStudioBackend:
         self._parts: list[Part] | None = None
         self._ready: set[int] = set()  # parts >= 2 whose storage and webhook this instance has checked
         self._job_projects: dict[str, int] = {}  # job -> the project that holds its tasks
-        self._read: dict[str, JobTasks] = {}
+        self._described: dict[str, JobIndex] = {}  # the index describe_job read, for read_results
+        self._labeling_read: dict[str, list[dict[str, Any]]] = {}  # a job's tasks in full, for the review step
         self._reviews_read: dict[str, ReviewState] = {}
+        # How far before the moment the read before saw every change up to a read of the changed tasks goes back.
+        self.late_commit_margin = LATE_COMMIT_MARGIN
         self._review_ids: list[int] | None = None  # the review projects (the lowest id is the one used)
         self._review_project: int | None = None  # the one used, once this instance has set it up
         self.duplicates_deleted = 0
@@ -244,6 +237,7 @@ class LabelStudioBackend:
         self._predictions_unsure = False
         self.predictions_added = 0  # after the import, to tasks that lacked them
         self.predictions_refused = 0  # Label Studio refused them one by one as well: the task has none
+        self.tasks_read_again = 0  # at the job end, tasks their shard lacked or held as before a change
 
     def authenticate(self, event: JobEvent) -> None:
         secret = self._webhook_secret()
@@ -287,43 +281,54 @@ class LabelStudioBackend:
         except LabelStudioNotFound:
             return []
 
-    def _find_job(self, job_name: str, *, with_annotations: bool) -> tuple[int, list[dict[str, Any]]] | None:
+    def _find_job(self, job_name: str) -> tuple[int, list[dict[str, Any]]] | None:
         """The project that holds the job's tasks, and the tasks: the one this instance last saw them in,
         else every part, newest first (parts listed afresh: one may have been made since)."""
         known = self._job_projects.get(job_name)
         if known is not None:
-            tasks = self._tasks_in(known, job_name, with_annotations=with_annotations)
+            tasks = self._tasks_in(known, job_name, with_annotations=False)
             if tasks:
                 return known, tasks
             del self._job_projects[job_name]
         for part in sorted(self.parts(refresh=True), key=lambda part: (-part.number, -part.id)):
             if part.id == known:
                 continue
-            tasks = self._tasks_in(part.id, job_name, with_annotations=with_annotations)
+            tasks = self._tasks_in(part.id, job_name, with_annotations=False)
             if tasks:
                 self._job_projects[job_name] = part.id
                 return part.id, tasks
         return None
 
-    def _job_tasks(self, job_name: str, *, with_annotations: bool) -> list[dict[str, Any]]:
-        found = self._find_job(job_name, with_annotations=with_annotations)
-        return found[1] if found else []
-
     # --- starting a job -------------------------------------------------------------------------
     def create_job(self, request: JobRequest) -> str:
         marks = prelabels(request.proposals, self._settings)
         self._predictions_unsure = False
-        found = self._find_job(request.name, with_annotations=False)
+        found = self._find_job(request.name)
         if found is not None:  # a retry: the rest goes where the job's tasks are
             project_id = found[0]
-            self._import_missing(project_id, request, found[1], marks)
+            tasks = self._import_missing(project_id, request, found[1], marks)
             self._predictions_unsure = True  # the attempt before may have made tasks and not their predictions
         else:
-            project_id = self._place(request, marks)
+            project_id, tasks = self._place(request, marks)
         self._job_projects[request.name] = project_id
         if marks.predictions:
             self._finish_predictions(project_id, request.name, marks)
+        self._start_index(request.name, project_id, tasks)
         return f"{self.api.base_url}/projects/{project_id}/data"
+
+    def _start_index(self, job_name: str, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> None:
+        """The job's index as it starts (job_index.py), so that the job-events function never reads the whole job
+        to describe it: the tasks as listed after the import, while none has an answer. A task already answered
+        (a retried start of a job that people saw) leaves no index, and the first description reads the job in
+        full."""
+        rows = [task_row(task, self._settings.workers_per_image) for task in tasks]
+        if not tasks or any(row.answers for row in rows):
+            return
+        # The listing was made after the newest of its tasks was stamped, and before now.
+        newest = max(str(task.get("updated_at")) for task in tasks)
+        until = seen_until(newest, datetime.now(UTC))
+        index = JobIndex.build(project_id, until, tasks, self._settings.workers_per_image)
+        self._save_index(job_name, index, self._index_key(job_name, START_INDEX_FILE, JOBS_PREFIX))
 
     def _finish_predictions(self, project_id: int, job_name: str, marks: Prelabels) -> None:
         assert marks.model_version is not None
@@ -358,7 +363,7 @@ class LabelStudioBackend:
                 continue
             self.predictions_added += 1
 
-    def _place(self, request: JobRequest, marks: Prelabels) -> int:
+    def _place(self, request: JobRequest, marks: Prelabels) -> tuple[int, list[dict[str, Any]]]:
         """Import a new job's tasks into the newest part with room for them, and keep them there unless
         launchers that raced for that room took the part past the limit before this job's last task."""
         limit = self._settings.project_task_limit
@@ -368,13 +373,12 @@ class LabelStudioBackend:
             tasks = self._import_missing(part.id, request, [], marks)
             last = max(int(task["id"]) for task in tasks)
             if any(answers(task) for task in tasks) or self.api.count_tasks(part.id, id_at_most=last) <= limit:
-                return part.id
+                return part.id, tasks
             self.api.delete_tasks(part.id, [int(task["id"]) for task in tasks])
             self.jobs_moved += 1
             lowest = part.number + 1
         part = self._part_with_room(len(request.images), lowest)
-        self._import_missing(part.id, request, [], marks)
-        return part.id
+        return part.id, self._import_missing(part.id, request, [], marks)
 
     def _part_with_room(self, size: int, lowest: int) -> Part:
         """The newest part (if it is part `lowest` or later) when `size` more tasks keep it within the
@@ -461,28 +465,177 @@ class LabelStudioBackend:
         return kept
 
     # --- the job's state and results --------------------------------------------------------------
-    def job_tasks(self, job_name: str) -> JobTasks:
-        found = JobTasks(self._job_tasks(job_name, with_annotations=True), self._settings.workers_per_image)
-        self._read[job_name] = found
+    def _index_key(self, job_name: str, file_name: str, prefix: str = OUTPUT_PREFIX) -> str:
+        return f"{prefix}{job_name}/{file_name}"
+
+    def _load_index(self, job_name: str) -> JobIndex | None:
+        """The job's index as the last invocation kept it, else as the launcher wrote it; None when neither can
+        be read (a job started before indexes were kept, or a caller without access): the job is then read in
+        full once."""
+        for key in (self._index_key(job_name, INDEX_FILE), self._index_key(job_name, START_INDEX_FILE, JOBS_PREFIX)):
+            try:
+                raw = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                    logger.warning("job %s: index s3://%s/%s not read: %s", job_name, self._bucket, key, error)
+                continue
+            try:
+                return JobIndex.from_json(raw)
+            except (ValueError, KeyError, TypeError) as error:
+                logger.warning("job %s: s3://%s/%s is not an index: %s", job_name, self._bucket, key, error)
+        return None
+
+    def _save_index(self, job_name: str, index: JobIndex, key: str | None = None) -> None:
+        """Kept for the next invocation; one that cannot be written costs the next one a full read."""
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key or self._index_key(job_name, INDEX_FILE),
+                Body=index.to_json(),
+                ContentType="application/json",
+            )
+        except ClientError as error:
+            logger.warning("job %s: index not kept: %s", job_name, error)
+
+    def _locate(self, job_name: str) -> tuple[int, int] | None:
+        """The part that holds the job's tasks, and their number: one request per part, newest part first (parts
+        listed afresh: one may have been made since)."""
+        for part in sorted(self.parts(refresh=True), key=lambda part: (-part.number, -part.id)):
+            total = self._count(part.id, job_name)
+            if total:
+                return part.id, total
+        return None
+
+    def _count(self, project_id: int, job_name: str) -> int:
+        try:
+            return self.api.count_matching(project_id, {TaskData.JOB: job_name})
+        except LabelStudioNotFound:
+            return 0
+
+    def job_index(self, job_name: str) -> JobIndex | None:
+        """The job's tasks counted as they are now, in two requests whatever the job's size: its number of tasks,
+        then the tasks changed since the index was kept (job_index.py). A job without an index, or whose number of
+        tasks differs from the index's, is read in full. None: no task of the job is in Label Studio."""
+        index = self._load_index(job_name)
+        read_at = datetime.now(UTC)
+        project_id = index.project_id if index is not None else self._job_projects.get(job_name)
+        total = self._count(project_id, job_name) if project_id is not None else 0
+        if not total:
+            found = self._locate(job_name)
+            if found is None:
+                return None
+            project_id, total = found
+        assert project_id is not None
+        self._job_projects[job_name] = project_id
+        workers = self._settings.workers_per_image
+        if index is None or index.project_id != project_id or len(index.rows) != total:
+            index = JobIndex(project_id, filter_time(read_at))
+            self._read_in_full(job_name, index)
+        else:
+            changed = list(
+                self.api.tasks(
+                    project_id,
+                    {TaskData.JOB: job_name},
+                    with_annotations=True,
+                    updated_after=read_from(index.seen_until, self.late_commit_margin),
+                )
+            )
+            index.apply(changed, workers)
+            index.seen_until = filter_time(read_at)
+            self._keep_tasks(job_name, index, changed)
+        self._save_index(job_name, index)
+        return index
+
+    def _read_in_full(self, job_name: str, index: JobIndex) -> None:
+        """Every task of the job, page by page, into the index and the task shards (one shard held at a time)."""
+        workers = self._settings.workers_per_image
+        keep_all = self._settings.review is not None  # picking images for review reads them all
+        every: list[dict[str, Any]] = []
+        shard: dict[int, dict[str, Any]] = {}
+        try:
+            for task in self.api.tasks(index.project_id, {TaskData.JOB: job_name}, with_annotations=True):
+                index.apply([task], workers)
+                shard[int(task["id"])] = task
+                if keep_all:
+                    every.append(task)
+                if len(shard) == SHARD_TASKS:
+                    self._write_shard(job_name, (len(index.rows) - 1) // SHARD_TASKS, shard)
+                    shard = {}
+        except LabelStudioNotFound:
+            pass
+        if shard:
+            self._write_shard(job_name, (len(index.rows) - 1) // SHARD_TASKS, shard)
+        if keep_all:
+            self._labeling_read[job_name] = every
+
+    def _shard_key(self, job_name: str, number: int) -> str:
+        return f"{OUTPUT_PREFIX}{job_name}/{TASK_SHARDS}/{number:05d}.jsonl"
+
+    def _read_shard(self, job_name: str, number: int) -> dict[int, dict[str, Any]]:
+        """A shard's tasks by id; none when it is not there (or not readable: its tasks are read again)."""
+        try:
+            raw = self._s3.get_object(Bucket=self._bucket, Key=self._shard_key(job_name, number))["Body"].read()
+        except ClientError:
+            return {}
+        found: dict[int, dict[str, Any]] = {}
+        for line in raw.splitlines():
+            try:
+                task = json.loads(line)
+                found[int(task["id"])] = task
+            except (ValueError, KeyError, TypeError):
+                continue
         return found
 
+    def _write_shard(self, job_name: str, number: int, tasks: Mapping[int, Mapping[str, Any]]) -> None:
+        body = b"".join(
+            json.dumps(task, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            for _task_id, task in sorted(tasks.items())
+        )
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=self._shard_key(job_name, number),
+                Body=body,
+                ContentType="application/x-ndjson",
+            )
+        except ClientError as error:
+            # The job end reads again from Label Studio what a shard lacks.
+            logger.warning("job %s: task shard %d not kept: %s", job_name, number, error)
+
+    def _keep_tasks(self, job_name: str, index: JobIndex, tasks: Sequence[Mapping[str, Any]]) -> None:
+        """Write the tasks read changed into their shards."""
+        if not tasks:
+            return
+        places = {task_id: place for place, task_id in enumerate(sorted(index.rows))}
+        by_shard: dict[int, dict[int, Mapping[str, Any]]] = {}
+        for task in tasks:
+            place = places.get(int(task["id"]))
+            if place is not None:
+                by_shard.setdefault(place // SHARD_TASKS, {})[int(task["id"])] = task
+        for number, changed in by_shard.items():
+            kept: dict[int, Mapping[str, Any]] = dict(self._read_shard(job_name, number))
+            kept.update(changed)
+            self._write_shard(job_name, number, kept)
+
     def describe_job(self, name: str) -> JobDescription:
-        tasks = self.job_tasks(name)
+        index = self.job_index(name)
         review: ReviewState | None = None
         pending_step = None
-        if not tasks.tasks:
+        if index is None or not index.rows:
             state, status, reason = JobState.FAILED, "NoTasks", "the job's tasks are not in Label Studio (deleted?)"
-        elif tasks.ended and self._settings.review is not None:
-            review = self._review_state(name, tasks)
+        elif index.ended and self._settings.review is not None:
+            review = self._review_state(name, self._labeling_tasks(name, index))
             state, status, reason = JobState.IN_PROGRESS, "InReview", None
             if review.missing:
                 status, pending_step = "ReviewPending", REVIEW_STEP
             elif not review.left:
                 state, status = JobState.COMPLETED, "Completed"
-        elif tasks.ended:
+        elif index.ended:
             state, status, reason = JobState.COMPLETED, "Completed", None
         else:
             state, status, reason = JobState.IN_PROGRESS, "InProgress", None
+        if index is not None:
+            self._described[name] = index
         ended = state == JobState.COMPLETED
         return JobDescription(
             name=name,
@@ -490,21 +643,34 @@ class LabelStudioBackend:
             backend_status=status,
             results_uri=f"s3://{self._bucket}/{OUTPUT_PREFIX}{name}/{TASKS_FILE}" if ended else None,
             failure_reason=reason,
-            labeled=tasks.annotated,
-            failed_objects=tasks.skipped + tasks.unreviewed,
-            unlabeled=tasks.left,
-            results_version=tasks.version(review.tasks if review is not None else ()),
+            labeled=index.annotated if index is not None else 0,
+            failed_objects=index.skipped + index.unreviewed if index is not None else 0,
+            unlabeled=index.left if index is not None else 0,
+            results_version=index.version(review.tasks if review is not None else ()) if index is not None else None,
             pending_step=pending_step,
             step_progress=review.progress() if review is not None else None,
         )
 
+    def _labeling_tasks(self, job_name: str, index: JobIndex) -> list[dict[str, Any]]:
+        """The job's tasks with their answers in full (what picking images for review needs): the ones this
+        invocation read, else from the job's task shards."""
+        found = self._labeling_read.pop(job_name, None)
+        return found if found is not None else list(self._job_tasks_kept(job_name, index))
+
     # --- the review step (review.py) ----------------------------------------------------------------
-    def _review_state(self, job_name: str, tasks: JobTasks) -> ReviewState:
+    def _review_tasks(self, job_name: str) -> list[dict[str, Any]]:
+        return [
+            task
+            for project_id in self.review_projects(refresh=True)
+            for task in self._tasks_in(project_id, job_name, with_annotations=True)
+        ]
+
+    def _review_state(self, job_name: str, tasks: Sequence[Mapping[str, Any]]) -> ReviewState:
         settings = self._settings.review
         assert settings is not None
         stats = ReadStats()
         candidates = []
-        for task in tasks.tasks:
+        for task in tasks:
             try:
                 image = read_task(task, 0, job_name, stats)
             except ResultsError as error:
@@ -512,12 +678,7 @@ class LabelStudioBackend:
                 logger.warning("task %s not considered for review: %s", task.get("id"), error)
                 continue
             candidates.append(candidate(task, image, settings))
-        review_tasks = [
-            task
-            for project_id in self.review_projects(refresh=True)
-            for task in self._tasks_in(project_id, job_name, with_annotations=True)
-        ]
-        found = ReviewState(candidates, review_tasks)
+        found = ReviewState(candidates, self._review_tasks(job_name))
         self._reviews_read[job_name] = found
         return found
 
@@ -528,7 +689,8 @@ class LabelStudioBackend:
         if description.pending_step != REVIEW_STEP:
             raise PermanentBackendError(f"job {description.name}: no step {description.pending_step!r}")
         name = description.name
-        tasks = self._read.pop(name, None) or self.job_tasks(name)
+        index = self._described.get(name) or self.job_index(name)
+        tasks = self._labeling_tasks(name, index) if index is not None else []
         # Listed again, under the lease: describe_job listed them before the caller took it, and another invocation
         # may have made them in between (its import is then not repeated, nor left doubled by a lost answer).
         self._reviews_read.pop(name, None)
@@ -561,42 +723,90 @@ class LabelStudioBackend:
         return f"{len(review_tasks)} review tasks made in project {project_id}"
 
     def read_results(self, description: JobDescription, stats: ReadStats) -> Iterator[LabeledImage]:
-        """Write the job's raw tasks (one JSON line each) to output/<job>/tasks.jsonl, then read them."""
-        tasks = self._read.pop(description.name, None) or self.job_tasks(description.name)
-        if not tasks.tasks:
+        """The job's tasks from its task shards, shard by shard, each checked against the index (its answers'
+        fingerprint): a task a shard lacks, or holds as it was before a change, is read again through Label Studio's
+        export endpoint, EXPORT_CHUNK at a time. Each is written to output/<job>/tasks.jsonl (one JSON line each,
+        uploaded at the end) and read into the neutral stream; memory holds one shard."""
+        name = description.name
+        index = self._described.pop(name, None) or self.job_index(name)
+        if index is None or not index.rows:
             raise ResultsNotFound(f"job {description.name} has no tasks in Label Studio")
         reviews: Mapping[tuple[str, str], Mapping[str, Any]] = {}
         if self._settings.review is not None:
-            review = self._reviews_read.pop(description.name, None) or self._review_state(description.name, tasks)
+            review = self._reviews_read.pop(name, None) or ReviewState([], self._review_tasks(name))
             reviews = review.by_identity
-        lines = [
-            json.dumps(
-                {**task, REVIEW_KEY: reviews[task_identity(task)]} if task_identity(task) in reviews else task,
-                ensure_ascii=False,
-                separators=(",", ":"),
-            )
-            for task in tasks.tasks
-        ]
-        self._s3.put_object(
-            Bucket=self._bucket,
-            Key=f"{OUTPUT_PREFIX}{description.name}/{TASKS_FILE}",
-            Body=("\n".join(lines) + "\n").encode(),
-            ContentType="application/x-ndjson",
-        )
-        versions = {
-            str(task["data"].get(TaskData.IMAGE)): str(task["data"].get(TaskData.VERSION)) for task in tasks.tasks
-        }
-        return self._with_sizes(read_tasks(lines, description.name, stats), versions)
+        return self._stream(name, index, reviews, stats)
 
-    def _with_sizes(self, images: Iterator[LabeledImage], versions: Mapping[str, str]) -> Iterator[LabeledImage]:
+    def _stream(
+        self, name: str, index: JobIndex, reviews: Mapping[tuple[str, str], Mapping[str, Any]], stats: ReadStats
+    ) -> Iterator[LabeledImage]:
+        self.tasks_read_again = 0
+        with tempfile.TemporaryDirectory(prefix="tasks-") as work:
+            written = f"{work}/{TASKS_FILE}"
+            with open(written, "wb") as out:
+                for image, line in self._lines(self._job_tasks_kept(name, index), reviews, name, stats):
+                    out.write(line)
+                    yield image
+            self._s3.upload_file(
+                written,
+                self._bucket,
+                self._index_key(name, TASKS_FILE),
+                ExtraArgs={"ContentType": "application/x-ndjson"},
+            )
+        logger.info("job %s: %d of %d tasks read again from Label Studio", name, self.tasks_read_again, len(index.rows))
+
+    def _job_tasks_kept(self, name: str, index: JobIndex) -> Iterator[dict[str, Any]]:
+        """Each task of the job, by id, from its shard when the shard holds it as the index counted it."""
+        ids = sorted(index.rows)
+        workers = self._settings.workers_per_image
+        for number, start in enumerate(range(0, len(ids), SHARD_TASKS)):
+            chunk = ids[start : start + SHARD_TASKS]
+            kept = self._read_shard(name, number)
+            stale = {
+                task_id
+                for task_id in chunk
+                if task_id not in kept or task_row(kept[task_id], workers).marks != index.rows[task_id].marks
+            }
+            fresh = {int(task["id"]): task for task in self._export(index.project_id, sorted(stale))}
+            if stale:
+                self.tasks_read_again += len(stale)
+                self._write_shard(name, number, {**kept, **fresh})
+            for task_id in chunk:
+                if task_id in fresh:
+                    yield fresh[task_id]
+                elif task_id not in stale:
+                    yield kept[task_id]
+                # else: deleted in Label Studio since the index was read
+
+    def _export(self, project_id: int, task_ids: Sequence[int]) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(task_ids), EXPORT_CHUNK):
+            yield from self.api.export_tasks(project_id, task_ids[start : start + EXPORT_CHUNK])
+
+    def _lines(
+        self,
+        tasks: Iterable[dict[str, Any]],
+        reviews: Mapping[tuple[str, str], Mapping[str, Any]],
+        name: str,
+        stats: ReadStats,
+    ) -> Iterator[tuple[LabeledImage, bytes]]:
+        """Each task as its tasks.jsonl line (with its review task's answer, when it has one) and as read."""
+        for line_number, task in enumerate(tasks, start=1):
+            task.pop(REVIEW_KEY, None)
+            if task_identity(task) in reviews:
+                task[REVIEW_KEY] = reviews[task_identity(task)]
+            line = json.dumps(task, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            version = str((task.get("data") or {}).get(TaskData.VERSION, ""))
+            for image in read_numbered_tasks([(line_number, task)], name, stats):
+                yield self._with_size(image, version), line
+
+    def _with_size(self, image: LabeledImage, version: str) -> LabeledImage:
         """An image answered with no box has no size in Label Studio's JSON: read it from the file's header, so
         that it is exported as an image with nothing on it (YOLO's empty label file), not left out."""
-        for image in images:
-            if image.failure_reason is None and image.width <= 0:
-                size = self._size_from_header(image.source_ref, versions.get(image.source_ref, ""))
-                if size is not None:
-                    image = image._replace(width=size[0], height=size[1])
-            yield image
+        if image.failure_reason is None and image.width <= 0:
+            size = self._size_from_header(image.source_ref, version)
+            if size is not None:
+                image = image._replace(width=size[0], height=size[1])
+        return image
 
     def _size_from_header(self, source_ref: str, version: str) -> tuple[int, int] | None:
         bucket, key = split_s3_uri(source_ref)
