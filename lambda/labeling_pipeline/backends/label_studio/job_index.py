@@ -30,7 +30,7 @@ from labeling_pipeline.backends.label_studio.results import unreviewed_predictio
 LATE_COMMIT_MARGIN = timedelta(seconds=120)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskRow:
     """One task: its overlap, its answers by kind (by people, made from predictions with nobody looking,
     skipped) and a fingerprint of its annotations (ids, times, skips)."""

@@ -23,6 +23,11 @@ annotation that the data manager made from a prediction with nobody looking (res
 counts as an answer here too, as it does for Label Studio (which then serves the task to nobody), but not as a
 label: its image is read as one to relabel, with the reason, and the job's counts show it among the failed.
 
+Reading a job costs what changed since the last read, not the job (job_index.py): a description counts the job's
+tasks and reads those changed since, and keeps what it read in the bucket, the index (each task's answers counted)
+and the task shards (each task as the data manager lists it); the job end reads the shards, each task checked
+against the index, and from Label Studio only the tasks a shard lacks or holds as they were before a change.
+
 Pre-labels (``labeling.prelabel``): a task whose image has a proposal goes into the import with its
 prediction (predictions.py), and its data says so (``prelabel``: proposed or held-out). Label Studio 1.23.2,
 with its default flags, makes the tasks and none of a request's predictions when one of them is malformed
