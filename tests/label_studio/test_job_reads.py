@@ -22,13 +22,14 @@ from labeling_pipeline.backends.label_studio.service import (
     TASK_SHARDS,
     LabelStudioBackend,
 )
+from labeling_pipeline.images import ImageRef
 from labeling_pipeline.job_results import JobFinisher
 from labeling_pipeline.labels import ReadStats
 from labeling_pipeline.launcher import job_images
 from labeling_pipeline.names import EnvironmentVariable as Env
 from sandbox.emulator import MotoServer
 from sandbox.label_studio_server import LabelStudioServer
-from tests.label_studio.pipeline_world import Pipeline, label_studio_pipeline, png, rectangle
+from tests.label_studio.pipeline_world import CrashAfterImport, Pipeline, label_studio_pipeline, png, rectangle
 
 IMAGES = {f"images/reads/{number}.png": (64, 48) for number in range(6)}
 
@@ -238,3 +239,27 @@ def test_a_job_is_read_in_proportion_to_what_changed(world: Pipeline, monkeypatc
     described = world.backend().describe_job(job)
     assert (described.labeled, described.failed_objects, described.unlabeled) == (4, 1, 0)
     assert sorted(index_at(world, f"output/{job}/{INDEX_FILE}").rows) == sorted(set(ids) - {ids[3]})
+
+
+def test_a_start_retried_after_an_answer_keeps_the_first_index_and_the_answer_is_counted(world: Pipeline) -> None:
+    refs = []
+    for number in range(3):
+        key = f"images/retried/{number}.png"
+        refs.append(ImageRef(world.bucket, key, world.upload(key, png(64, 48))))
+    crashing = CrashAfterImport(world.client("dynamodb"), world.environment[Env.LEDGER_TABLE_NAME])
+    first = world.launcher(ledger=crashing).launch(refs)
+    assert all(not outcome.ok and outcome.retryable for outcome in first.values())
+    prefix = f"s3://{world.bucket}/images/retried/"
+    tasks = [task for task in world.tasks() if task["data"]["image"].startswith(prefix)]
+    (job,) = {task["data"]["job"] for task in tasks}
+    written = world.client("s3").get_object(Bucket=world.bucket, Key=f"jobs/{job}/{START_INDEX_FILE}")
+    # A worker answers one of the tasks before SQS delivers the batch again.
+    world.annotate(int(tasks[0]["id"]), [rectangle(10, 10, 20, 20, "Dog", (64, 48))])
+    assert all(outcome.ok for outcome in world.launcher().launch(refs).values())
+    # The retry found an answered task and left the first attempt's index as it was.
+    again = world.client("s3").get_object(Bucket=world.bucket, Key=f"jobs/{job}/{START_INDEX_FILE}")
+    assert again["ETag"] == written["ETag"] and index_at(world, f"jobs/{job}/{START_INDEX_FILE}").left == 3
+    backend = world.backend()
+    backend.late_commit_margin = timedelta(0)
+    described = backend.describe_job(job)
+    assert (described.labeled, described.unlabeled) == (1, 2)

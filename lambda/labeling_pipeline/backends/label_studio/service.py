@@ -571,7 +571,7 @@ class LabelStudioBackend:
         if shard:
             self._write_shard(job_name, (len(index.rows) - 1) // SHARD_TASKS, shard)
         if keep_all:
-            self._labeling_read[job_name] = every
+            self._labeling_read = {job_name: every}  # the last job read only, as for _described
 
     def _shard_key(self, job_name: str, number: int) -> str:
         return f"{OUTPUT_PREFIX}{job_name}/{TASK_SHARDS}/{number:05d}.jsonl"
@@ -639,8 +639,8 @@ class LabelStudioBackend:
             state, status, reason = JobState.COMPLETED, "Completed", None
         else:
             state, status, reason = JobState.IN_PROGRESS, "InProgress", None
-        if index is not None:
-            self._described[name] = index
+        # Only the job described last: the caller's next step is about it (a sweep describes many jobs in turn).
+        self._described = {name: index} if index is not None else {}
         ended = state == JobState.COMPLETED
         return JobDescription(
             name=name,
