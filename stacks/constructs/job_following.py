@@ -29,6 +29,10 @@ from stacks.deployment_settings import LabelingConfig, runtime_settings_json
 # for the exports (about 16 s at 0.6 vCPU), the S3 transfers and 4,000 ledger batch writes.
 JOB_EVENTS_MEMORY_MB = 1024
 JOB_EVENTS_TIMEOUT = cdk.Duration.minutes(10)
+# /tmp holds a job's raw tasks while they stream (Label Studio's tasks.jsonl: 2.2 KB a task with two boxes, as the
+# data manager lists it, measured on Label Studio 1.23.2; 220 MB for a job of 100,000) and the spooled exports until
+# they are uploaded. Lambda's default of 512 MB leaves no room for jobs with many boxes an image.
+JOB_EVENTS_EPHEMERAL_STORAGE = cdk.Size.mebibytes(2048)
 # Lambda's asynchronous invocation by a backend's EventBridge rule: retries, then the failed-job-events queue.
 RULE_RETRY_ATTEMPTS = 4
 RULE_MAX_EVENT_AGE = cdk.Duration.hours(6)
@@ -128,6 +132,7 @@ class JobFollowing(Construct):
             metric_namespace=config.metric_namespace,
             timeout=JOB_EVENTS_TIMEOUT,
             memory_size=JOB_EVENTS_MEMORY_MB,
+            ephemeral_storage=JOB_EVENTS_EPHEMERAL_STORAGE,
             service_name="labeling-job-events",
             dead_letter_queue=self.failed_events,
             key=key,

@@ -38,6 +38,7 @@ class PipelineFunction(Construct):
         service_name: str,
         dead_letter_queue: sqs.IQueue | None = None,
         key: LabelingKey | None = None,
+        ephemeral_storage: cdk.Size | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -88,6 +89,7 @@ class PipelineFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             memory_size=memory_size,
+            ephemeral_storage_size=ephemeral_storage,
             timeout=timeout,
             # For asynchronous invocations (EventBridge): what still fails after Lambda's two retries
             # is kept here, not dropped.

@@ -53,6 +53,8 @@ def test_job_events_function_is_sized_from_the_benchmark(synthesized: Synthesize
     [function] = functions.values()
     assert function["Properties"]["MemorySize"] == 1024
     assert function["Properties"]["Timeout"] == 600
+    # Room in /tmp for a large job's tasks.jsonl and the spooled exports (job_following.py says how much they take).
+    assert function["Properties"]["EphemeralStorage"] == {"Size": 2048}
     assert function["Properties"]["Environment"]["Variables"]["JOB_LEASE_SECONDS"] == "660"
     assert "DeadLetterConfig" in function["Properties"]
     synthesized.pipeline.has_resource_properties(
