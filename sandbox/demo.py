@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sandbox.demo_steps import ROOT, DemoError, Interrupt, StandIn, run, say
@@ -89,15 +90,24 @@ def main(argv: list[str] | None = None) -> int:
         stand_in = LabelStudioStandIn(args.out.resolve(), interactive=args.interactive, prelabel=prelabel)
     else:
         stand_in = GroundTruthStandIn(args.region, refuses=args.ground_truth_refuses, prelabel=prelabel)
+    return finish(lambda: run(args.out.resolve(), args.region, not args.no_browser, stand_in), stand_in)
+
+
+def finish(demo: Callable[[], object], stand_in: StandIn) -> int:
+    """The demo's exit status: 0, 1 when it failed, 130 when it was interrupted (also when the interrupt landed
+    inside a call that then failed with an error of its own)."""
     try:
-        run(args.out.resolve(), args.region, not args.no_browser, stand_in)
+        demo()
+        return 0
     except KeyboardInterrupt:
-        say(f"Interrupted: {stand_in.interrupted} and nothing is left running. Run `make demo` again at any time.")
-        return 130
+        pass
     except (DemoError, ProvisionError) as error:
-        say(f"FAILED: {error}")
-        return 1
-    return 0
+        if not Interrupt.take():
+            say(f"FAILED: {error}")
+            return 1
+    Interrupt.take()  # it reached a handler here: not raised again by the line below
+    say(f"Interrupted: {stand_in.interrupted} and nothing is left running. Run `make demo` again at any time.")
+    return 130
 
 
 if __name__ == "__main__":

@@ -74,6 +74,13 @@ class Interrupt:
         raise KeyboardInterrupt
 
     @classmethod
+    def take(cls) -> bool:
+        """Whether an interrupt is remembered, forgetting it: for an error that a call raised because the interrupt
+        landed inside it and was wrapped (pydantic-core's schema building turns it into a SchemaError)."""
+        pending, cls.pending = cls.pending, False
+        return pending
+
+    @classmethod
     def raise_pending(cls) -> None:
         """Raise the remembered interrupt, unless a KeyboardInterrupt is being handled (the demo's cleanup, its
         "Interrupted" line): then it reached a handler and was not lost."""

@@ -548,6 +548,47 @@ def test_an_interrupt_that_lands_in_a_finalizer_is_raised_at_the_next_line(capsy
         demo_steps.Interrupt.pending = False
 
 
+def test_an_interrupt_a_failing_call_wraps_ends_the_demo_as_interrupted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C inside a call that catches everything and raises its own error (pydantic-core's schema building, under
+    a custom resource of the demo's stack): the demo still stops as interrupted (130), not as failed."""
+    import signal
+    from types import SimpleNamespace
+    from typing import cast
+
+    from sandbox.demo import finish
+    from sandbox.provision import ProvisionError
+
+    stand_in = cast(demo_steps.StandIn, SimpleNamespace(interrupted="the emulator is stopped"))
+
+    def wrapping() -> None:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except BaseException as error:
+            raise ProvisionError(f"gt-labeling-pipeline: LabelStudioProject failed: {error!r}") from error
+
+    def failing() -> None:
+        raise demo_steps.DemoError("demo-output exists and was not made by the demo")
+
+    def interrupted() -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, demo_steps.Interrupt.handle)
+    try:
+        assert finish(wrapping, stand_in) == 130
+        out = capsys.readouterr().out
+        assert "Interrupted: the emulator is stopped" in out and "FAILED" not in out
+        assert finish(failing, stand_in) == 1
+        assert "FAILED: demo-output exists" in capsys.readouterr().out
+        assert finish(interrupted, stand_in) == 130
+        assert finish(lambda: None, stand_in) == 0
+        assert not demo_steps.Interrupt.pending
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        demo_steps.Interrupt.pending = False
+
+
 def test_sessions_that_start_together_migrate_label_studio_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
