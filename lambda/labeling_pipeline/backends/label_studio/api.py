@@ -257,8 +257,7 @@ class LabelStudioApi:
     def count_matching(self, project_id: int, data_filters: Mapping[str, str]) -> int:
         """How many of the project's tasks match `data_filters`, in one request whatever their number (the data
         manager's ``total``)."""
-        answer = self.request("GET", "/api/tasks", query=self._task_query(project_id, data_filters, [], [], 1))
-        return int(answer.get("total") or 0)
+        return self._total(self._task_query(project_id, data_filters, [], [], 1))
 
     def export_tasks(self, project_id: int, task_ids: Sequence[int]) -> list[dict[str, Any]]:
         """These tasks of the project as Label Studio's JSON export writes them (annotations in full, predictions
@@ -313,18 +312,12 @@ class LabelStudioApi:
 
     def count_tasks(self, project_id: int, *, id_at_most: int) -> int:
         """How many of the project's tasks have an id up to `id_at_most` (the data manager's ``total``)."""
-        query = {
-            "filters": {
-                "conjunction": "and",
-                "items": [
-                    {"filter": "filter:tasks:id", "operator": "less_or_equal", "type": "Number", "value": id_at_most}
-                ],
-            }
-        }
-        answer = self.request(
-            "GET", "/api/tasks", query={"project": project_id, "page_size": 1, "query": json.dumps(query)}
-        )
-        return int(answer["total"])
+        up_to = {"filter": "filter:tasks:id", "operator": "less_or_equal", "type": "Number", "value": id_at_most}
+        return self._total(self._task_query(project_id, {}, [up_to], [], 1))
+
+    def _total(self, params: Mapping[str, Any]) -> int:
+        answer = self.request("GET", "/api/tasks", query=params)
+        return int(answer.get("total") or 0)
 
     # --- storages and webhooks --------------------------------------------------------------------
     def s3_import_storages(self, project_id: int) -> list[dict[str, Any]]:

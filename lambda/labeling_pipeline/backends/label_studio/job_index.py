@@ -55,22 +55,30 @@ def annotation_marks(tasks: Iterable[Mapping[str, Any]]) -> list[tuple[int, str,
     )
 
 
-def task_row(task: Mapping[str, Any], workers_per_image: int) -> TaskRow:
-    """A task as the data manager lists it: with its annotations (``fields=all``), counted from them, as its
-    counters are updated only after a bulk action's webhook is sent (predictions_to_annotations in
-    label_studio/data_manager/actions/predictions_to_annotations.py); without them, from its counters."""
-    # A task imported before workersPerImage changed keeps the overlap it was imported with.
-    overlap = int(task.get("overlap") or workers_per_image)
+def answer_kinds(task: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The task's answers by kind: by people, made from predictions with nobody looking, skipped. From its annotations
+    when the listing carries them (``fields=all``), as its counters are updated only after a bulk action's webhook is
+    sent (predictions_to_annotations in label_studio/data_manager/actions/predictions_to_annotations.py); without
+    them, from its counters."""
     annotations = task.get("annotations")
     if not isinstance(annotations, list):
-        skipped = int(task.get("cancelled_annotations") or 0)
-        return TaskRow(overlap, int(task.get("total_annotations") or 0), 0, skipped, "")
+        return int(task.get("total_annotations") or 0), 0, int(task.get("cancelled_annotations") or 0)
     answers = [annotation for annotation in annotations if isinstance(annotation, Mapping)]
     skipped = sum(1 for annotation in answers if annotation.get("was_cancelled"))
     unreviewed = sum(1 for annotation in answers if unreviewed_prediction(annotation))
-    marks = annotation_marks([task]) if answers else []
-    fingerprint = hashlib.sha256(json.dumps(marks).encode()).hexdigest()[:16] if marks else ""
-    return TaskRow(overlap, len(answers) - unreviewed - skipped, unreviewed, skipped, fingerprint)
+    return len(answers) - unreviewed - skipped, unreviewed, skipped
+
+
+def fingerprint(task: Mapping[str, Any]) -> str:
+    """Of the task's annotations (ids, times, skips); empty when it has none listed."""
+    marks = annotation_marks([task])
+    return hashlib.sha256(json.dumps(marks).encode()).hexdigest()[:16] if marks else ""
+
+
+def task_row(task: Mapping[str, Any], workers_per_image: int) -> TaskRow:
+    # A task imported before workersPerImage changed keeps the overlap it was imported with.
+    overlap = int(task.get("overlap") or workers_per_image)
+    return TaskRow(overlap, *answer_kinds(task), fingerprint(task))
 
 
 def parse_time(value: str) -> datetime:

@@ -78,10 +78,11 @@ from labeling_pipeline.backends.label_studio.api import (
 from labeling_pipeline.backends.label_studio.job_index import (
     LATE_COMMIT_MARGIN,
     JobIndex,
+    answer_kinds,
     filter_time,
+    fingerprint,
     read_from,
     seen_until,
-    task_row,
 )
 from labeling_pipeline.backends.label_studio.parts import CONSOLIDATED_VERSION, Part, canonical, list_parts
 from labeling_pipeline.backends.label_studio.predictions import Prelabels, has_prediction, prelabels
@@ -98,7 +99,6 @@ from labeling_pipeline.backends.label_studio.results import (
     read_numbered_tasks,
     read_task,
     task_identity,
-    unreviewed_prediction,
 )
 from labeling_pipeline.backends.label_studio.review import ReviewCandidate, candidate, review_task
 from labeling_pipeline.backends.label_studio.settings import LabelStudioSettings
@@ -146,30 +146,9 @@ def import_task(image: ImageRef, job_name: str, marks: Prelabels) -> dict[str, A
     return task
 
 
-def answer_counts(task: Mapping[str, Any]) -> tuple[int, int]:
-    """The task's submitted and skipped answers. From its annotations when the listing carries them: the
-    task's counters are updated after the annotations of a bulk action, and its webhook is sent before them
-    (predictions_to_annotations in label_studio/data_manager/actions/predictions_to_annotations.py)."""
-    annotations = task.get("annotations")
-    if isinstance(annotations, list):
-        skipped = sum(1 for annotation in annotations if annotation.get("was_cancelled"))
-        return len(annotations) - skipped, skipped
-    return int(task.get("total_annotations") or 0), int(task.get("cancelled_annotations") or 0)
-
-
 def answers(task: Mapping[str, Any]) -> int:
-    return sum(answer_counts(task))
-
-
-def _by_kind(task: Mapping[str, Any]) -> tuple[int, int, int]:
-    """The task's answers: submitted by people, made from predictions with nobody looking, skipped."""
-    annotations = task.get("annotations")
-    if not isinstance(annotations, list):
-        submitted, skipped = answer_counts(task)
-        return submitted, 0, skipped
-    unreviewed = sum(1 for annotation in annotations if unreviewed_prediction(annotation))
-    skipped = sum(1 for annotation in annotations if annotation.get("was_cancelled"))
-    return len(annotations) - unreviewed - skipped, unreviewed, skipped
+    """The task's answers, skips included (job_index.answer_kinds)."""
+    return sum(answer_kinds(task))
 
 
 def _unavailable(error: LabelStudioUnavailable) -> NoReturn:
@@ -323,17 +302,19 @@ class LabelStudioBackend:
 
     def _start_index(self, job_name: str, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> None:
         """The job's index as it starts (job_index.py), so that the job-events function never reads the whole job
-        to describe it: the tasks as listed after the import, while none has an answer. A task already answered
-        (a retried start of a job that people saw) leaves no index, and the first description reads the job in
-        full."""
-        rows = [task_row(task, self._settings.workers_per_image) for task in tasks]
-        if not tasks or any(row.answers for row in rows):
+        to describe it: the tasks as listed after the import, while none has an answer. A start that finds a task
+        answered (a retried start of a job that people saw) writes none: the one an earlier attempt wrote stays, and
+        without one the first description reads the job in full."""
+        if not tasks:
             return
         # The listing was made after the newest of its tasks was stamped, and before now.
         newest = max(str(task.get("updated_at")) for task in tasks)
-        until = seen_until(newest, datetime.now(UTC))
-        index = JobIndex.build(project_id, until, tasks, self._settings.workers_per_image)
-        self._save_index(job_name, index, self._index_key(job_name, START_INDEX_FILE, JOBS_PREFIX))
+        index = JobIndex.build(
+            project_id, seen_until(newest, datetime.now(UTC)), tasks, self._settings.workers_per_image
+        )
+        if any(row.answers for row in index.rows.values()):
+            return
+        self._save_index(job_name, index, self._job_key(job_name, START_INDEX_FILE, JOBS_PREFIX))
 
     def _finish_predictions(self, project_id: int, job_name: str, marks: Prelabels) -> None:
         assert marks.model_version is not None
@@ -470,14 +451,14 @@ class LabelStudioBackend:
         return kept
 
     # --- the job's state and results --------------------------------------------------------------
-    def _index_key(self, job_name: str, file_name: str, prefix: str = OUTPUT_PREFIX) -> str:
+    def _job_key(self, job_name: str, file_name: str, prefix: str = OUTPUT_PREFIX) -> str:
         return f"{prefix}{job_name}/{file_name}"
 
     def _load_index(self, job_name: str) -> JobIndex | None:
         """The job's index as the last invocation kept it, else as the launcher wrote it; None when neither can
         be read (a job started before indexes were kept, or a caller without access): the job is then read in
         full once."""
-        for key in (self._index_key(job_name, INDEX_FILE), self._index_key(job_name, START_INDEX_FILE, JOBS_PREFIX)):
+        for key in (self._job_key(job_name, INDEX_FILE), self._job_key(job_name, START_INDEX_FILE, JOBS_PREFIX)):
             try:
                 raw = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
             except ClientError as error:
@@ -495,7 +476,7 @@ class LabelStudioBackend:
         try:
             self._s3.put_object(
                 Bucket=self._bucket,
-                Key=key or self._index_key(job_name, INDEX_FILE),
+                Key=key or self._job_key(job_name, INDEX_FILE),
                 Body=index.to_json(),
                 ContentType="application/json",
             )
@@ -755,7 +736,7 @@ class LabelStudioBackend:
             self._s3.upload_file(
                 written,
                 self._bucket,
-                self._index_key(name, TASKS_FILE),
+                self._job_key(name, TASKS_FILE),
                 ExtraArgs={"ContentType": "application/x-ndjson"},
             )
         logger.info("job %s: %d of %d tasks read again from Label Studio", name, self.tasks_read_again, len(index.rows))
@@ -763,14 +744,13 @@ class LabelStudioBackend:
     def _job_tasks_kept(self, name: str, index: JobIndex) -> Iterator[dict[str, Any]]:
         """Each task of the job, by id, from its shard when the shard holds it as the index counted it."""
         ids = sorted(index.rows)
-        workers = self._settings.workers_per_image
         for number, start in enumerate(range(0, len(ids), SHARD_TASKS)):
             chunk = ids[start : start + SHARD_TASKS]
             kept = self._read_shard(name, number)
             stale = {
                 task_id
                 for task_id in chunk
-                if task_id not in kept or task_row(kept[task_id], workers).marks != index.rows[task_id].marks
+                if task_id not in kept or fingerprint(kept[task_id]) != index.rows[task_id].marks
             }
             fresh = {int(task["id"]): task for task in self._export(index.project_id, sorted(stale))}
             if stale:
